@@ -1,0 +1,279 @@
+//! Passwords: the policy a new password must meet, and Argon2id hashing on a bounded pool so a
+//! login flood cannot exhaust memory or starve the async runtime.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use argon2::password_hash::{PasswordHash as PhcString, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+use crate::secret::fill_random;
+
+/// Why a password was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    /// Fewer than 8 characters.
+    #[error("a password has at least 8 characters")]
+    TooShort,
+    /// More than 256 characters.
+    #[error("a password has at most 256 characters")]
+    TooLong,
+    /// On the list of passwords every attacker tries first.
+    #[error("this password is too common")]
+    Common,
+}
+
+static COMMON_PASSWORDS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    include_str!("common-passwords.txt")
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_lowercase)
+        .collect()
+});
+
+/// A password as the user sent it. Never printed, zeroized on drop, compared only through its
+/// hash.
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    /// Shortest accepted password, in Unicode scalar values.
+    pub const MIN_CHARS: usize = 8;
+    /// Longest accepted password, in Unicode scalar values; checked before any hashing so a
+    /// huge password costs nothing.
+    pub const MAX_CHARS: usize = 256;
+
+    /// Checks a new password against the policy (length; not a common password). There are no
+    /// composition rules and nothing is truncated.
+    pub fn parse_new(raw: String) -> Result<Self, PasswordError> {
+        let raw = Zeroizing::new(raw);
+        let candidate = Self::parse_presented(raw.to_string()).ok_or(PasswordError::TooLong)?;
+        let chars = candidate.0.chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(PasswordError::TooShort);
+        }
+        if COMMON_PASSWORDS.contains(&candidate.0.to_lowercase()) {
+            return Err(PasswordError::Common);
+        }
+        Ok(candidate)
+    }
+
+    /// Accepts a password presented at login, exactly as sent; `None` when it is longer than
+    /// any password could be, which is then simply a wrong password.
+    pub fn parse_presented(raw: String) -> Option<Self> {
+        let raw = Zeroizing::new(raw);
+        // Byte length bounds the char count from above, so this cheap check comes first.
+        if raw.len() > Self::MAX_CHARS * 4 || raw.chars().count() > Self::MAX_CHARS {
+            return None;
+        }
+        Some(Self(raw))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+/// An Argon2id hash in PHC string form (parameters and salt included).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Rebuilds a hash read back from a store.
+    pub fn from_stored(phc: String) -> Self {
+        Self(phc)
+    }
+
+    /// The PHC string, for a store to persist.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    /// Memory in KiB (OWASP: 19456).
+    pub memory_kib: u32,
+    /// Passes over memory (OWASP: 2).
+    pub iterations: u32,
+    /// Lanes (OWASP: 1).
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Settings {
+    fn default() -> Self {
+        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+    }
+}
+
+/// Why the hasher could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The configured parameters are outside what Argon2 accepts.
+    #[error("invalid Argon2 parameters: {0}")]
+    Parameters(String),
+    /// Hashing failed internally or its worker could not run.
+    #[error("password hashing failed")]
+    Failed,
+}
+
+/// Hashes and verifies passwords on the blocking pool, at most `concurrency` at once.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    argon2: Arc<Argon2<'static>>,
+    settings: Argon2Settings,
+    // Why a semaphore: each hash holds `memory_kib` of RAM for ~10 ms. Without a cap a login
+    // flood allocates without bound and occupies every blocking thread.
+    permits: Arc<Semaphore>,
+    // Verified for unknown users so they cost the same work as real ones.
+    dummy_hash: Arc<String>,
+}
+
+impl fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHasher").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    /// Builds a hasher; `concurrency` bounds simultaneous hashes (0 means the number of CPUs).
+    pub fn new(settings: Argon2Settings, concurrency: usize) -> Result<Self, HashError> {
+        let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
+            .map_err(|err| HashError::Parameters(err.to_string()))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let concurrency = if concurrency == 0 {
+            std::thread::available_parallelism().map(usize::from).unwrap_or(2)
+        } else {
+            concurrency
+        };
+        let mut dummy_password = Zeroizing::new([0u8; 32]);
+        fill_random(dummy_password.as_mut());
+        let dummy_hash = hash_with(&argon2, dummy_password.as_ref())?;
+        Ok(Self {
+            argon2: Arc::new(argon2),
+            settings,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            dummy_hash: Arc::new(dummy_hash),
+        })
+    }
+
+    /// The parameters new hashes are made with.
+    pub fn settings(&self) -> Argon2Settings {
+        self.settings
+    }
+
+    /// Hashes a password with a fresh random salt.
+    pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+        let bytes = Zeroizing::new(password.as_bytes().to_vec());
+        let argon2 = Arc::clone(&self.argon2);
+        self.run(move || hash_with(&argon2, &bytes).map(PasswordHash)).await
+    }
+
+    /// Verifies a password against a stored hash, or against the dummy hash when there is no
+    /// account, so that both paths cost one Argon2 computation. `false` for no account.
+    pub async fn verify(&self, password: &Password, stored: Option<&PasswordHash>) -> Result<bool, HashError> {
+        let bytes = Zeroizing::new(password.as_bytes().to_vec());
+        let argon2 = Arc::clone(&self.argon2);
+        let (phc, real) = match stored {
+            Some(hash) => (hash.0.clone(), true),
+            None => (self.dummy_hash.as_ref().clone(), false),
+        };
+        let matched = self
+            .run(move || {
+                let parsed = PhcString::new(&phc).map_err(|_| HashError::Failed)?;
+                Ok(argon2.verify_password(&bytes, &parsed).is_ok())
+            })
+            .await?;
+        Ok(real && matched)
+    }
+
+    /// Whether a stored hash was made with other parameters than the current ones, so it
+    /// should be replaced on the next successful login.
+    pub fn needs_rehash(&self, stored: &PasswordHash) -> bool {
+        let Ok(parsed) = PhcString::new(&stored.0) else { return true };
+        let Ok(params) = Params::try_from(&parsed) else { return true };
+        parsed.algorithm.as_str() != "argon2id"
+            || params.m_cost() != self.settings.memory_kib
+            || params.t_cost() != self.settings.iterations
+            || params.p_cost() != self.settings.parallelism
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Failed)?;
+        tokio::task::spawn_blocking(work).await.map_err(|_| HashError::Failed)?
+    }
+}
+
+fn hash_with(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, HashError> {
+    let mut salt = [0u8; 16];
+    fill_random(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|_| HashError::Failed)?;
+    argon2.hash_password(password, &salt).map(|hash| hash.to_string()).map_err(|_| HashError::Failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> PasswordHasher {
+        let settings = Argon2Settings { memory_kib: 256, iterations: 1, parallelism: 1 };
+        PasswordHasher::new(settings, 2).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    #[test]
+    fn the_policy_counts_characters_not_bytes() {
+        assert_eq!(Password::parse_new("short".into()).err(), Some(PasswordError::TooShort));
+        assert!(Password::parse_new("ñññññññ".into()).is_err(), "7 chars, 14 bytes");
+        assert!(Password::parse_new("ññññññññ".into()).is_ok());
+        assert!(Password::parse_new("x".repeat(256)).is_ok());
+        assert_eq!(Password::parse_new("x".repeat(257)).err(), Some(PasswordError::TooLong));
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        assert_eq!(Password::parse_new("PassWord123".into()).err(), Some(PasswordError::Common));
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_own_password_only() -> Result<(), HashError> {
+        let hasher = cheap();
+        let good = Password::parse_new("a long passphrase".into()).map_err(|_| HashError::Failed)?;
+        let bad = Password::parse_presented("another passphrase".into()).ok_or(HashError::Failed)?;
+        let hash = hasher.hash(&good).await?;
+        assert!(hasher.verify(&good, Some(&hash)).await?);
+        assert!(!hasher.verify(&bad, Some(&hash)).await?);
+        assert!(!hasher.verify(&good, None).await?, "no account never matches");
+        assert!(!hasher.needs_rehash(&hash));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn hashes_made_with_other_parameters_need_a_rehash() -> Result<(), HashError> {
+        let old = cheap();
+        let password = Password::parse_new("a long passphrase".into()).map_err(|_| HashError::Failed)?;
+        let hash = old.hash(&password).await?;
+        let settings = Argon2Settings { memory_kib: 512, iterations: 1, parallelism: 1 };
+        let newer = PasswordHasher::new(settings, 1)?;
+        assert!(newer.needs_rehash(&hash));
+        assert!(newer.verify(&password, Some(&hash)).await?, "old hashes still verify");
+        Ok(())
+    }
+}

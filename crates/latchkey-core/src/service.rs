@@ -1,0 +1,714 @@
+//! The latchkey service: sign-up, login of both kinds, checks, refresh with rotation and reuse
+//! detection, revocation, and the keyring. The HTTP layer and the CLI call only this.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use moka::sync::Cache;
+use time::{Duration, OffsetDateTime};
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use crate::account::{Account, UserId, Username, UsernameError};
+use crate::clock::Clock;
+use crate::denylist::Denylist;
+use crate::keys::{self, AccessClaims, KeyError, KeySet, LEEWAY_SECONDS, SERVER_SECRET_ALG, SigningAlgorithm, TokenRejection, TokenSettings};
+use crate::password::{HashError, Password, PasswordError, PasswordHasher};
+use crate::secret::{SecretToken, ServerSecret, TokenDigest, b64url, b64url_decode, fill_random};
+use crate::session::{ClientInfo, RefreshToken, Session, SessionId, SessionKind};
+use crate::store::{CreateAccount, Revocation, RevokeScope, Rotation, StoreError, StoredKey, Stores};
+
+const CSRF_PURPOSE: &str = "latchkey/csrf-token/v1";
+
+/// Lifetimes and identity settings of a latchkey deployment.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `iss` of access tokens: the public URL.
+    pub issuer: String,
+    /// `aud` of access tokens.
+    pub audience: String,
+    /// Algorithm new keys are made for.
+    pub signing_alg: SigningAlgorithm,
+    /// Access-token lifetime.
+    pub access_token_ttl: Duration,
+    /// Cookie sessions end after this much inactivity...
+    pub session_idle_timeout: Duration,
+    /// ...and this long after login whatever the activity.
+    pub session_absolute_timeout: Duration,
+    /// Token sessions end after this long without a refresh...
+    pub refresh_idle_timeout: Duration,
+    /// ...and this long after login whatever the activity.
+    pub refresh_absolute_timeout: Duration,
+    /// How long after a rotation the token it retired is still answered (two tabs).
+    pub refresh_reuse_grace: Duration,
+    /// Sliding renewal writes `last_seen_at` at most once per this interval.
+    pub touch_interval: Duration,
+    /// How long a cookie check may be answered from this instance's cache; revocations made
+    /// elsewhere (another process on the same store) reach it within the sync interval.
+    pub cookie_cache_ttl: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            issuer: "http://localhost:8080".into(),
+            audience: "http://localhost:8080".into(),
+            signing_alg: SigningAlgorithm::EdDSA,
+            access_token_ttl: Duration::minutes(10),
+            session_idle_timeout: Duration::hours(12),
+            session_absolute_timeout: Duration::days(7),
+            refresh_idle_timeout: Duration::days(14),
+            refresh_absolute_timeout: Duration::days(30),
+            refresh_reuse_grace: Duration::seconds(10),
+            touch_interval: Duration::seconds(60),
+            cookie_cache_ttl: Duration::seconds(30),
+        }
+    }
+}
+
+impl Policy {
+    fn idle_timeout(&self, kind: SessionKind) -> Duration {
+        match kind {
+            SessionKind::Cookie => self.session_idle_timeout,
+            SessionKind::Token => self.refresh_idle_timeout,
+        }
+    }
+
+    fn absolute_timeout(&self, kind: SessionKind) -> Duration {
+        match kind {
+            SessionKind::Cookie => self.session_absolute_timeout,
+            SessionKind::Token => self.refresh_absolute_timeout,
+        }
+    }
+
+    fn token_settings(&self) -> TokenSettings {
+        TokenSettings {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            access_ttl: self.access_token_ttl,
+        }
+    }
+}
+
+/// Everything the service can answer besides success: decisions (the first six) and
+/// infrastructure failures (the rest).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Sign-up with a username another account has.
+    #[error("username taken")]
+    UsernameTaken,
+    /// A username that fails the policy.
+    #[error("invalid username: {0}")]
+    InvalidUsername(#[from] UsernameError),
+    /// A new password that fails the policy.
+    #[error("invalid password: {0}")]
+    InvalidPassword(#[from] PasswordError),
+    /// Unknown user, wrong password or disabled account: deliberately one answer.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A refresh token that is not valid (any reason).
+    #[error("invalid grant")]
+    InvalidGrant,
+    /// A session id that is not the caller's.
+    #[error("not found")]
+    NotFound,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Password hashing failed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// Signing failed or the keys are unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// An authenticated caller: who, and through which session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user.
+    pub user_id: UserId,
+    /// The user's name.
+    pub username: Username,
+    /// The session the credential belongs to.
+    pub session_id: SessionId,
+    /// The session's kind.
+    pub kind: SessionKind,
+}
+
+/// A signed access token with its refresh token.
+pub struct TokenPair {
+    /// The JWT.
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The opaque rotating refresh token.
+    pub refresh_token: Zeroizing<String>,
+    /// The session both belong to.
+    pub session_id: SessionId,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("expires_in", &self.expires_in)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a login hands to the client.
+#[derive(Debug)]
+pub enum Credential {
+    /// A cookie session's secret.
+    Cookie(SecretToken),
+    /// A token session's pair.
+    Tokens(TokenPair),
+}
+
+/// A successful login.
+#[derive(Debug)]
+pub struct Login {
+    /// Who logged in.
+    pub account: Account,
+    /// The new session.
+    pub session: Session,
+    /// Its credential.
+    pub credential: Credential,
+    /// The session's CSRF token (for cookie-carried credentials).
+    pub csrf_token: String,
+}
+
+/// A cookie check's cached result.
+struct CookieEntry {
+    session: Session,
+    username: Username,
+}
+
+/// A bearer check's cached result: the token verified once, and verifies again until `exp`.
+struct BearerEntry {
+    caller: Caller,
+    exp: i64,
+}
+
+/// The latchkey service. Cheap to clone; every clone shares state.
+#[derive(Clone)]
+pub struct Latchkey {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    stores: Stores,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    policy: Policy,
+    server_secret: ServerSecret,
+    file_key: Option<StoredKey>,
+    // Swapped whole when the store's keys change; readers clone the Arc and drop the lock.
+    keys: RwLock<Arc<KeySet>>,
+    denylist: Denylist,
+    // Why caches: a cookie check would otherwise be a store read and a bearer check a signature
+    // verification on every request. Both are safe to cache because every hit is checked
+    // against the denylist and the expiry at `now`.
+    cookie_cache: Cache<TokenDigest, Arc<CookieEntry>>,
+    bearer_cache: Cache<TokenDigest, Arc<BearerEntry>>,
+    revocation_cursor: AtomicI64,
+}
+
+impl fmt::Debug for Latchkey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Latchkey").field("policy", &self.inner.policy).finish_non_exhaustive()
+    }
+}
+
+impl Latchkey {
+    /// Starts the service on `stores`: makes the server secret and a signing key on first
+    /// start, loads the keys and the revocations that still matter.
+    pub async fn start(
+        stores: Stores,
+        clock: Arc<dyn Clock>,
+        hasher: PasswordHasher,
+        policy: Policy,
+        file_key: Option<StoredKey>,
+    ) -> Result<Self, AuthError> {
+        let now = clock.now();
+        let mut stored = stores.keys.list().await?;
+        if !stored.iter().any(|key| key.alg == SERVER_SECRET_ALG) {
+            let (_, bytes) = ServerSecret::generate();
+            let key = StoredKey {
+                kid: "server-secret".into(),
+                alg: SERVER_SECRET_ALG.into(),
+                material: b64url(&bytes),
+                created_at: now,
+                retired_at: None,
+            };
+            stores.keys.insert_if_absent(&key).await?;
+            stored = stores.keys.list().await?;
+        }
+        let has_signer = stored.iter().any(|key| key.alg == policy.signing_alg.as_str() && key.retired_at.is_none());
+        if file_key.is_none() && !has_signer {
+            let key = keys::generate(policy.signing_alg, now)?;
+            if stores.keys.insert_if_absent(&key).await? {
+                info!(kid = %key.kid, alg = %key.alg, "generated a signing key");
+            }
+            stored = stores.keys.list().await?;
+        }
+        let server_secret = stored
+            .iter()
+            .find(|key| key.alg == SERVER_SECRET_ALG)
+            .and_then(|key| b64url_decode(&key.material))
+            .map(|bytes| ServerSecret::from_bytes(&Zeroizing::new(bytes)))
+            .ok_or_else(|| StoreError::Corrupt("the server secret is missing or unreadable".into()))?;
+        let key_set = KeySet::build(&stored, file_key.as_ref(), policy.signing_alg, policy.token_settings(), now)?;
+        let cookie_cache = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(policy.cookie_cache_ttl.unsigned_abs())
+            .build();
+        let bearer_cache = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(policy.access_token_ttl.unsigned_abs() + std::time::Duration::from_secs(5))
+            .build();
+        let service = Self {
+            inner: Arc::new(Inner {
+                stores,
+                clock,
+                hasher,
+                policy,
+                server_secret,
+                file_key,
+                keys: RwLock::new(Arc::new(key_set)),
+                denylist: Denylist::new(),
+                cookie_cache,
+                bearer_cache,
+                revocation_cursor: AtomicI64::new(0),
+            }),
+        };
+        service.sync().await?;
+        Ok(service)
+    }
+
+    /// The deployment's policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The current time by the service's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    /// The stores, for readiness checks and metrics.
+    pub fn stores(&self) -> &Stores {
+        &self.inner.stores
+    }
+
+    /// The current key set.
+    pub fn keys(&self) -> Arc<KeySet> {
+        Arc::clone(&self.inner.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Creates an account.
+    pub async fn sign_up(&self, username: &str, password: String) -> Result<Account, AuthError> {
+        let username = Username::parse(username)?;
+        let password = Password::parse_new(password)?;
+        let account = Account {
+            id: UserId::generate(),
+            username,
+            password_hash: self.inner.hasher.hash(&password).await?,
+            created_at: self.now(),
+            disabled: false,
+        };
+        match self.inner.stores.accounts.create(&account).await? {
+            CreateAccount::Created => Ok(account),
+            CreateAccount::UsernameTaken => Err(AuthError::UsernameTaken),
+        }
+    }
+
+    /// Checks a username and password. Unknown users, wrong passwords and disabled accounts
+    /// cost the same Argon2 work and give the same answer.
+    pub async fn check_password(&self, username: &str, password: String) -> Result<Account, AuthError> {
+        let hasher = &self.inner.hasher;
+        let Some(password) = Password::parse_presented(password) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let account = match Username::parse(username) {
+            Ok(username) => self.inner.stores.accounts.by_username(&username).await?,
+            Err(_) => None,
+        };
+        let matched = hasher.verify(&password, account.as_ref().map(|a| &a.password_hash)).await?;
+        let account = match account {
+            Some(account) if matched && !account.disabled => account,
+            _ => return Err(AuthError::InvalidCredentials),
+        };
+        if hasher.needs_rehash(&account.password_hash) {
+            let upgraded = hasher.hash(&password).await?;
+            self.inner.stores.accounts.set_password_hash(account.id, &upgraded).await?;
+        }
+        Ok(account)
+    }
+
+    /// Logs in: checks the password and mints a new session of `kind`. Never reuses a
+    /// credential the client already held.
+    pub async fn log_in(
+        &self,
+        username: &str,
+        password: String,
+        kind: SessionKind,
+        client: ClientInfo,
+    ) -> Result<Login, AuthError> {
+        let account = self.check_password(username, password).await?;
+        let now = self.now();
+        let policy = &self.inner.policy;
+        let cookie_secret = (kind == SessionKind::Cookie).then(SecretToken::generate);
+        let session = Session {
+            id: SessionId::generate(),
+            user_id: account.id,
+            kind,
+            secret_digest: cookie_secret.as_ref().map(SecretToken::digest),
+            refresh_counter: 0,
+            rotated_at: None,
+            created_at: now,
+            last_seen_at: now,
+            absolute_expires_at: now + policy.absolute_timeout(kind),
+            idle_timeout: policy.idle_timeout(kind),
+            client,
+            revoked_at: None,
+        };
+        self.inner.stores.sessions.insert(&session).await?;
+        let credential = match cookie_secret {
+            Some(secret) => Credential::Cookie(secret),
+            None => Credential::Tokens(self.issue_tokens(&session, &account.username)?),
+        };
+        let csrf_token = self.csrf_token(session.id);
+        Ok(Login { account, session, credential, csrf_token })
+    }
+
+    fn issue_tokens(&self, session: &Session, username: &Username) -> Result<TokenPair, AuthError> {
+        let now = self.now();
+        let exp = (now + self.inner.policy.access_token_ttl).min(session.absolute_expires_at);
+        let mut jti = [0u8; 16];
+        fill_random(&mut jti);
+        let claims = AccessClaims {
+            iss: self.inner.policy.issuer.clone(),
+            sub: session.user_id.to_string(),
+            aud: self.inner.policy.audience.clone(),
+            exp: exp.unix_timestamp(),
+            iat: now.unix_timestamp(),
+            nbf: None,
+            jti: b64url(&jti),
+            sid: session.id.to_string(),
+            preferred_username: username.as_str().to_owned(),
+        };
+        let access_token = self.keys().sign(&claims)?;
+        let refresh = RefreshToken { session_id: session.id, counter: session.refresh_counter };
+        Ok(TokenPair {
+            access_token,
+            expires_in: (exp - now).whole_seconds().max(0),
+            refresh_token: Zeroizing::new(refresh.encode(&self.inner.server_secret)),
+            session_id: session.id,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair (RFC 9700 §4.14 rotation). The token retired by
+    /// the most recent rotation is answered with the current pair within the grace window; any
+    /// other retired token revokes the whole session.
+    pub async fn refresh(&self, presented: &str) -> Result<(Session, TokenPair), AuthError> {
+        let token = RefreshToken::decode(presented, &self.inner.server_secret).ok_or(AuthError::InvalidGrant)?;
+        let sessions = &self.inner.stores.sessions;
+        // Two passes at most: losing the rotation race means another request rotated this very
+        // token a moment ago, which the second pass answers through the grace window.
+        for _ in 0..2 {
+            let now = self.now();
+            let session = match sessions.get(token.session_id).await? {
+                Some(session) if session.kind == SessionKind::Token && session.is_live(now) => session,
+                _ => return Err(AuthError::InvalidGrant),
+            };
+            let account = match self.inner.stores.accounts.by_id(session.user_id).await? {
+                Some(account) if !account.disabled => account,
+                _ => return Err(AuthError::InvalidGrant),
+            };
+            if token.counter == session.refresh_counter {
+                match sessions.rotate(session.id, token.counter, now).await? {
+                    Rotation::Rotated => {
+                        let rotated = Session {
+                            refresh_counter: session.refresh_counter + 1,
+                            rotated_at: Some(now),
+                            last_seen_at: now,
+                            ..session
+                        };
+                        let pair = self.issue_tokens(&rotated, &account.username)?;
+                        return Ok((rotated, pair));
+                    }
+                    Rotation::Lost => continue,
+                }
+            }
+            let in_grace = token.counter + 1 == session.refresh_counter
+                && session.rotated_at.is_some_and(|at| now - at <= self.inner.policy.refresh_reuse_grace);
+            if in_grace {
+                let pair = self.issue_tokens(&session, &account.username)?;
+                return Ok((session, pair));
+            }
+            warn!(session.id = %session.id, user.id = %session.user_id, "refresh token reuse detected; revoking the session");
+            self.revoke(RevokeScope::One(session.id)).await?;
+            return Err(AuthError::InvalidGrant);
+        }
+        Err(AuthError::InvalidGrant)
+    }
+
+    /// Checks a cookie session's secret. `Ok(None)` for anything that is not a live session.
+    pub async fn authenticate_cookie(&self, presented: &str) -> Result<Option<Caller>, AuthError> {
+        let Some(secret) = SecretToken::parse(presented) else { return Ok(None) };
+        let digest = secret.digest();
+        let now = self.now();
+        let entry = match self.inner.cookie_cache.get(&digest) {
+            Some(entry) => entry,
+            None => {
+                let Some(session) = self.inner.stores.sessions.by_secret(&digest).await? else { return Ok(None) };
+                let username = match self.inner.stores.accounts.by_id(session.user_id).await? {
+                    Some(account) if !account.disabled => account.username,
+                    _ => return Ok(None),
+                };
+                let entry = Arc::new(CookieEntry { session, username });
+                self.inner.cookie_cache.insert(digest, Arc::clone(&entry));
+                entry
+            }
+        };
+        let session = &entry.session;
+        let stored_digest_matches = session.secret_digest.is_some_and(|stored| stored.matches(&digest));
+        if !stored_digest_matches || !session.is_live(now) || self.inner.denylist.denies(session.id, now) {
+            self.inner.cookie_cache.invalidate(&digest);
+            return Ok(None);
+        }
+        if now - session.last_seen_at >= self.inner.policy.touch_interval {
+            self.inner.stores.sessions.touch(session.id, now).await?;
+            let touched = Session { last_seen_at: now, ..session.clone() };
+            self.inner.cookie_cache.insert(digest, Arc::new(CookieEntry { session: touched, username: entry.username.clone() }));
+        }
+        Ok(Some(Caller {
+            user_id: session.user_id,
+            username: entry.username.clone(),
+            session_id: session.id,
+            kind: SessionKind::Cookie,
+        }))
+    }
+
+    /// Checks an access token: signature and claims (cached per token until it expires), then
+    /// the denylist. `Err(Ok(rejection))`-style detail is given so the caller can answer RFC
+    /// 6750's `invalid_token`.
+    pub async fn authenticate_bearer(&self, token: &str) -> Result<Result<Caller, TokenRejection>, AuthError> {
+        if token.len() > keys::MAX_TOKEN_BYTES {
+            return Ok(Err(TokenRejection::Malformed));
+        }
+        let digest = TokenDigest::of(token.as_bytes());
+        let now = self.now();
+        let entry = match self.inner.bearer_cache.get(&digest) {
+            Some(entry) => entry,
+            None => {
+                let claims = match self.verify_access_token(token, now).await? {
+                    Ok(claims) => claims,
+                    Err(rejection) => return Ok(Err(rejection)),
+                };
+                let (Some(user_id), Some(session_id), Ok(username)) = (
+                    UserId::parse(&claims.sub),
+                    SessionId::parse(&claims.sid),
+                    Username::parse(&claims.preferred_username),
+                ) else {
+                    return Ok(Err(TokenRejection::Invalid("claims of the wrong form".into())));
+                };
+                let caller = Caller { user_id, username, session_id, kind: SessionKind::Token };
+                let entry = Arc::new(BearerEntry { caller, exp: claims.exp });
+                self.inner.bearer_cache.insert(digest, Arc::clone(&entry));
+                entry
+            }
+        };
+        if now.unix_timestamp() > entry.exp + LEEWAY_SECONDS {
+            self.inner.bearer_cache.invalidate(&digest);
+            return Ok(Err(TokenRejection::Expired));
+        }
+        if self.inner.denylist.denies(entry.caller.session_id, now) {
+            return Ok(Err(TokenRejection::Invalid("session revoked".into())));
+        }
+        Ok(Ok(entry.caller.clone()))
+    }
+
+    /// Verifies a token's signature and claims, reloading the keys once when it names a `kid`
+    /// this instance has not seen (a rotation made by another instance or the CLI).
+    async fn verify_access_token(&self, token: &str, now: OffsetDateTime) -> Result<Result<AccessClaims, TokenRejection>, AuthError> {
+        match self.keys().verify(token, now) {
+            Err(TokenRejection::UnknownKey) => {
+                self.reload_keys().await?;
+                Ok(self.keys().verify(token, now))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// The CSRF token of a session: derived from its id under the server secret, so it is
+    /// stable for the session's life and needs no storage.
+    pub fn csrf_token(&self, session: SessionId) -> String {
+        b64url(&self.inner.server_secret.mac(CSRF_PURPOSE, &[session.as_uuid().as_bytes()]))
+    }
+
+    /// Whether `presented` is the session's CSRF token (constant time).
+    pub fn csrf_matches(&self, session: SessionId, presented: &str) -> bool {
+        let Some(bytes) = b64url_decode(presented) else { return false };
+        self.inner.server_secret.verify(CSRF_PURPOSE, &[session.as_uuid().as_bytes()], &bytes)
+    }
+
+    /// A session by id, if it is live and the caller's.
+    pub async fn session_of(&self, caller: &Caller) -> Result<Option<Session>, AuthError> {
+        let now = self.now();
+        Ok(self
+            .inner
+            .stores
+            .sessions
+            .get(caller.session_id)
+            .await?
+            .filter(|session| session.user_id == caller.user_id && session.is_live(now)))
+    }
+
+    /// An account by id.
+    pub async fn account(&self, id: UserId) -> Result<Option<Account>, AuthError> {
+        Ok(self.inner.stores.accounts.by_id(id).await?)
+    }
+
+    /// An account by username.
+    pub async fn account_by_name(&self, username: &str) -> Result<Option<Account>, AuthError> {
+        let Ok(username) = Username::parse(username) else { return Ok(None) };
+        Ok(self.inner.stores.accounts.by_username(&username).await?)
+    }
+
+    /// Every account.
+    pub async fn accounts(&self) -> Result<Vec<Account>, AuthError> {
+        Ok(self.inner.stores.accounts.list().await?)
+    }
+
+    /// A user's live sessions, newest first.
+    pub async fn sessions(&self, user: UserId) -> Result<Vec<Session>, AuthError> {
+        Ok(self.inner.stores.sessions.list_live(user, self.now()).await?)
+    }
+
+    /// Revokes sessions; on this instance their credentials are refused from the moment this
+    /// returns.
+    pub async fn revoke(&self, scope: RevokeScope) -> Result<Vec<Revocation>, AuthError> {
+        let now = self.now();
+        let policy = &self.inner.policy;
+        let until = |kind: SessionKind| match kind {
+            SessionKind::Token => now + policy.access_token_ttl + Duration::seconds(LEEWAY_SECONDS),
+            SessionKind::Cookie => now + policy.cookie_cache_ttl,
+        };
+        let revoked = self.inner.stores.sessions.revoke(scope, now, &until).await?;
+        for entry in &revoked {
+            self.inner.denylist.insert(entry.session_id, entry.until);
+            info!(session.id = %entry.session_id, kind = entry.kind.as_str(), "session revoked");
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes one of the caller's sessions; `NotFound` when it is not theirs.
+    pub async fn revoke_own(&self, caller: &Caller, session: SessionId) -> Result<(), AuthError> {
+        let revoked = self.revoke(RevokeScope::OneOf { user: caller.user_id, session }).await?;
+        if revoked.is_empty() { Err(AuthError::NotFound) } else { Ok(()) }
+    }
+
+    /// RFC 7009: revokes the session of a refresh or access token, if it is one of ours.
+    /// Unknown tokens are not an error.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), AuthError> {
+        let session = match RefreshToken::decode(token, &self.inner.server_secret) {
+            Some(refresh) => Some(refresh.session_id),
+            None => match self.verify_access_token(token, self.now()).await? {
+                Ok(claims) => SessionId::parse(&claims.sid),
+                Err(_) => None,
+            },
+        };
+        if let Some(session) = session {
+            self.revoke(RevokeScope::One(session)).await?;
+        }
+        Ok(())
+    }
+
+    /// Changes the caller's password and revokes every other session of theirs.
+    pub async fn change_password(&self, caller: &Caller, current: String, new: String) -> Result<(), AuthError> {
+        let account = self.inner.stores.accounts.by_id(caller.user_id).await?.ok_or(AuthError::InvalidCredentials)?;
+        let current = Password::parse_presented(current).ok_or(AuthError::InvalidCredentials)?;
+        if !self.inner.hasher.verify(&current, Some(&account.password_hash)).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let new = Password::parse_new(new)?;
+        let hash = self.inner.hasher.hash(&new).await?;
+        self.inner.stores.accounts.set_password_hash(account.id, &hash).await?;
+        self.revoke(RevokeScope::AllOfExcept(account.id, caller.session_id)).await?;
+        Ok(())
+    }
+
+    /// Disables an account and revokes all its sessions; `NotFound` when no such user.
+    pub async fn disable_user(&self, username: &str) -> Result<Account, AuthError> {
+        let account = self.account_by_name(username).await?.ok_or(AuthError::NotFound)?;
+        self.inner.stores.accounts.set_disabled(account.id, true).await?;
+        self.revoke(RevokeScope::AllOf(account.id)).await?;
+        Ok(Account { disabled: true, ..account })
+    }
+
+    /// Makes a new signing key active; older keys keep verifying until their tokens expire.
+    pub async fn rotate_keys(&self) -> Result<StoredKey, AuthError> {
+        let now = self.now();
+        let key = keys::generate(self.inner.policy.signing_alg, now)?;
+        self.inner.stores.keys.insert_active(&key, now).await?;
+        self.reload_keys().await?;
+        Ok(key)
+    }
+
+    /// Brings this instance up to date with the store: revocations made elsewhere go into the
+    /// denylist, new or retired keys into the key set. Called periodically.
+    pub async fn sync(&self) -> Result<(), AuthError> {
+        let now = self.now();
+        let cursor = self.inner.revocation_cursor.load(Ordering::Acquire);
+        let fresh = self.inner.stores.sessions.revocations_after(cursor, now).await?;
+        let mut newest = cursor;
+        for entry in &fresh {
+            self.inner.denylist.insert(entry.session_id, entry.until);
+            newest = newest.max(entry.cursor);
+        }
+        if fresh.is_empty() && cursor == 0 {
+            newest = self.inner.stores.sessions.latest_cursor().await?;
+        }
+        self.inner.revocation_cursor.fetch_max(newest, Ordering::AcqRel);
+        self.inner.denylist.prune(now);
+        self.reload_keys().await
+    }
+
+    async fn reload_keys(&self) -> Result<(), AuthError> {
+        let stored = self.inner.stores.keys.list().await?;
+        let file_key = self.inner.file_key.as_ref();
+        let now = self.now();
+        let current = self.keys();
+        // Rebuild when the keys changed, and when a retired key's overlap ran out.
+        let overlap_ended = stored.iter().any(|key| {
+            key.retired_at.is_some_and(|at| {
+                let ends = at + self.inner.policy.access_token_ttl + Duration::seconds(LEEWAY_SECONDS);
+                ends <= now && current.jwks().contains(&key.kid)
+            })
+        });
+        if current.is_stale(&stored, file_key) || overlap_ended {
+            let policy = &self.inner.policy;
+            let rebuilt = KeySet::build(&stored, file_key, policy.signing_alg, policy.token_settings(), now)?;
+            *self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rebuilt);
+        }
+        Ok(())
+    }
+
+    /// Deletes sessions that ended more than a day ago and keys whose tokens have all expired.
+    pub async fn purge(&self) -> Result<u64, AuthError> {
+        let now = self.now();
+        let sessions = self.inner.stores.sessions.purge(now - Duration::days(1)).await?;
+        let overlap = self.inner.policy.access_token_ttl + Duration::seconds(LEEWAY_SECONDS);
+        let keys = self.inner.stores.keys.delete_retired_before(now - overlap).await?;
+        Ok(sessions + keys)
+    }
+
+    /// Number of live sessions, both kinds.
+    pub async fn count_live_sessions(&self) -> Result<u64, AuthError> {
+        Ok(self.inner.stores.sessions.count_live(self.now()).await?)
+    }
+}
