@@ -1,0 +1,303 @@
+//! The store conformance suite: written once, run against every backend (SQLite now,
+//! PostgreSQL and Redis as they arrive). Each check gets fresh stores from the backend's
+//! factory.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use latchkey_core::account::{Account, UserId, Username};
+use latchkey_core::password::PasswordHash;
+use latchkey_core::secret::SecretToken;
+use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::store::{CreateAccount, RevokeScope, Rotation, StoreError, StoredKey, Stores};
+use time::{Duration, OffsetDateTime};
+
+type CheckResult = Result<(), String>;
+type Check = fn(Stores) -> Pin<Box<dyn Future<Output = CheckResult> + Send>>;
+
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+fn store(err: StoreError) -> String {
+    format!("store error: {err}")
+}
+
+/// Runs every check, each on fresh stores made by `factory`; panics naming every failure.
+pub async fn run_all<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Stores>,
+{
+    let checks: &[(&str, Check)] = &[
+        ("accounts_are_unique_by_username", |s| Box::pin(accounts_are_unique_by_username(s))),
+        ("accounts_update_hash_and_disabled", |s| Box::pin(accounts_update_hash_and_disabled(s))),
+        ("sessions_round_trip_every_field", |s| Box::pin(sessions_round_trip_every_field(s))),
+        ("touch_only_moves_forward", |s| Box::pin(touch_only_moves_forward(s))),
+        ("rotation_is_a_compare_and_swap", |s| Box::pin(rotation_is_a_compare_and_swap(s))),
+        ("concurrent_rotations_have_one_winner", |s| Box::pin(concurrent_rotations_have_one_winner(s))),
+        ("revocation_scopes_end_exactly_their_sessions", |s| Box::pin(revocation_scopes_end_exactly_their_sessions(s))),
+        ("the_revocation_log_is_ordered_and_bounded", |s| Box::pin(the_revocation_log_is_ordered_and_bounded(s))),
+        ("live_lists_hide_revoked_and_expired_sessions", |s| Box::pin(live_lists_hide_revoked_and_expired_sessions(s))),
+        ("purge_deletes_only_ended_sessions", |s| Box::pin(purge_deletes_only_ended_sessions(s))),
+        ("keys_have_one_active_per_algorithm", |s| Box::pin(keys_have_one_active_per_algorithm(s))),
+        ("health_answers", |s| Box::pin(health_answers(s))),
+    ];
+    let mut failures = Vec::new();
+    for (name, check) in checks {
+        if let Err(why) = check(factory().await).await {
+            failures.push(format!("{name}: {why}"));
+        }
+    }
+    assert!(failures.is_empty(), "store conformance failures:\n{}", failures.join("\n"));
+}
+
+/// A fixed, microsecond-aligned instant, so stores that keep microseconds round-trip exactly.
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn account(name: &str) -> Result<Account, String> {
+    Ok(Account {
+        id: UserId::generate(),
+        username: Username::parse(name).map_err(|e| e.to_string())?,
+        password_hash: PasswordHash::from_stored("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+        created_at: t0(),
+        disabled: false,
+    })
+}
+
+fn session(user: UserId, kind: SessionKind, created: OffsetDateTime) -> Session {
+    Session {
+        id: SessionId::generate(),
+        user_id: user,
+        kind,
+        secret_digest: (kind == SessionKind::Cookie).then(|| SecretToken::generate().digest()),
+        refresh_counter: 0,
+        rotated_at: None,
+        created_at: created,
+        last_seen_at: created,
+        absolute_expires_at: created + Duration::days(7),
+        idle_timeout: Duration::hours(12),
+        client: ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"), Some("127.0.0.1".into())),
+        revoked_at: None,
+    }
+}
+
+async fn with_account(stores: &Stores, name: &str) -> Result<Account, String> {
+    let account = account(name)?;
+    let created = stores.accounts.create(&account).await.map_err(store)?;
+    ensure!(created == CreateAccount::Created, "account {name} not created");
+    Ok(account)
+}
+
+async fn accounts_are_unique_by_username(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let again = account("alice")?;
+    let second = stores.accounts.create(&again).await.map_err(store)?;
+    ensure!(second == CreateAccount::UsernameTaken, "a second alice was {second:?}");
+    let found = stores.accounts.by_username(&alice.username).await.map_err(store)?;
+    ensure!(found.as_ref().map(|a| a.id) == Some(alice.id), "by_username found {found:?}");
+    let by_id = stores.accounts.by_id(alice.id).await.map_err(store)?;
+    ensure!(by_id.as_ref().map(|a| a.username.clone()) == Some(alice.username.clone()), "by_id found {by_id:?}");
+    ensure!(stores.accounts.by_id(UserId::generate()).await.map_err(store)?.is_none(), "an unknown id was found");
+    with_account(&stores, "bob").await?;
+    let all = stores.accounts.list().await.map_err(store)?;
+    ensure!(all.len() == 2, "list has {} accounts", all.len());
+    Ok(())
+}
+
+async fn accounts_update_hash_and_disabled(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let new_hash = PasswordHash::from_stored("$argon2id$v=19$m=16,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA".into());
+    stores.accounts.set_password_hash(alice.id, &new_hash).await.map_err(store)?;
+    ensure!(stores.accounts.set_disabled(alice.id, true).await.map_err(store)?, "set_disabled missed alice");
+    let read = stores.accounts.by_id(alice.id).await.map_err(store)?.ok_or("alice vanished")?;
+    ensure!(read.password_hash == new_hash, "hash not replaced");
+    ensure!(read.disabled, "not disabled");
+    ensure!(!stores.accounts.set_disabled(UserId::generate(), true).await.map_err(store)?, "disabled a ghost");
+    Ok(())
+}
+
+async fn sessions_round_trip_every_field(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    for kind in [SessionKind::Cookie, SessionKind::Token] {
+        let original = session(alice.id, kind, t0());
+        stores.sessions.insert(&original).await.map_err(store)?;
+        let read = stores.sessions.get(original.id).await.map_err(store)?;
+        ensure!(read.as_ref() == Some(&original), "{kind:?} read back as {read:?}");
+        if let Some(digest) = original.secret_digest {
+            let by_secret = stores.sessions.by_secret(&digest).await.map_err(store)?;
+            ensure!(by_secret.as_ref() == Some(&original), "by_secret found {by_secret:?}");
+        }
+    }
+    let unknown = SecretToken::generate().digest();
+    ensure!(stores.sessions.by_secret(&unknown).await.map_err(store)?.is_none(), "an unknown secret matched");
+    ensure!(stores.sessions.get(SessionId::generate()).await.map_err(store)?.is_none(), "an unknown id matched");
+    Ok(())
+}
+
+async fn touch_only_moves_forward(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let s = session(alice.id, SessionKind::Cookie, t0());
+    stores.sessions.insert(&s).await.map_err(store)?;
+    let later = t0() + Duration::minutes(5);
+    stores.sessions.touch(s.id, later).await.map_err(store)?;
+    stores.sessions.touch(s.id, t0() + Duration::minutes(1)).await.map_err(store)?;
+    let read = stores.sessions.get(s.id).await.map_err(store)?.ok_or("session vanished")?;
+    ensure!(read.last_seen_at == later, "last_seen_at is {}", read.last_seen_at);
+    Ok(())
+}
+
+async fn rotation_is_a_compare_and_swap(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let s = session(alice.id, SessionKind::Token, t0());
+    stores.sessions.insert(&s).await.map_err(store)?;
+    let at = t0() + Duration::minutes(1);
+    ensure!(stores.sessions.rotate(s.id, 0, at).await.map_err(store)? == Rotation::Rotated, "first rotation lost");
+    ensure!(stores.sessions.rotate(s.id, 0, at).await.map_err(store)? == Rotation::Lost, "stale rotation won");
+    let read = stores.sessions.get(s.id).await.map_err(store)?.ok_or("session vanished")?;
+    ensure!(read.refresh_counter == 1, "counter is {}", read.refresh_counter);
+    ensure!(read.rotated_at == Some(at) && read.last_seen_at == at, "rotation times not recorded");
+    stores.sessions.revoke(RevokeScope::One(s.id), at, &|_| at).await.map_err(store)?;
+    ensure!(stores.sessions.rotate(s.id, 1, at).await.map_err(store)? == Rotation::Lost, "a revoked session rotated");
+    Ok(())
+}
+
+async fn concurrent_rotations_have_one_winner(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let s = session(alice.id, SessionKind::Token, t0());
+    stores.sessions.insert(&s).await.map_err(store)?;
+    let sessions = Arc::clone(&stores.sessions);
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let sessions = Arc::clone(&sessions);
+            tokio::spawn(async move { sessions.rotate(s.id, 0, t0()).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for attempt in attempts {
+        if attempt.await.map_err(|e| e.to_string())?.map_err(store)? == Rotation::Rotated {
+            winners += 1;
+        }
+    }
+    ensure!(winners == 1, "{winners} concurrent rotations won");
+    Ok(())
+}
+
+async fn revocation_scopes_end_exactly_their_sessions(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let bob = with_account(&stores, "bob").await?;
+    let a: Vec<Session> = (0..4).map(|i| session(alice.id, SessionKind::Cookie, t0() + Duration::seconds(i))).collect();
+    let b = session(bob.id, SessionKind::Token, t0());
+    for s in a.iter().chain([&b]) {
+        stores.sessions.insert(s).await.map_err(store)?;
+    }
+    let at = t0() + Duration::minutes(1);
+    let until = |kind: SessionKind| if kind == SessionKind::Token { at + Duration::minutes(10) } else { at + Duration::seconds(30) };
+    let foreign = stores.sessions.revoke(RevokeScope::OneOf { user: bob.id, session: a[0].id }, at, &until).await.map_err(store)?;
+    ensure!(foreign.is_empty(), "bob revoked alice's session");
+    let one = stores.sessions.revoke(RevokeScope::OneOf { user: alice.id, session: a[0].id }, at, &until).await.map_err(store)?;
+    ensure!(one.len() == 1 && one[0].session_id == a[0].id, "OneOf revoked {one:?}");
+    ensure!(one[0].until == at + Duration::seconds(30), "until not computed per kind");
+    let again = stores.sessions.revoke(RevokeScope::One(a[0].id), at, &until).await.map_err(store)?;
+    ensure!(again.is_empty(), "a revoked session was revoked again");
+    let others = stores.sessions.revoke(RevokeScope::AllOfExcept(alice.id, a[1].id), at, &until).await.map_err(store)?;
+    ensure!(others.len() == 2, "AllOfExcept revoked {}", others.len());
+    let live = stores.sessions.list_live(alice.id, at).await.map_err(store)?;
+    ensure!(live.len() == 1 && live[0].id == a[1].id, "alice has {} live sessions", live.len());
+    let all = stores.sessions.revoke(RevokeScope::AllOf(alice.id), at, &until).await.map_err(store)?;
+    ensure!(all.len() == 1, "AllOf revoked {}", all.len());
+    let bob_live = stores.sessions.list_live(bob.id, at).await.map_err(store)?;
+    ensure!(bob_live.len() == 1, "bob lost sessions");
+    let read = stores.sessions.get(a[0].id).await.map_err(store)?.ok_or("revoked session vanished")?;
+    ensure!(read.revoked_at == Some(at), "revoked_at is {:?}", read.revoked_at);
+    Ok(())
+}
+
+async fn the_revocation_log_is_ordered_and_bounded(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    ensure!(stores.sessions.latest_cursor().await.map_err(store)? == 0, "a new log has a cursor");
+    let sessions: Vec<Session> = (0..3).map(|i| session(alice.id, SessionKind::Token, t0() + Duration::seconds(i))).collect();
+    for s in &sessions {
+        stores.sessions.insert(s).await.map_err(store)?;
+    }
+    let at = t0() + Duration::minutes(1);
+    let short = stores.sessions.revoke(RevokeScope::One(sessions[0].id), at, &|_| at + Duration::seconds(5)).await.map_err(store)?;
+    let long = stores.sessions.revoke(RevokeScope::One(sessions[1].id), at, &|_| at + Duration::minutes(10)).await.map_err(store)?;
+    let third = stores.sessions.revoke(RevokeScope::One(sessions[2].id), at, &|_| at + Duration::minutes(10)).await.map_err(store)?;
+    let cursors = [short[0].cursor, long[0].cursor, third[0].cursor];
+    ensure!(cursors[0] < cursors[1] && cursors[1] < cursors[2], "cursors not increasing: {cursors:?}");
+    ensure!(stores.sessions.latest_cursor().await.map_err(store)? == cursors[2], "latest_cursor wrong");
+    let all = stores.sessions.revocations_after(0, at).await.map_err(store)?;
+    ensure!(all.len() == 3, "full log has {}", all.len());
+    let later = stores.sessions.revocations_after(0, at + Duration::minutes(1)).await.map_err(store)?;
+    ensure!(later.len() == 2, "expired entries listed: {}", later.len());
+    let after = stores.sessions.revocations_after(cursors[1], at).await.map_err(store)?;
+    ensure!(after.len() == 1 && after[0].session_id == sessions[2].id, "after cursor: {after:?}");
+    Ok(())
+}
+
+async fn live_lists_hide_revoked_and_expired_sessions(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let old = session(alice.id, SessionKind::Cookie, t0());
+    let new = session(alice.id, SessionKind::Token, t0() + Duration::hours(1));
+    let mut short = session(alice.id, SessionKind::Cookie, t0());
+    short.absolute_expires_at = t0() + Duration::minutes(30);
+    for s in [&old, &new, &short] {
+        stores.sessions.insert(s).await.map_err(store)?;
+    }
+    let now = t0() + Duration::hours(2);
+    let live = stores.sessions.list_live(alice.id, now).await.map_err(store)?;
+    let ids: Vec<SessionId> = live.iter().map(|s| s.id).collect();
+    ensure!(ids == vec![new.id, old.id], "live list is {ids:?}");
+    ensure!(stores.sessions.count_live(now).await.map_err(store)? == 2, "count_live wrong");
+    let idle_over = t0() + Duration::hours(12) + Duration::minutes(30);
+    let live = stores.sessions.list_live(alice.id, idle_over).await.map_err(store)?;
+    ensure!(live.len() == 1 && live[0].id == new.id, "idle-expired session listed");
+    Ok(())
+}
+
+async fn purge_deletes_only_ended_sessions(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let ended = session(alice.id, SessionKind::Cookie, t0());
+    let live = session(alice.id, SessionKind::Cookie, t0() + Duration::days(6));
+    for s in [&ended, &live] {
+        stores.sessions.insert(s).await.map_err(store)?;
+    }
+    stores.sessions.purge(t0() + Duration::days(6) + Duration::hours(1)).await.map_err(store)?;
+    ensure!(stores.sessions.get(ended.id).await.map_err(store)?.is_none(), "ended session kept");
+    ensure!(stores.sessions.get(live.id).await.map_err(store)?.is_some(), "live session purged");
+    Ok(())
+}
+
+fn key(kid: &str, alg: &str, created: OffsetDateTime) -> StoredKey {
+    StoredKey { kid: kid.into(), alg: alg.into(), material: format!("material-{kid}"), created_at: created, retired_at: None }
+}
+
+async fn keys_have_one_active_per_algorithm(stores: Stores) -> CheckResult {
+    ensure!(stores.keys.insert_if_absent(&key("a", "EdDSA", t0())).await.map_err(store)?, "first key refused");
+    ensure!(!stores.keys.insert_if_absent(&key("b", "EdDSA", t0())).await.map_err(store)?, "second first key accepted");
+    ensure!(stores.keys.insert_if_absent(&key("s", "server-secret", t0())).await.map_err(store)?, "other alg refused");
+    let rotated_at = t0() + Duration::days(1);
+    stores.keys.insert_active(&key("c", "EdDSA", rotated_at), rotated_at).await.map_err(store)?;
+    let keys = stores.keys.list().await.map_err(store)?;
+    let summary: Vec<(String, bool)> = keys.iter().map(|k| (k.kid.clone(), k.retired_at.is_some())).collect();
+    ensure!(
+        summary == vec![("a".into(), true), ("s".into(), false), ("c".into(), false)],
+        "keys after rotation: {summary:?}"
+    );
+    ensure!(keys.iter().any(|k| k.material == "material-c"), "material not kept");
+    let deleted = stores.keys.delete_retired_before(rotated_at + Duration::seconds(1)).await.map_err(store)?;
+    ensure!(deleted == 1, "deleted {deleted} keys");
+    Ok(())
+}
+
+async fn health_answers(stores: Stores) -> CheckResult {
+    stores.health.ping().await.map_err(store)
+}

@@ -1,0 +1,3 @@
+//! Shared test support. [`conformance`] is the one suite every store backend must pass.
+
+pub mod conformance;
