@@ -544,6 +544,11 @@ impl Latchkey {
         }
     }
 
+    /// The session a presented refresh token names, if latchkey minted it (revoked or not).
+    pub fn refresh_token_session(&self, presented: &str) -> Option<SessionId> {
+        RefreshToken::decode(presented, &self.inner.server_secret).map(|token| token.session_id)
+    }
+
     /// The CSRF token of a session: derived from its id under the server secret, so it is
     /// stable for the session's life and needs no storage.
     pub fn csrf_token(&self, session: SessionId) -> String {

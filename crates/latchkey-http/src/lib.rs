@@ -1,1 +1,21 @@
-//! placeholder
+//! latchkey's HTTP contract (`API.md`): the axum router, the extractors that authenticate
+//! cookies and bearer tokens, the CSRF rule, CORS, and the mapping of every error to
+//! `application/problem+json` (or RFC 6749's shape on the token endpoint).
+//!
+//! The layer is thin: parse the request, call [`latchkey_core::Latchkey`], map the result.
+
+mod auth;
+mod body;
+mod config;
+mod cookies;
+mod cors;
+mod error;
+mod metrics;
+mod middleware;
+mod routes;
+mod state;
+
+pub use config::{HttpConfig, Origin, OriginError};
+pub use metrics::Metrics;
+pub use routes::router;
+pub use state::AppState;

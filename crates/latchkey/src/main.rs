@@ -1,1 +1,128 @@
-fn main() {}
+//! `latchkey`: the authentication server and its admin commands.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use latchkey::settings::{Settings, SettingsArgs};
+use latchkey::{admin, startup};
+use tracing_subscriber::EnvFilter;
+
+/// latchkey: cookie sessions and token sessions behind one session concept.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (zero configuration: SQLite and a signing key in the data directory).
+    Serve,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect and revoke sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add {
+        /// The username.
+        username: String,
+    },
+    /// List users.
+    List,
+    /// Disable a user: no more logins, every session revoked.
+    Disable {
+        /// The username.
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List a user's live sessions.
+    List {
+        /// The username.
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke one session by id, or every session of a user.
+    Revoke {
+        /// The session id.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// Revoke every session of this user.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key active; older keys keep verifying until their tokens expire.
+    Rotate,
+    /// List signing keys.
+    List,
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_env("LATCHKEY_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.settings) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("latchkey: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(settings.json_logs);
+    match run(cli.command, &settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("latchkey: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: &Settings) -> Result<(), String> {
+    if let Command::Serve = command {
+        let app = startup::Application::build(settings).await.map_err(|err| err.to_string())?;
+        return app.run_until(startup::shutdown_signal()).await.map_err(|err| err.to_string());
+    }
+    let service = startup::start_service(settings).await.map_err(|err| err.to_string())?;
+    let mut out = std::io::stdout().lock();
+    let result = match command {
+        Command::Serve => Ok(()),
+        Command::User(UserCommand::Add { username }) => admin::user_add(&service, &username, &mut out).await,
+        Command::User(UserCommand::List) => admin::user_list(&service, &mut out).await,
+        Command::User(UserCommand::Disable { username }) => admin::user_disable(&service, &username, &mut out).await,
+        Command::Sessions(SessionsCommand::List { user }) => admin::sessions_list(&service, &user, &mut out).await,
+        Command::Sessions(SessionsCommand::Revoke { id, user }) => {
+            admin::sessions_revoke(&service, id.as_deref(), user.as_deref(), &mut out).await
+        }
+        Command::Keys(KeysCommand::Rotate) => admin::keys_rotate(&service, &mut out).await,
+        Command::Keys(KeysCommand::List) => admin::keys_list(&service, &mut out).await,
+    };
+    result.map_err(|err| err.to_string())
+}

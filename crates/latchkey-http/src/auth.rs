@@ -1,0 +1,136 @@
+//! Authentication of a request by bearer token or cookie, and the CSRF rule for
+//! cookie-carried credentials.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, Method, header};
+use axum_extra::extract::cookie::CookieJar;
+use latchkey_core::service::Caller;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The header carrying the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// How the credential arrived: `/v1/me`'s `auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A cookie (a cookie session, or a hybrid token session's access-token cookie).
+    Cookie,
+    /// An `Authorization: Bearer` header.
+    Bearer,
+}
+
+impl Via {
+    /// The contract's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Via::Cookie => "cookie",
+            Via::Bearer => "bearer",
+        }
+    }
+}
+
+/// An authenticated request.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// Who.
+    pub caller: Caller,
+    /// How the credential arrived.
+    pub via: Via,
+}
+
+/// Whether a method changes state, so that cookie-carried requests need the CSRF token.
+pub fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+/// Authenticates by `Authorization: Bearer`, else by the hybrid access-token cookie, else by
+/// the session cookie; applies the CSRF rule to cookie-carried credentials when the (original)
+/// method is unsafe.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, unsafe_method: bool) -> Result<Authenticated, ApiError> {
+    let service = &state.service;
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|text| text.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let Some(token) = token else { return Err(ApiError::Unauthenticated { bad_bearer: false }) };
+        return match service.authenticate_bearer(token).await? {
+            Ok(caller) => Ok(Authenticated { caller, via: Via::Bearer }),
+            Err(_) => Err(ApiError::Unauthenticated { bad_bearer: true }),
+        };
+    }
+    let jar = CookieJar::from_headers(headers);
+    let names = &state.cookies;
+    let mut caller = None;
+    if let Some(cookie) = jar.get(&names.access) {
+        caller = service.authenticate_bearer(cookie.value()).await?.ok();
+    }
+    if caller.is_none()
+        && let Some(cookie) = jar.get(&names.session)
+    {
+        caller = service.authenticate_cookie(cookie.value()).await?;
+    }
+    let caller = caller.ok_or(ApiError::Unauthenticated { bad_bearer: false })?;
+    if unsafe_method {
+        check_csrf(state, headers, &caller)?;
+    }
+    Ok(Authenticated { caller, via: Via::Cookie })
+}
+
+/// The CSRF rule: the session's token in `X-CSRF-Token`, and an allowed `Origin` if any.
+pub fn check_csrf(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Result<(), ApiError> {
+    check_origin(state, headers)?;
+    let presented = headers.get(CSRF_HEADER).and_then(|value| value.to_str().ok());
+    match presented {
+        Some(token) if state.service.csrf_matches(caller.session_id, token) => Ok(()),
+        Some(_) => Err(ApiError::CsrfRejected("the X-CSRF-Token header does not match the session")),
+        None => Err(ApiError::CsrfRejected("the X-CSRF-Token header is missing")),
+    }
+}
+
+/// Refuses a request whose `Origin` is present and not allowed.
+pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(header::ORIGIN) {
+        None => Ok(()),
+        Some(origin) if origin.to_str().is_ok_and(|origin| state.config.origin_allowed(origin)) => Ok(()),
+        Some(_) => Err(ApiError::CsrfRejected("cross-site requests are refused")),
+    }
+}
+
+/// The authenticated caller of a handler.
+pub struct Auth(pub Authenticated);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        authenticate(state, &parts.headers, is_unsafe(&parts.method)).await.map(Auth)
+    }
+}
+
+/// The client's address: the peer, or — when the peer is a trusted proxy — the right-most
+/// address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(state: &AppState, extensions: &Extensions, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())?;
+    let trusted = |ip: &IpAddr| state.config.trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).collect::<Vec<_>>().join(",");
+    let mut client = peer;
+    for hop in forwarded.split(',').rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };
+        client = ip;
+        if !trusted(&ip) {
+            break;
+        }
+    }
+    Some(client)
+}

@@ -1,0 +1,84 @@
+//! The cookies latchkey sets: names with the `__Host-`/`__Secure-` prefixes when the public URL
+//! is https, and the attributes of API.md (HttpOnly, SameSite=Lax, Secure, paths).
+
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use time::Duration;
+
+use crate::config::HttpConfig;
+
+/// The path the hybrid refresh cookie is scoped to.
+pub const REFRESH_COOKIE_PATH: &str = "/v1/token";
+
+/// The names of latchkey's three cookies, computed once from the configuration.
+#[derive(Debug, Clone)]
+pub struct CookieNames {
+    /// The cookie session's secret.
+    pub session: String,
+    /// The hybrid access token.
+    pub access: String,
+    /// The hybrid refresh token.
+    pub refresh: String,
+    secure: bool,
+    domain: Option<String>,
+}
+
+impl CookieNames {
+    /// Names per API.md: `__Host-` for cookies on `/` (or `__Secure-` when a domain is set,
+    /// since `__Host-` forbids one), `__Secure-` for the refresh cookie (its path is not `/`);
+    /// no prefixes over plain http.
+    pub fn new(config: &HttpConfig) -> Self {
+        let secure = config.secure_cookies();
+        let stem = &config.cookie_name;
+        let root_prefix = match (secure, config.cookie_domain.is_some()) {
+            (false, _) => "",
+            (true, false) => "__Host-",
+            (true, true) => "__Secure-",
+        };
+        let refresh_prefix = if secure { "__Secure-" } else { "" };
+        Self {
+            session: format!("{root_prefix}{stem}_session"),
+            access: format!("{root_prefix}{stem}_at"),
+            refresh: format!("{refresh_prefix}{stem}_rt"),
+            secure,
+            domain: config.cookie_domain.clone(),
+        }
+    }
+
+    fn build(&self, name: &str, value: String, path: &'static str, max_age: Duration) -> Cookie<'static> {
+        let mut cookie = Cookie::build((name.to_owned(), value))
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax)
+            .path(path)
+            .max_age(max_age)
+            .build();
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
+    }
+
+    /// The cookie session's cookie.
+    pub fn session_cookie(&self, secret: &str, max_age: Duration) -> Cookie<'static> {
+        self.build(&self.session, secret.to_owned(), "/", max_age)
+    }
+
+    /// The hybrid access-token cookie.
+    pub fn access_cookie(&self, token: &str, max_age: Duration) -> Cookie<'static> {
+        self.build(&self.access, token.to_owned(), "/", max_age)
+    }
+
+    /// The hybrid refresh-token cookie, scoped to the token endpoint.
+    pub fn refresh_cookie(&self, token: &str, max_age: Duration) -> Cookie<'static> {
+        self.build(&self.refresh, token.to_owned(), REFRESH_COOKIE_PATH, max_age)
+    }
+
+    /// Cookies that clear all three (`Max-Age=0`), for logout.
+    pub fn removals(&self) -> [Cookie<'static>; 3] {
+        [
+            self.build(&self.session, String::new(), "/", Duration::ZERO),
+            self.build(&self.access, String::new(), "/", Duration::ZERO),
+            self.build(&self.refresh, String::new(), REFRESH_COOKIE_PATH, Duration::ZERO),
+        ]
+    }
+}

@@ -1,0 +1,226 @@
+//! The HTTP layer's one error enum, mapped once to the contract: `application/problem+json`
+//! (RFC 9457) everywhere, RFC 6749 §5.2 bodies on the token endpoint.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::service::AuthError;
+use serde_json::json;
+use tracing::error;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Syntactically broken JSON or form data.
+    #[error("the request body is not well-formed: {0}")]
+    Malformed(String),
+    /// A well-formed body with a missing field, a wrong type or a bad value.
+    #[error("invalid value for {field}: {detail}")]
+    InvalidInput {
+        /// The offending field.
+        field: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A body type the route does not take.
+    #[error("unsupported media type; send {expected}")]
+    UnsupportedMediaType {
+        /// What the route takes.
+        expected: &'static str,
+    },
+    /// A body above the limit.
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    /// A method the route does not take.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// No such route.
+    #[error("not found")]
+    NotFound,
+    /// Sign-up with a username that is taken.
+    #[error("this username is taken")]
+    UsernameTaken,
+    /// Wrong username or password (the one answer for every reason).
+    #[error("the username or password is wrong")]
+    InvalidCredentials {
+        /// 401 at login, 403 for a password change's wrong current password.
+        status: StatusCode,
+    },
+    /// No credential, or one that is not valid.
+    #[error("authentication required")]
+    Unauthenticated {
+        /// Whether a bearer token was presented and refused (RFC 6750 `invalid_token`).
+        bad_bearer: bool,
+    },
+    /// The CSRF rule refused the request.
+    #[error("{0}")]
+    CsrfRejected(&'static str),
+    /// A session id that is not the caller's.
+    #[error("no such session")]
+    SessionNotFound,
+    /// A store did not answer.
+    #[error("a store is unavailable")]
+    StoreUnavailable,
+    /// Anything else; the detail goes to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Invalid input on `field`.
+    pub fn invalid(field: &str, detail: impl ToString) -> Self {
+        Self::InvalidInput { field: field.to_owned(), detail: detail.to_string() }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::UsernameTaken => StatusCode::CONFLICT,
+            Self::InvalidCredentials { status } => *status,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::CsrfRejected(_) => StatusCode::FORBIDDEN,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed_request",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotFound => "not_found",
+            Self::UsernameTaken => "username_taken",
+            Self::InvalidCredentials { .. } => "invalid_credentials",
+            Self::Unauthenticated { bad_bearer: true } => "invalid_token",
+            Self::Unauthenticated { bad_bearer: false } => "unauthenticated",
+            Self::CsrfRejected(_) => "csrf_rejected",
+            Self::SessionNotFound => "session_not_found",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "Malformed request",
+            Self::InvalidInput { .. } => "Invalid input",
+            Self::UnsupportedMediaType { .. } => "Unsupported media type",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::NotFound => "Not found",
+            Self::UsernameTaken => "Username taken",
+            Self::InvalidCredentials { .. } => "Invalid credentials",
+            Self::Unauthenticated { .. } => "Unauthenticated",
+            Self::CsrfRejected(_) => "CSRF check failed",
+            Self::SessionNotFound => "Session not found",
+            Self::StoreUnavailable => "Service unavailable",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    /// The RFC 6749 §5.2 form of this error, for the token endpoints.
+    pub fn into_oauth(self) -> Response {
+        let (status, error) = match &self {
+            Self::InvalidCredentials { .. } => (StatusCode::BAD_REQUEST, "invalid_grant"),
+            Self::CsrfRejected(_) => (StatusCode::FORBIDDEN, "invalid_request"),
+            Self::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+            Self::PayloadTooLarge | Self::UnsupportedMediaType { .. } | Self::MethodNotAllowed => (self.status(), "invalid_request"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        if let Self::Internal(detail) = &self {
+            error!(%detail, "internal error on the token endpoint");
+        }
+        let description = match &self {
+            Self::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        OAuthError::new(status, error, description).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::UsernameTaken => Self::UsernameTaken,
+            AuthError::InvalidUsername(why) => Self::invalid("username", why),
+            AuthError::InvalidPassword(why) => Self::invalid("password", why),
+            AuthError::InvalidCredentials | AuthError::InvalidGrant => {
+                Self::InvalidCredentials { status: StatusCode::UNAUTHORIZED }
+            }
+            AuthError::NotFound => Self::SessionNotFound,
+            AuthError::Store(err) => {
+                error!(error = %err, "store failure");
+                Self::StoreUnavailable
+            }
+            AuthError::Hash(err) => Self::Internal(err.to_string()),
+            AuthError::Key(err) => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            Self::Internal(detail) => {
+                let id = uuid::Uuid::new_v4();
+                error!(error.id = %id, %detail, "internal error");
+                format!("internal error {id}")
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "type": format!("urn:latchkey:problem:{}", self.code()),
+            "title": self.title(),
+            "status": status.as_u16(),
+            "code": self.code(),
+            "detail": detail,
+        });
+        if let Self::InvalidInput { field, .. } = &self {
+            body["field"] = json!(field);
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Self::Unauthenticated { bad_bearer } = &self {
+            let challenge = if *bad_bearer { r#"Bearer error="invalid_token""# } else { "Bearer" };
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        (status, headers, body.to_string()).into_response()
+    }
+}
+
+/// An RFC 6749 §5.2 error body.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    /// An error with its status, RFC 6749 code and human description.
+    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        Self { status, error, description: description.into() }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let headers = [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::PRAGMA, HeaderValue::from_static("no-cache")),
+        ];
+        (self.status, headers, body.to_string()).into_response()
+    }
+}

@@ -1,0 +1,104 @@
+//! The caller's own account and devices: `GET /v1/me`, `GET /v1/sessions`,
+//! `DELETE /v1/sessions/{id}`, `POST /v1/logout`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use latchkey_core::session::SessionId;
+use latchkey_core::store::RevokeScope;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{NO_STORE, rfc3339, user_json};
+use crate::auth::{Auth, Via};
+use crate::body::OptionalJsonBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Who the caller is and through which session. Any authenticated caller.
+pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
+    let unauthenticated = ApiError::Unauthenticated { bad_bearer: auth.via == Via::Bearer };
+    let account = state.service.account(auth.caller.user_id).await?.ok_or(ApiError::Unauthenticated { bad_bearer: false })?;
+    let session = state.service.session_of(&auth.caller).await?.ok_or(unauthenticated)?;
+    let mut body = json!({
+        "user": user_json(&account),
+        "session": {
+            "id": session.id.to_string(),
+            "kind": session.kind.as_str(),
+            "expires_at": rfc3339(session.expires_at()),
+        },
+        "auth": auth.via.as_str(),
+    });
+    if auth.via == Via::Cookie {
+        body["csrf_token"] = json!(state.service.csrf_token(session.id));
+    }
+    Ok(([NO_STORE], Json(body)).into_response())
+}
+
+/// The caller's live sessions, both kinds, newest first. Any authenticated caller.
+pub(super) async fn sessions(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
+    let sessions = state.service.sessions(auth.caller.user_id).await?;
+    let list: Vec<Value> = sessions
+        .iter()
+        .map(|session| {
+            json!({
+                "id": session.id.to_string(),
+                "kind": session.kind.as_str(),
+                "created_at": rfc3339(session.created_at),
+                "last_seen_at": rfc3339(session.last_seen_at),
+                "expires_at": rfc3339(session.expires_at()),
+                "user_agent": session.client.user_agent,
+                "ip": session.client.ip,
+                "current": session.id == auth.caller.session_id,
+            })
+        })
+        .collect();
+    Ok(([NO_STORE], Json(list)).into_response())
+}
+
+/// Revokes one of the caller's sessions; `404` for any id that is not theirs. Any
+/// authenticated caller.
+pub(super) async fn revoke_one(State(state): State<AppState>, Auth(auth): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let session = SessionId::parse(&id).ok_or(ApiError::SessionNotFound)?;
+    state.service.revoke_own(&auth.caller, session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Scope {
+    #[default]
+    Current,
+    Others,
+    All,
+}
+
+#[derive(Deserialize)]
+pub(super) struct Logout {
+    #[serde(default)]
+    scope: Scope,
+}
+
+/// Ends the current session, the caller's other sessions, or all of them. A cookie caller's
+/// cookies are cleared when its own session ends. Any authenticated caller.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    OptionalJsonBody(body): OptionalJsonBody<Logout>,
+) -> Result<Response, ApiError> {
+    let scope = body.map(|body| body.scope).unwrap_or_default();
+    let caller = &auth.caller;
+    let revoke = match scope {
+        Scope::Current => RevokeScope::One(caller.session_id),
+        Scope::Others => RevokeScope::AllOfExcept(caller.user_id, caller.session_id),
+        Scope::All => RevokeScope::AllOf(caller.user_id),
+    };
+    state.service.revoke(revoke).await?;
+    if auth.via == Via::Cookie && scope != Scope::Others {
+        let jar = state.cookies.removals().into_iter().fold(CookieJar::new(), CookieJar::add);
+        return Ok((StatusCode::NO_CONTENT, jar).into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

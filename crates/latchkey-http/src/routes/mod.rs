@@ -1,0 +1,76 @@
+//! The router: every route of API.md, each with its CORS grant, behind the shared middleware.
+
+mod accounts;
+mod me;
+mod ops;
+mod session;
+mod token;
+mod verify;
+mod wellknown;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{MethodRouter, delete, get, post};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::body::BODY_LIMIT;
+use crate::cors::AllowedOriginsCors;
+use crate::error::ApiError;
+use crate::middleware::observe;
+use crate::state::AppState;
+
+/// Builds the whole application for `state`.
+pub fn router(state: AppState) -> Router {
+    let cors = |route: MethodRouter<AppState>, methods: &[Method]| {
+        route.layer(AllowedOriginsCors::new(Arc::clone(&state.config), methods))
+    };
+    Router::new()
+        .route("/v1/accounts", cors(post(accounts::sign_up), &[Method::POST]))
+        .route("/v1/account/password", cors(post(accounts::change_password), &[Method::POST]))
+        .route("/v1/session", cors(post(session::log_in), &[Method::POST]))
+        .route("/v1/token", cors(post(token::token), &[Method::POST]))
+        .route("/v1/token/revoke", cors(post(token::revoke), &[Method::POST]))
+        .route("/v1/me", cors(get(me::me), &[Method::GET]))
+        .route("/v1/sessions", cors(get(me::sessions), &[Method::GET]))
+        .route("/v1/sessions/{id}", cors(delete(me::revoke_one), &[Method::DELETE]))
+        .route("/v1/logout", cors(post(me::logout), &[Method::POST]))
+        .route("/v1/verify", get(verify::verify))
+        .route("/.well-known/jwks.json", cors(get(wellknown::jwks), &[Method::GET]))
+        .route("/.well-known/openid-configuration", cors(get(wellknown::discovery), &[Method::GET]))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state)
+}
+
+/// RFC 3339 in UTC, to the second.
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+    at.replace_nanosecond(0).unwrap_or(at).format(&Rfc3339).unwrap_or_default()
+}
+
+/// The user object of API.md.
+pub(crate) fn user_json(account: &latchkey_core::Account) -> Value {
+    json!({
+        "id": account.id.to_string(),
+        "username": account.username.as_str(),
+        "created_at": rfc3339(account.created_at),
+    })
+}
+
+/// `Cache-Control: no-store` for responses that carry a secret or a user's data.
+pub(crate) const NO_STORE: (header::HeaderName, HeaderValue) =
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -1,0 +1,29 @@
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`. For operators and orchestrators.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The process is up.
+pub(super) async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+/// The stores answer; `503 store_unavailable` when not.
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.service.stores().health.ping().await.map_err(|err| ApiError::from(latchkey_core::service::AuthError::Store(err)))?;
+    Ok(Json(json!({ "status": "ready" })).into_response())
+}
+
+/// Prometheus metrics (OpenMetrics text).
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let live = state.service.count_live_sessions().await.ok();
+    let body = state.metrics.render(live);
+    let content_type = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}

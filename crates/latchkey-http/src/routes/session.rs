@@ -1,0 +1,85 @@
+//! `POST /v1/session`: log in with a cookie session.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use latchkey_core::service::{AuthError, Credential};
+use latchkey_core::session::{ClientInfo, SessionKind};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{NO_STORE, rfc3339, user_json};
+use crate::auth::{check_origin, client_ip};
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::metrics::LoginOutcome;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub(super) struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// What a login needs from the request besides its body.
+pub(crate) fn client_info(state: &AppState, request: &Request) -> ClientInfo {
+    let user_agent = request.headers().get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let ip = client_ip(state, request.extensions(), request.headers()).map(|ip| ip.to_string());
+    ClientInfo::new(user_agent, ip)
+}
+
+/// Logs in and sets the session cookie. Anyone may call it, but not from a cross-site page.
+/// A cookie sent in is ignored: every login mints a new secret.
+pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let kind = SessionKind::Cookie.as_str();
+    if let Err(refused) = check_origin(&state, request.headers()) {
+        state.metrics.observe_login(kind, LoginOutcome::Refused);
+        return Err(refused);
+    }
+    let client = client_info(&state, &request);
+    let JsonBody(body) = match JsonBody::<Credentials>::from_request_checked(request).await {
+        Ok(body) => body,
+        Err(err) => {
+            state.metrics.observe_login(kind, LoginOutcome::Refused);
+            return Err(err);
+        }
+    };
+    let login = match state.service.log_in(&body.username, body.password, SessionKind::Cookie, client).await {
+        Ok(login) => login,
+        Err(err) => {
+            let outcome = match err {
+                AuthError::InvalidCredentials => LoginOutcome::InvalidCredentials,
+                _ => LoginOutcome::Error,
+            };
+            state.metrics.observe_login(kind, outcome);
+            return Err(err.into());
+        }
+    };
+    state.metrics.observe_login(kind, LoginOutcome::Success);
+    let Credential::Cookie(secret) = &login.credential else {
+        return Err(ApiError::Internal("a cookie login produced tokens".into()));
+    };
+    let session = &login.session;
+    let max_age = session.absolute_expires_at - state.service.now();
+    let jar = CookieJar::new().add(state.cookies.session_cookie(secret.expose(), max_age));
+    let body = json!({
+        "user": user_json(&login.account),
+        "session": {
+            "id": session.id.to_string(),
+            "kind": session.kind.as_str(),
+            "expires_at": rfc3339(session.expires_at()),
+            "idle_expires_at": rfc3339(session.idle_expires_at()),
+        },
+        "csrf_token": login.csrf_token,
+    });
+    Ok((StatusCode::OK, [NO_STORE], jar, Json(body)).into_response())
+}
+
+impl<T: serde::de::DeserializeOwned> JsonBody<T> {
+    /// Extracts the body from a request a handler already took whole.
+    pub(crate) async fn from_request_checked(request: Request) -> Result<Self, ApiError> {
+        <Self as axum::extract::FromRequest<()>>::from_request(request, &()).await
+    }
+}

@@ -1,0 +1,166 @@
+//! `POST /v1/token` (RFC 6749 §5 shape; password and refresh_token grants; `?delivery=cookie`
+//! for the hybrid) and `POST /v1/token/revoke` (RFC 7009). Every error uses RFC 6749 §5.2.
+
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use latchkey_core::service::{AuthError, Credential, TokenPair};
+use latchkey_core::session::{Session, SessionKind};
+use serde_json::json;
+
+use super::NO_STORE;
+use crate::auth::{CSRF_HEADER, check_origin};
+use crate::body::OAuthParams;
+use crate::error::{ApiError, OAuthError};
+use crate::metrics::LoginOutcome;
+use crate::routes::session::client_info;
+use crate::state::AppState;
+
+const PRAGMA_NO_CACHE: (header::HeaderName, HeaderValue) = (header::PRAGMA, HeaderValue::from_static("no-cache"));
+
+/// Where the tokens go: the JSON body (default), or HttpOnly cookies (the hybrid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Body,
+    Cookie,
+}
+
+fn delivery(request: &Request) -> Result<Delivery, OAuthError> {
+    let query = request.uri().query().unwrap_or_default();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "malformed query string"))?;
+    match pairs.iter().find(|(name, _)| name == "delivery").map(|(_, value)| value.as_str()) {
+        None | Some("body") => Ok(Delivery::Body),
+        Some("cookie") => Ok(Delivery::Cookie),
+        Some(_) => Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "delivery must be body or cookie")),
+    }
+}
+
+fn invalid_request(description: &str) -> Response {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", description).into_response()
+}
+
+/// The token endpoint. Anyone may call it; the hybrid refresh needs the session's CSRF token.
+pub(super) async fn token(State(state): State<AppState>, request: Request) -> Response {
+    match issue(&state, request).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn issue(state: &AppState, request: Request) -> Result<Response, Response> {
+    let delivery = delivery(&request).map_err(IntoResponse::into_response)?;
+    let headers = request.headers().clone();
+    let client = client_info(state, &request);
+    let params = OAuthParams::from_request(request, &()).await.map_err(ApiError::into_oauth)?;
+    if delivery == Delivery::Cookie {
+        check_origin(state, &headers).map_err(ApiError::into_oauth)?;
+    }
+    let kind = SessionKind::Token.as_str();
+    match params.get("grant_type") {
+        None => Err(invalid_request("grant_type is required")),
+        Some("password") => {
+            let (Some(username), Some(password)) = (params.get("username"), params.get("password")) else {
+                state.metrics.observe_login(kind, LoginOutcome::Refused);
+                return Err(invalid_request("the password grant needs username and password"));
+            };
+            let login = state.service.log_in(username, password.to_owned(), SessionKind::Token, client).await;
+            let login = match login {
+                Ok(login) => login,
+                Err(err) => {
+                    let outcome = match err {
+                        AuthError::InvalidCredentials => LoginOutcome::InvalidCredentials,
+                        _ => LoginOutcome::Error,
+                    };
+                    state.metrics.observe_login(kind, outcome);
+                    return Err(ApiError::from(err).into_oauth());
+                }
+            };
+            state.metrics.observe_login(kind, LoginOutcome::Success);
+            let Credential::Tokens(pair) = login.credential else {
+                return Err(ApiError::Internal("a token login produced a cookie".into()).into_oauth());
+            };
+            Ok(respond(state, delivery, &login.session, pair))
+        }
+        Some("refresh_token") => {
+            let jar = CookieJar::from_headers(&headers);
+            let presented = match delivery {
+                Delivery::Body => params.get("refresh_token").map(str::to_owned),
+                Delivery::Cookie => jar.get(&state.cookies.refresh).map(|cookie| cookie.value().to_owned()),
+            };
+            let Some(presented) = presented else {
+                return Err(invalid_request("the refresh_token grant needs a refresh token"));
+            };
+            if delivery == Delivery::Cookie {
+                let csrf = headers.get(CSRF_HEADER).and_then(|value| value.to_str().ok());
+                let session = state.service.refresh_token_session(&presented);
+                let csrf_ok = session.zip(csrf).is_some_and(|(session, token)| state.service.csrf_matches(session, token));
+                if session.is_some() && !csrf_ok {
+                    return Err(ApiError::CsrfRejected("the X-CSRF-Token header does not match the session").into_oauth());
+                }
+            }
+            match state.service.refresh(&presented).await {
+                Ok((session, pair)) => Ok(respond(state, delivery, &session, pair)),
+                Err(AuthError::InvalidGrant) => Err(OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "the refresh token is invalid, expired or revoked",
+                )
+                .into_response()),
+                Err(err) => Err(ApiError::from(err).into_oauth()),
+            }
+        }
+        Some(_) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "supported grant types: password, refresh_token",
+        )
+        .into_response()),
+    }
+}
+
+fn respond(state: &AppState, delivery: Delivery, session: &Session, pair: TokenPair) -> Response {
+    match delivery {
+        Delivery::Body => {
+            let body = json!({
+                "access_token": pair.access_token,
+                "token_type": "Bearer",
+                "expires_in": pair.expires_in,
+                "refresh_token": pair.refresh_token.as_str(),
+                "session_id": pair.session_id.to_string(),
+            });
+            (StatusCode::OK, [NO_STORE, PRAGMA_NO_CACHE], Json(body)).into_response()
+        }
+        Delivery::Cookie => {
+            let names = &state.cookies;
+            let refresh_life = session.absolute_expires_at - state.service.now();
+            let jar = CookieJar::new()
+                .add(names.access_cookie(&pair.access_token, time::Duration::seconds(pair.expires_in)))
+                .add(names.refresh_cookie(&pair.refresh_token, refresh_life));
+            let body = json!({
+                "token_type": "Bearer",
+                "expires_in": pair.expires_in,
+                "csrf_token": state.service.csrf_token(session.id),
+                "session_id": pair.session_id.to_string(),
+            });
+            (StatusCode::OK, [NO_STORE, PRAGMA_NO_CACHE], jar, Json(body)).into_response()
+        }
+    }
+}
+
+/// RFC 7009 revocation: ends the session of the refresh or access token given. `200` for any
+/// well-formed request, whether or not the token was valid. Anyone may call it.
+pub(super) async fn revoke(State(state): State<AppState>, request: Request) -> Response {
+    let params = match OAuthParams::from_request(request, &()).await {
+        Ok(params) => params,
+        Err(err) => return err.into_oauth(),
+    };
+    let Some(token) = params.get("token") else {
+        return invalid_request("token is required");
+    };
+    match state.service.revoke_token(token).await {
+        Ok(()) => (StatusCode::OK, [NO_STORE]).into_response(),
+        Err(err) => ApiError::from(err).into_oauth(),
+    }
+}

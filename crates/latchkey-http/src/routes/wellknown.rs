@@ -1,0 +1,41 @@
+//! `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration`. Public.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// The public keys (RFC 7517). Retired keys stay until their tokens have expired. Cached for
+/// at most a quarter of the access-token lifetime (and 5 minutes), so verifiers see a rotation
+/// well before the old key's tokens run out; they also refetch on an unknown `kid`.
+pub(super) async fn jwks(State(state): State<AppState>) -> Response {
+    let ttl = state.service.policy().access_token_ttl.whole_seconds();
+    let max_age = (ttl / 4).clamp(0, 300);
+    let cache = HeaderValue::from_str(&format!("public, max-age={max_age}")).unwrap_or(HeaderValue::from_static("no-cache"));
+    let body = state.service.keys().jwks().to_string();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::CACHE_CONTROL, cache)], body)
+        .into_response()
+}
+
+/// Discovery metadata (OpenID Connect Discovery / RFC 8414 names).
+pub(super) async fn discovery(State(state): State<AppState>) -> Response {
+    let base = &state.config.public_url;
+    let alg = state.service.keys().signer_alg().as_str();
+    let body = json!({
+        "issuer": state.service.policy().issuer,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "token_endpoint": format!("{base}/v1/token"),
+        "revocation_endpoint": format!("{base}/v1/token/revoke"),
+        "grant_types_supported": ["password", "refresh_token"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "id_token_signing_alg_values_supported": [alg],
+        "access_token_signing_alg_values_supported": [alg],
+        "subject_types_supported": ["public"],
+    });
+    ([(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))], Json(body)).into_response()
+}

@@ -1,0 +1,134 @@
+//! The admin commands: users, sessions and keys, run against the same store as the server.
+//! A running server picks their revocations and key changes up within its sync interval.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use latchkey_core::service::{AuthError, Latchkey};
+use latchkey_core::session::SessionId;
+use latchkey_core::store::RevokeScope;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Why an admin command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The service refused or failed.
+    #[error(transparent)]
+    Service(#[from] AuthError),
+    /// Reading the password or writing output failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// No such user or session.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+fn stamp(at: OffsetDateTime) -> String {
+    at.replace_nanosecond(0).unwrap_or(at).format(&Rfc3339).unwrap_or_default()
+}
+
+/// Reads a password from standard input (one line), prompting when it is a terminal.
+fn read_password() -> Result<String, AdminError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password for the new user (input is shown): ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// `latchkey user add NAME`: the password is read from standard input.
+pub async fn user_add(service: &Latchkey, username: &str, out: &mut impl Write) -> Result<(), AdminError> {
+    let password = read_password()?;
+    let account = service.sign_up(username, password).await?;
+    writeln!(out, "created {} ({})", account.username, account.id)?;
+    Ok(())
+}
+
+/// `latchkey user list`.
+pub async fn user_list(service: &Latchkey, out: &mut impl Write) -> Result<(), AdminError> {
+    writeln!(out, "{:<36}  {:<24}  {:<20}  status", "id", "username", "created")?;
+    for account in service.accounts().await? {
+        let status = if account.disabled { "disabled" } else { "active" };
+        writeln!(out, "{:<36}  {:<24}  {:<20}  {status}", account.id, account.username, stamp(account.created_at))?;
+    }
+    Ok(())
+}
+
+/// `latchkey user disable NAME`: the user can no longer log in and every session dies.
+pub async fn user_disable(service: &Latchkey, username: &str, out: &mut impl Write) -> Result<(), AdminError> {
+    let account = match service.disable_user(username).await {
+        Err(AuthError::NotFound) => return Err(AdminError::NotFound(format!("no user {username:?}"))),
+        other => other?,
+    };
+    writeln!(out, "disabled {} and revoked their sessions", account.username)?;
+    Ok(())
+}
+
+/// `latchkey sessions list --user NAME`.
+pub async fn sessions_list(service: &Latchkey, username: &str, out: &mut impl Write) -> Result<(), AdminError> {
+    let account = service.account_by_name(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username:?}")))?;
+    writeln!(out, "{:<36}  {:<6}  {:<20}  {:<20}  {:<20}  {:<15}  user agent", "id", "kind", "created", "last seen", "expires", "ip")?;
+    for session in service.sessions(account.id).await? {
+        writeln!(
+            out,
+            "{:<36}  {:<6}  {:<20}  {:<20}  {:<20}  {:<15}  {}",
+            session.id,
+            session.kind.as_str(),
+            stamp(session.created_at),
+            stamp(session.last_seen_at),
+            stamp(session.expires_at()),
+            session.client.ip.as_deref().unwrap_or("-"),
+            session.client.user_agent.as_deref().unwrap_or("-"),
+        )?;
+    }
+    Ok(())
+}
+
+/// `latchkey sessions revoke ID` or `--user NAME`.
+pub async fn sessions_revoke(service: &Latchkey, id: Option<&str>, username: Option<&str>, out: &mut impl Write) -> Result<(), AdminError> {
+    let scope = match (id, username) {
+        (Some(id), _) => RevokeScope::One(SessionId::parse(id).ok_or_else(|| AdminError::NotFound(format!("{id:?} is not a session id")))?),
+        (None, Some(username)) => {
+            let account =
+                service.account_by_name(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username:?}")))?;
+            RevokeScope::AllOf(account.id)
+        }
+        (None, None) => return Err(AdminError::NotFound("name a session id or --user".into())),
+    };
+    let revoked = service.revoke(scope).await?;
+    if revoked.is_empty() && id.is_some() {
+        return Err(AdminError::NotFound("no live session with that id".into()));
+    }
+    writeln!(out, "revoked {} session(s)", revoked.len())?;
+    Ok(())
+}
+
+/// `latchkey keys rotate`.
+pub async fn keys_rotate(service: &Latchkey, out: &mut impl Write) -> Result<(), AdminError> {
+    let key = service.rotate_keys().await?;
+    writeln!(out, "new signing key {} ({}); older keys keep verifying until their tokens expire", key.kid, key.alg)?;
+    Ok(())
+}
+
+/// `latchkey keys list`.
+pub async fn keys_list(service: &Latchkey, out: &mut impl Write) -> Result<(), AdminError> {
+    let keys = service.stores().keys.list().await.map_err(AuthError::from)?;
+    let signer = service.keys().signer_kid().to_owned();
+    let overlap = service.policy().access_token_ttl;
+    let now = service.now();
+    writeln!(out, "{:<24}  {:<6}  {:<20}  {:<20}  status", "kid", "alg", "created", "retired")?;
+    for key in keys.iter().filter(|key| key.alg != latchkey_core::keys::SERVER_SECRET_ALG) {
+        let status = match key.retired_at {
+            _ if key.kid == signer => "signing",
+            None => "idle",
+            Some(at) if at + overlap > now => "verifying",
+            Some(_) => "expired",
+        };
+        let retired = key.retired_at.map(stamp).unwrap_or_else(|| "-".into());
+        writeln!(out, "{:<24}  {:<6}  {:<20}  {:<20}  {status}", key.kid, key.alg, stamp(key.created_at), retired)?;
+    }
+    Ok(())
+}

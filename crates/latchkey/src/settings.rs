@@ -1,0 +1,425 @@
+//! Configuration: defaults, then a TOML file, then `LATCHKEY_*` environment variables, then
+//! flags — each later source overriding the earlier. Unknown TOML keys are rejected. Values
+//! are turned into checked domain values once, here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use ipnet::IpNet;
+use latchkey_core::keys::SigningAlgorithm;
+use latchkey_core::password::Argon2Settings;
+use latchkey_http::Origin;
+use serde::{Deserialize, Deserializer};
+use time::Duration;
+
+/// Every default, in one place (the `--help` texts and the README quote these).
+pub mod defaults {
+    /// `LATCHKEY_LISTEN`.
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// `LATCHKEY_PUBLIC_URL`.
+    pub const PUBLIC_URL: &str = "http://localhost:8080";
+    /// `LATCHKEY_DATA_DIR`.
+    pub const DATA_DIR: &str = "./latchkey-data";
+    /// `LATCHKEY_SIGNING_ALG`.
+    pub const SIGNING_ALG: &str = "EdDSA";
+    /// `LATCHKEY_ACCESS_TOKEN_TTL`.
+    pub const ACCESS_TOKEN_TTL: &str = "10m";
+    /// `LATCHKEY_SESSION_IDLE_TIMEOUT`.
+    pub const SESSION_IDLE_TIMEOUT: &str = "12h";
+    /// `LATCHKEY_SESSION_ABSOLUTE_TIMEOUT`.
+    pub const SESSION_ABSOLUTE_TIMEOUT: &str = "7d";
+    /// `LATCHKEY_REFRESH_IDLE_TIMEOUT`.
+    pub const REFRESH_IDLE_TIMEOUT: &str = "14d";
+    /// `LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT`.
+    pub const REFRESH_ABSOLUTE_TIMEOUT: &str = "30d";
+    /// `LATCHKEY_REFRESH_REUSE_GRACE`.
+    pub const REFRESH_REUSE_GRACE: &str = "10s";
+    /// `LATCHKEY_SESSION_TOUCH_INTERVAL`.
+    pub const SESSION_TOUCH_INTERVAL: &str = "60s";
+    /// `LATCHKEY_SYNC_INTERVAL`.
+    pub const SYNC_INTERVAL: &str = "1s";
+    /// `LATCHKEY_COOKIE_NAME`.
+    pub const COOKIE_NAME: &str = "latchkey";
+    /// `LATCHKEY_ARGON2_MEMORY_KIB` (OWASP).
+    pub const ARGON2_MEMORY_KIB: u32 = 19456;
+    /// `LATCHKEY_ARGON2_ITERATIONS` (OWASP).
+    pub const ARGON2_ITERATIONS: u32 = 2;
+    /// `LATCHKEY_ARGON2_PARALLELISM` (OWASP).
+    pub const ARGON2_PARALLELISM: u32 = 1;
+    /// `LATCHKEY_LOG_FORMAT`.
+    pub const LOG_FORMAT: &str = "text";
+}
+
+/// Accepts a TOML list either as an array of strings or as one comma-separated string.
+fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<List>::deserialize(deserializer)?.map(|list| match list {
+        List::One(text) => text,
+        List::Many(items) => items.join(","),
+    }))
+}
+
+/// The settings as given: every one optional, from flags, the environment or the TOML file
+/// (the same struct parses all three, so the names cannot drift apart).
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsArgs {
+    /// A TOML file with any of the settings below (keys are the flag names with `_`).
+    #[arg(long, env = "LATCHKEY_CONFIG", global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    #[arg(long, env = "LATCHKEY_LISTEN", global = true, help = format!("Address:port to bind [default: {}]", defaults::LISTEN))]
+    listen: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL", global = true, help = format!("The issuer and cookie origin [default: {}]", defaults::PUBLIC_URL))]
+    public_url: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_DATA_DIR", global = true, help = format!("Embedded database and generated keys [default: {}]", defaults::DATA_DIR))]
+    data_dir: Option<PathBuf>,
+
+    #[arg(long, env = "LATCHKEY_DATABASE_URL", global = true, help = "sqlite://... (postgres:// arrives with scale-out) [default: SQLite in the data dir]")]
+    database_url: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_REDIS_URL", global = true, help = "Redis for sessions, revocations, throttling (not available in this version) [default: none]")]
+    redis_url: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_SIGNING_ALG", global = true, help = format!("EdDSA, ES256, RS256 or HS256 [default: {}]", defaults::SIGNING_ALG))]
+    signing_alg: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_SIGNING_KEY_FILE", global = true, help = "Sign with this PKCS#8 PEM private key (or HS256 secret file) instead of generated keys [default: none]")]
+    signing_key_file: Option<PathBuf>,
+
+    #[arg(long, env = "LATCHKEY_AUDIENCE", global = true, help = "aud of access tokens [default: the public URL]")]
+    audience: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_ACCESS_TOKEN_TTL", global = true, help = format!("Access-token lifetime [default: {}]", defaults::ACCESS_TOKEN_TTL))]
+    access_token_ttl: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_SESSION_IDLE_TIMEOUT", global = true, help = format!("Cookie sessions end after this much inactivity [default: {}]", defaults::SESSION_IDLE_TIMEOUT))]
+    session_idle_timeout: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT", global = true, help = format!("Cookie sessions end this long after login [default: {}]", defaults::SESSION_ABSOLUTE_TIMEOUT))]
+    session_absolute_timeout: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_REFRESH_IDLE_TIMEOUT", global = true, help = format!("Token sessions end after this long without a refresh [default: {}]", defaults::REFRESH_IDLE_TIMEOUT))]
+    refresh_idle_timeout: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", global = true, help = format!("Token sessions end this long after login [default: {}]", defaults::REFRESH_ABSOLUTE_TIMEOUT))]
+    refresh_absolute_timeout: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_REFRESH_REUSE_GRACE", global = true, help = format!("Concurrent-refresh grace window [default: {}]", defaults::REFRESH_REUSE_GRACE))]
+    refresh_reuse_grace: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_SESSION_TOUCH_INTERVAL", global = true, help = format!("Sliding renewal writes last_seen_at at most this often [default: {}]", defaults::SESSION_TOUCH_INTERVAL))]
+    session_touch_interval: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_SYNC_INTERVAL", global = true, help = format!("How often revocations and keys made by other processes are picked up [default: {}]", defaults::SYNC_INTERVAL))]
+    sync_interval: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_ALLOWED_ORIGINS", global = true, help = "Extra origins allowed by the CSRF rule and CORS, comma-separated [default: none]")]
+    #[serde(default, deserialize_with = "list")]
+    allowed_origins: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES", global = true, help = "CIDRs whose X-Forwarded-For is believed, comma-separated [default: none]")]
+    #[serde(default, deserialize_with = "list")]
+    trusted_proxies: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_SERVICE_TOKEN", global = true, hide_env_values = true, help = "Bearer secret for /v1/revocations (not available in this version) [default: none]")]
+    service_token: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_COOKIE_NAME", global = true, help = format!("Cookie name stem: <stem>_session, <stem>_at, <stem>_rt [default: {}]", defaults::COOKIE_NAME))]
+    cookie_name: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_COOKIE_DOMAIN", global = true, help = "Domain attribute of cookies (switches __Host- to __Secure-) [default: none, host-only]")]
+    cookie_domain: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_ARGON2_MEMORY_KIB", global = true, help = format!("Argon2id memory in KiB [default: {}]", defaults::ARGON2_MEMORY_KIB))]
+    argon2_memory_kib: Option<u32>,
+
+    #[arg(long, env = "LATCHKEY_ARGON2_ITERATIONS", global = true, help = format!("Argon2id passes [default: {}]", defaults::ARGON2_ITERATIONS))]
+    argon2_iterations: Option<u32>,
+
+    #[arg(long, env = "LATCHKEY_ARGON2_PARALLELISM", global = true, help = format!("Argon2id lanes [default: {}]", defaults::ARGON2_PARALLELISM))]
+    argon2_parallelism: Option<u32>,
+
+    #[arg(long, env = "LATCHKEY_ARGON2_CONCURRENCY", global = true, help = "Password hashes computed at once [default: the number of CPUs]")]
+    argon2_concurrency: Option<usize>,
+
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", global = true, help = format!("text or json [default: {}]", defaults::LOG_FORMAT))]
+    log_format: Option<String>,
+}
+
+macro_rules! overlay {
+    ($high:expr, $low:expr, [$($field:ident),* $(,)?]) => {
+        SettingsArgs { config: $high.config.clone(), $($field: $high.$field.clone().or_else(|| $low.$field.clone()),)* }
+    };
+}
+
+impl SettingsArgs {
+    /// These settings over `lower` (each one set here wins).
+    fn over(&self, lower: &SettingsArgs) -> SettingsArgs {
+        overlay!(self, lower, [
+            listen, public_url, data_dir, database_url, redis_url, signing_alg, signing_key_file, audience,
+            access_token_ttl, session_idle_timeout, session_absolute_timeout, refresh_idle_timeout,
+            refresh_absolute_timeout, refresh_reuse_grace, session_touch_interval, sync_interval, allowed_origins,
+            trusted_proxies, service_token, cookie_name, cookie_domain, argon2_memory_kib, argon2_iterations,
+            argon2_parallelism, argon2_concurrency, log_format,
+        ])
+    }
+}
+
+/// Why the settings cannot be used. Each names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The TOML file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid (including unknown keys).
+    #[error("invalid configuration file {path}: {source}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value is not valid.
+    #[error("invalid {name}: {reason}")]
+    Invalid {
+        /// The setting's environment name.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(name: &'static str, reason: impl ToString) -> SettingsError {
+    SettingsError::Invalid { name, reason: reason.to_string() }
+}
+
+fn duration(name: &'static str, given: Option<&str>, default: &str) -> Result<Duration, SettingsError> {
+    let text = given.unwrap_or(default);
+    let parsed = humantime::parse_duration(text).map_err(|err| invalid(name, format!("{text:?}: {err}")))?;
+    let parsed = Duration::try_from(parsed).map_err(|err| invalid(name, err))?;
+    if parsed <= Duration::ZERO {
+        return Err(invalid(name, "must be longer than zero"));
+    }
+    Ok(parsed)
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// SQLite by URL.
+    SqliteUrl(String),
+    /// SQLite file in the data directory (the zero-configuration default).
+    SqliteFile(PathBuf),
+}
+
+/// Checked settings, ready to build a server from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Public URL without a trailing slash.
+    pub public_url: String,
+    /// The public URL's origin.
+    pub public_origin: Origin,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database.
+    pub database: Database,
+    /// Signing algorithm.
+    pub signing_alg: SigningAlgorithm,
+    /// Operator-provided signing key file.
+    pub signing_key_file: Option<PathBuf>,
+    /// `aud` of access tokens.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub access_token_ttl: Duration,
+    /// Cookie-session idle timeout.
+    pub session_idle_timeout: Duration,
+    /// Cookie-session absolute timeout.
+    pub session_absolute_timeout: Duration,
+    /// Token-session idle timeout.
+    pub refresh_idle_timeout: Duration,
+    /// Token-session absolute timeout.
+    pub refresh_absolute_timeout: Duration,
+    /// Concurrent-refresh grace window.
+    pub refresh_reuse_grace: Duration,
+    /// Sliding-renewal write interval.
+    pub session_touch_interval: Duration,
+    /// How often other processes' revocations and keys are picked up.
+    pub sync_interval: Duration,
+    /// Extra allowed origins.
+    pub allowed_origins: Vec<Origin>,
+    /// Trusted proxies.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Cookie name stem.
+    pub cookie_name: String,
+    /// Cookie domain.
+    pub cookie_domain: Option<String>,
+    /// Argon2id parameters.
+    pub argon2: Argon2Settings,
+    /// Simultaneous hashes (0 = CPUs).
+    pub argon2_concurrency: usize,
+    /// Emit JSON logs.
+    pub json_logs: bool,
+}
+
+impl Settings {
+    /// Layers defaults, the TOML file named by `args.config`, and `args` (flags and
+    /// environment, as clap resolved them), and checks every value.
+    pub fn load(args: &SettingsArgs) -> Result<Self, SettingsError> {
+        let merged = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::File { path: path.clone(), source })?;
+                let file: SettingsArgs = toml::from_str(&text).map_err(|source| SettingsError::Toml { path: path.clone(), source })?;
+                args.over(&file)
+            }
+            None => args.clone(),
+        };
+        Self::resolve(&merged)
+    }
+
+    fn resolve(given: &SettingsArgs) -> Result<Self, SettingsError> {
+        if given.redis_url.is_some() {
+            return Err(invalid("LATCHKEY_REDIS_URL", "Redis arrives with the scale-out release; this version runs on SQLite only"));
+        }
+        if given.service_token.is_some() {
+            return Err(invalid("LATCHKEY_SERVICE_TOKEN", "the revocation feed arrives with the scale-out release"));
+        }
+        let listen_text = given.listen.as_deref().unwrap_or(defaults::LISTEN);
+        let listen = listen_text.parse().map_err(|_| invalid("LATCHKEY_LISTEN", format!("{listen_text:?} is not address:port")))?;
+        let public_url = given.public_url.as_deref().unwrap_or(defaults::PUBLIC_URL).trim_end_matches('/').to_owned();
+        let parsed = url::Url::parse(&public_url).map_err(|err| invalid("LATCHKEY_PUBLIC_URL", err))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(invalid("LATCHKEY_PUBLIC_URL", "must be an http or https URL"));
+        }
+        let public_origin = Origin::parse(&parsed.origin().ascii_serialization()).map_err(|err| invalid("LATCHKEY_PUBLIC_URL", err))?;
+        let data_dir = given.data_dir.clone().unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
+        let database = match given.database_url.as_deref() {
+            None => Database::SqliteFile(data_dir.join("latchkey.db")),
+            Some(url) if url.starts_with("sqlite:") => Database::SqliteUrl(url.to_owned()),
+            Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+                return Err(invalid("LATCHKEY_DATABASE_URL", "PostgreSQL arrives with the scale-out release; use sqlite:// or leave it unset"));
+            }
+            Some(_) => return Err(invalid("LATCHKEY_DATABASE_URL", "must start with sqlite:")),
+        };
+        let signing_alg = given.signing_alg.as_deref().unwrap_or(defaults::SIGNING_ALG).parse().map_err(|err| invalid("LATCHKEY_SIGNING_ALG", err))?;
+        let split = |text: &Option<String>| -> Vec<String> {
+            text.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+        };
+        let allowed_origins = split(&given.allowed_origins)
+            .iter()
+            .map(|origin| Origin::parse(origin))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| invalid("LATCHKEY_ALLOWED_ORIGINS", err))?;
+        let trusted_proxies = split(&given.trusted_proxies)
+            .iter()
+            .map(|cidr| cidr.parse::<IpNet>().or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| invalid("LATCHKEY_TRUSTED_PROXIES", err))?;
+        let cookie_name = given.cookie_name.clone().unwrap_or_else(|| defaults::COOKIE_NAME.to_owned());
+        if cookie_name.is_empty() || !cookie_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(invalid("LATCHKEY_COOKIE_NAME", "use letters, digits, _ and -"));
+        }
+        let log_format = given.log_format.as_deref().unwrap_or(defaults::LOG_FORMAT);
+        let json_logs = match log_format {
+            "text" => false,
+            "json" => true,
+            other => return Err(invalid("LATCHKEY_LOG_FORMAT", format!("{other:?} is neither text nor json"))),
+        };
+        let settings = Self {
+            listen,
+            audience: given.audience.clone().unwrap_or_else(|| public_url.clone()),
+            public_url,
+            public_origin,
+            data_dir,
+            database,
+            signing_alg,
+            signing_key_file: given.signing_key_file.clone(),
+            access_token_ttl: duration("LATCHKEY_ACCESS_TOKEN_TTL", given.access_token_ttl.as_deref(), defaults::ACCESS_TOKEN_TTL)?,
+            session_idle_timeout: duration("LATCHKEY_SESSION_IDLE_TIMEOUT", given.session_idle_timeout.as_deref(), defaults::SESSION_IDLE_TIMEOUT)?,
+            session_absolute_timeout: duration("LATCHKEY_SESSION_ABSOLUTE_TIMEOUT", given.session_absolute_timeout.as_deref(), defaults::SESSION_ABSOLUTE_TIMEOUT)?,
+            refresh_idle_timeout: duration("LATCHKEY_REFRESH_IDLE_TIMEOUT", given.refresh_idle_timeout.as_deref(), defaults::REFRESH_IDLE_TIMEOUT)?,
+            refresh_absolute_timeout: duration("LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", given.refresh_absolute_timeout.as_deref(), defaults::REFRESH_ABSOLUTE_TIMEOUT)?,
+            refresh_reuse_grace: duration("LATCHKEY_REFRESH_REUSE_GRACE", given.refresh_reuse_grace.as_deref(), defaults::REFRESH_REUSE_GRACE)?,
+            session_touch_interval: duration("LATCHKEY_SESSION_TOUCH_INTERVAL", given.session_touch_interval.as_deref(), defaults::SESSION_TOUCH_INTERVAL)?,
+            sync_interval: duration("LATCHKEY_SYNC_INTERVAL", given.sync_interval.as_deref(), defaults::SYNC_INTERVAL)?,
+            allowed_origins,
+            trusted_proxies,
+            cookie_name,
+            cookie_domain: given.cookie_domain.clone(),
+            argon2: Argon2Settings {
+                memory_kib: given.argon2_memory_kib.unwrap_or(defaults::ARGON2_MEMORY_KIB),
+                iterations: given.argon2_iterations.unwrap_or(defaults::ARGON2_ITERATIONS),
+                parallelism: given.argon2_parallelism.unwrap_or(defaults::ARGON2_PARALLELISM),
+            },
+            argon2_concurrency: given.argon2_concurrency.unwrap_or(0),
+            json_logs,
+        };
+        if settings.session_idle_timeout > settings.session_absolute_timeout {
+            return Err(invalid("LATCHKEY_SESSION_IDLE_TIMEOUT", "longer than LATCHKEY_SESSION_ABSOLUTE_TIMEOUT"));
+        }
+        if settings.refresh_idle_timeout > settings.refresh_absolute_timeout {
+            return Err(invalid("LATCHKEY_REFRESH_IDLE_TIMEOUT", "longer than LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT"));
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve_to_the_documented_values() -> Result<(), SettingsError> {
+        let settings = Settings::load(&SettingsArgs::default())?;
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.public_url, "http://localhost:8080");
+        assert_eq!(settings.audience, "http://localhost:8080");
+        assert_eq!(settings.access_token_ttl, Duration::minutes(10));
+        assert_eq!(settings.refresh_absolute_timeout, Duration::days(30));
+        assert_eq!(settings.argon2, Argon2Settings::default());
+        Ok(())
+    }
+
+    #[test]
+    fn the_file_is_overridden_by_flags_and_environment() -> Result<(), SettingsError> {
+        let dir = std::env::temp_dir().join(format!("latchkey-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| SettingsError::File { path: dir.clone(), source })?;
+        let path = dir.join("latchkey.toml");
+        std::fs::write(&path, "access_token_ttl = \"5m\"\nrefresh_reuse_grace = \"3s\"\nallowed_origins = [\"https://app.example\", \"https://admin.example\"]\n")
+            .map_err(|source| SettingsError::File { path: path.clone(), source })?;
+        let args = SettingsArgs { config: Some(path), access_token_ttl: Some("2m".into()), ..Default::default() };
+        let settings = Settings::load(&args)?;
+        assert_eq!(settings.access_token_ttl, Duration::minutes(2), "flag/env beats file");
+        assert_eq!(settings.refresh_reuse_grace, Duration::seconds(3), "file beats default");
+        assert_eq!(settings.allowed_origins.len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_their_name() {
+        let unknown: Result<SettingsArgs, _> = toml::from_str("acess_token_ttl = \"5m\"");
+        assert!(unknown.is_err());
+        let bad = SettingsArgs { access_token_ttl: Some("soon".into()), ..Default::default() };
+        assert!(matches!(Settings::load(&bad), Err(SettingsError::Invalid { name: "LATCHKEY_ACCESS_TOKEN_TTL", .. })));
+        let bad = SettingsArgs { signing_alg: Some("none".into()), ..Default::default() };
+        assert!(matches!(Settings::load(&bad), Err(SettingsError::Invalid { name: "LATCHKEY_SIGNING_ALG", .. })));
+        let bad = SettingsArgs { allowed_origins: Some("null".into()), ..Default::default() };
+        assert!(matches!(Settings::load(&bad), Err(SettingsError::Invalid { name: "LATCHKEY_ALLOWED_ORIGINS", .. })));
+    }
+}

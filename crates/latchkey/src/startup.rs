@@ -1,0 +1,191 @@
+//! Start-up: open the store, start the service, bind the listener, serve until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use latchkey_core::clock::SystemClock;
+use latchkey_core::keys;
+use latchkey_core::password::{HashError, PasswordHasher};
+use latchkey_core::service::{AuthError, Latchkey, Policy};
+use latchkey_core::store::Stores;
+use latchkey_http::{AppState, HttpConfig};
+use latchkey_sql::{SqliteError, SqliteStore};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::settings::{Database, Settings};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be made.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] SqliteError),
+    /// The signing key file could not be read or used.
+    #[error("signing key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The Argon2 parameters are invalid.
+    #[error(transparent)]
+    Hasher(#[from] HashError),
+    /// The service could not start (keys, store).
+    #[error("cannot start: {0}")]
+    Service(#[from] AuthError),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Opens the configured store, creating the data directory if needed.
+pub async fn open_stores(settings: &Settings) -> Result<Stores, StartError> {
+    let store = match &settings.database {
+        Database::SqliteFile(path) => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| StartError::DataDir { path: parent.to_owned(), source })?;
+            }
+            SqliteStore::open_path(path).await?
+        }
+        Database::SqliteUrl(url) => SqliteStore::open_url(url).await?,
+    };
+    Ok(store.stores())
+}
+
+/// Starts the domain service on the configured store.
+pub async fn start_service(settings: &Settings) -> Result<Latchkey, StartError> {
+    let stores = open_stores(settings).await?;
+    let hasher = PasswordHasher::new(settings.argon2, settings.argon2_concurrency)?;
+    let file_key = match &settings.signing_key_file {
+        None => None,
+        Some(path) => {
+            let contents = std::fs::read(path).map_err(|err| StartError::KeyFile { path: path.clone(), reason: err.to_string() })?;
+            let key = keys::from_key_file(settings.signing_alg, &contents, time::OffsetDateTime::now_utc())
+                .map_err(|err| StartError::KeyFile { path: path.clone(), reason: err.to_string() })?;
+            Some(key)
+        }
+    };
+    let policy = Policy {
+        issuer: settings.public_url.clone(),
+        audience: settings.audience.clone(),
+        signing_alg: settings.signing_alg,
+        access_token_ttl: settings.access_token_ttl,
+        session_idle_timeout: settings.session_idle_timeout,
+        session_absolute_timeout: settings.session_absolute_timeout,
+        refresh_idle_timeout: settings.refresh_idle_timeout,
+        refresh_absolute_timeout: settings.refresh_absolute_timeout,
+        refresh_reuse_grace: settings.refresh_reuse_grace,
+        touch_interval: settings.session_touch_interval,
+        cookie_cache_ttl: Policy::default().cookie_cache_ttl,
+    };
+    Ok(Latchkey::start(stores, Arc::new(SystemClock), hasher, policy, file_key).await?)
+}
+
+/// A built server: bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    sync_interval: StdDuration,
+}
+
+impl Application {
+    /// Opens the store, starts the service and binds the listener (port 0 picks a free port).
+    pub async fn build(settings: &Settings) -> Result<Self, StartError> {
+        let service = start_service(settings).await?;
+        let config = HttpConfig {
+            public_url: settings.public_url.clone(),
+            public_origin: settings.public_origin.clone(),
+            allowed_origins: settings.allowed_origins.clone(),
+            cookie_name: settings.cookie_name.clone(),
+            cookie_domain: settings.cookie_domain.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Bind { address: settings.listen, source })?;
+        Ok(Self { listener, state: AppState::new(service, config), sync_interval: settings.sync_interval.unsigned_abs() })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let address = self.local_addr()?;
+        let service = self.state.service.clone();
+        let sync = tokio::spawn(keep_in_sync(service, self.sync_interval));
+        info!(%address, "listening on http://{address}");
+        let app = latchkey_http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        sync.abort();
+        info!("stopped");
+        served
+    }
+}
+
+/// Picks up revocations and key changes made by other processes, and purges ended sessions
+/// hourly.
+async fn keep_in_sync(service: Latchkey, every: StdDuration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let purge_every = (3600 / every.as_secs().max(1)).max(1);
+    let mut ticks: u64 = 0;
+    loop {
+        ticker.tick().await;
+        ticks += 1;
+        if let Err(err) = service.sync().await {
+            warn!(error = %err, "sync with the store failed; will retry");
+        }
+        if ticks % purge_every == 0 {
+            match service.purge().await {
+                Ok(purged) if purged > 0 => info!(purged, "purged ended sessions and expired keys"),
+                Ok(_) => {}
+                Err(err) => warn!(error = %err, "purge failed; will retry"),
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    info!("shutting down; letting in-flight requests finish");
+}
