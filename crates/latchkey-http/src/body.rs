@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
-use serde_json::error::Category;
 
 use crate::error::ApiError;
 
@@ -35,23 +34,21 @@ async fn read_bytes(req: Request) -> Result<Bytes, ApiError> {
     })
 }
 
-/// Deserialises JSON, telling broken syntax (400) from bad values (422, naming the field).
+/// Deserialises a JSON object, telling broken syntax (400) from bad values (422, naming the field).
+/// The whole document is checked for syntax first, so trailing garbage after a well-formed
+/// prefix is still a syntax error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let inner = err.inner();
-        match inner.classify() {
-            Category::Syntax | Category::Eof | Category::Io => ApiError::Malformed(inner.to_string()),
-            Category::Data => {
-                let path = err.path().to_string();
-                let message = inner.to_string();
-                let field = if path.is_empty() || path == "." { missing_field(&message).unwrap_or("body") } else { &path };
-                ApiError::invalid(field, strip_position(&message))
-            }
-        }
-    })?;
-    deserializer.end().map_err(|err| ApiError::Malformed(err.to_string()))?;
-    Ok(value)
+    let document: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| ApiError::Malformed(err.to_string()))?;
+    // Every body of the contract is an object; serde would otherwise read an array as a struct.
+    if !document.is_object() {
+        return Err(ApiError::invalid("body", "expected a JSON object"));
+    }
+    serde_path_to_error::deserialize(document).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.inner().to_string();
+        let field = if path.is_empty() || path == "." { missing_field(&message).unwrap_or("body") } else { &path };
+        ApiError::invalid(field, strip_position(&message))
+    })
 }
 
 /// serde names a missing field only in its message: "missing field `password`".

@@ -27,9 +27,12 @@ use crate::state::AppState;
 
 /// Builds the whole application for `state`.
 pub fn router(state: AppState) -> Router {
+    // The 405 fallback is set on each route before its CORS layer, so that preflights (which
+    // no handler takes) still reach the CORS grant.
     let cors = |route: MethodRouter<AppState>, methods: &[Method]| {
-        route.layer(AllowedOriginsCors::new(Arc::clone(&state.config), methods))
+        route.fallback(method_not_allowed).layer(AllowedOriginsCors::new(Arc::clone(&state.config), methods))
     };
+    let plain = |route: MethodRouter<AppState>| route.fallback(method_not_allowed);
     Router::new()
         .route("/v1/accounts", cors(post(accounts::sign_up), &[Method::POST]))
         .route("/v1/account/password", cors(post(accounts::change_password), &[Method::POST]))
@@ -40,14 +43,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions", cors(get(me::sessions), &[Method::GET]))
         .route("/v1/sessions/{id}", cors(delete(me::revoke_one), &[Method::DELETE]))
         .route("/v1/logout", cors(post(me::logout), &[Method::POST]))
-        .route("/v1/verify", get(verify::verify))
+        .route("/v1/verify", plain(get(verify::verify)))
         .route("/.well-known/jwks.json", cors(get(wellknown::jwks), &[Method::GET]))
         .route("/.well-known/openid-configuration", cors(get(wellknown::discovery), &[Method::GET]))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/healthz", plain(get(ops::healthz)))
+        .route("/readyz", plain(get(ops::readyz)))
+        .route("/metrics", plain(get(ops::metrics)))
         .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::overriding(
@@ -55,6 +57,10 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// RFC 3339 in UTC, to the second.

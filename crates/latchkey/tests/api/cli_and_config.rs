@@ -1,0 +1,120 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn invalid_settings_stop_the_start_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("LATCHKEY_ACCESS_TOKEN_TTL", "soon"),
+        ("LATCHKEY_SIGNING_ALG", "none"),
+        ("LATCHKEY_ALLOWED_ORIGINS", "not an origin"),
+        ("LATCHKEY_LISTEN", "nowhere"),
+        ("LATCHKEY_REDIS_URL", "redis://127.0.0.1:6379"),
+    ];
+    for (name, value) in cases {
+        let env = vec![("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string()), (name.to_owned(), value.to_owned())];
+        let output = command(&["serve"], &env).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{name}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(name), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+#[tokio::test]
+async fn a_toml_file_configures_the_server_and_unknown_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latchkey.toml");
+    std::fs::write(&file, "access_token_ttl = \"2m\"\nallowed_origins = [\"https://app.example.test\"]\n").unwrap();
+    let server = Server::with(&[("LATCHKEY_CONFIG", file.to_str().unwrap())]).await;
+    server.sign_up("alice").await;
+    let body: Value = server
+        .client
+        .post(server.url("/v1/token"))
+        .form(&[("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["expires_in"], 120);
+
+    std::fs::write(&file, "acces_token_ttl = \"2m\"\n").unwrap();
+    let env = vec![("LATCHKEY_CONFIG".to_owned(), file.display().to_string())];
+    let output = command(&["serve"], &env).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("acces_token_ttl"));
+}
+
+#[tokio::test]
+async fn serve_help_lists_every_setting_with_its_default() {
+    let output = command(&["serve", "--help"], &[]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for name in [
+        "LATCHKEY_LISTEN", "LATCHKEY_PUBLIC_URL", "LATCHKEY_DATA_DIR", "LATCHKEY_DATABASE_URL", "LATCHKEY_REDIS_URL",
+        "LATCHKEY_SIGNING_ALG", "LATCHKEY_SIGNING_KEY_FILE", "LATCHKEY_AUDIENCE", "LATCHKEY_ACCESS_TOKEN_TTL",
+        "LATCHKEY_SESSION_IDLE_TIMEOUT", "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT", "LATCHKEY_REFRESH_IDLE_TIMEOUT",
+        "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", "LATCHKEY_REFRESH_REUSE_GRACE", "LATCHKEY_ALLOWED_ORIGINS",
+        "LATCHKEY_TRUSTED_PROXIES", "LATCHKEY_SERVICE_TOKEN", "LATCHKEY_COOKIE_NAME", "LATCHKEY_COOKIE_DOMAIN",
+        "LATCHKEY_ARGON2_MEMORY_KIB", "LATCHKEY_ARGON2_ITERATIONS", "LATCHKEY_ARGON2_PARALLELISM",
+    ] {
+        assert!(help.contains(name), "{name} missing from serve --help");
+    }
+    assert!(help.contains("[default: 127.0.0.1:8080]") && help.contains("[default: 10m]"), "{help}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_login_finish_then_exits_cleanly() {
+    // Costly hashing makes the login slow enough to be in flight when the signal lands.
+    let mut server = Server::with(&[("LATCHKEY_ARGON2_MEMORY_KIB", "65536"), ("LATCHKEY_ARGON2_ITERATIONS", "4")]).await;
+    server.sign_up("alice").await;
+    let credentials = serde_json::json!({ "username": "alice", "password": PASSWORD });
+    let login = server.post_json("/v1/session", &credentials);
+    let signal = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let status = std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+    let (response, ()) = tokio::join!(login, signal);
+    assert_eq!(response.status(), StatusCode::OK, "the in-flight login finished");
+    let exit = server.wait_for_exit(Duration::from_secs(10)).expect("the server exits after SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+    assert!(server.logs().contains("shutting down"));
+}
+
+#[tokio::test]
+async fn admin_commands_manage_users_and_sessions_on_the_servers_store() {
+    let server = Server::start().await;
+    let (ok, out, err) = server.cli(&["user", "add", "carol"], &format!("{PASSWORD}\n"));
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = server.cli(&["user", "add", "carol"], &format!("{PASSWORD}\n"));
+    assert!(!ok, "a second carol: {out}");
+    let (ok, out, _) = server.cli(&["user", "add", "dave"], "short\n");
+    assert!(!ok, "a weak password: {out}");
+
+    let web = server.cookie_login("carol").await;
+    let app = server.token_login("carol").await;
+    let (ok, users, _) = server.cli(&["user", "list"], "");
+    assert!(ok && users.contains("carol") && users.contains("active"), "{users}");
+    let (ok, sessions, _) = server.cli(&["sessions", "list", "--user", "carol"], "");
+    assert!(ok && sessions.contains(&web.session_id) && sessions.contains(&app.session_id), "{sessions}");
+
+    let (ok, out, err) = server.cli(&["sessions", "revoke", &app.session_id], "");
+    assert!(ok, "{out}{err}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(server.me_bearer(&app.access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(server.me_cookie(&web.cookie).await.status(), StatusCode::OK);
+
+    let (ok, out, _) = server.cli(&["sessions", "revoke", "--user", "carol"], "");
+    assert!(ok && out.contains("revoked 1"), "{out}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(server.me_cookie(&web.cookie).await.status(), StatusCode::UNAUTHORIZED);
+
+    let (ok, _, err) = server.cli(&["sessions", "revoke", "00000000-0000-4000-8000-000000000000"], "");
+    assert!(!ok && err.contains("no live session"), "{err}");
+    let (ok, _, err) = server.cli(&["user", "disable", "nobody"], "");
+    assert!(!ok && err.contains("no user"), "{err}");
+}

@@ -1,0 +1,144 @@
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+async fn jwks(server: &Server) -> Value {
+    let response = server.client.get(server.url("/.well-known/jwks.json")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cache = response.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert!(cache.contains("max-age="), "{cache}");
+    response.json().await.unwrap()
+}
+
+fn kids(jwks: &Value) -> Vec<String> {
+    jwks["keys"].as_array().unwrap().iter().map(|key| key["kid"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_jwks_publishes_the_signing_key_and_discovery_points_to_it() {
+    let server = Server::start().await;
+    server.sign_up("alice").await;
+    let tokens = server.token_login("alice").await;
+    let set = jwks(&server).await;
+    let key = &set["keys"][0];
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    assert_eq!(key["use"], "sig");
+    assert_eq!(key["kid"], jwt_part(&tokens.access, 0)["kid"]);
+    assert!(key.get("d").is_none(), "never a private part");
+
+    let discovery: Value = server.client.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(discovery["issuer"], ORIGIN);
+    assert_eq!(discovery["jwks_uri"], format!("{ORIGIN}/.well-known/jwks.json"));
+    assert_eq!(discovery["token_endpoint"], format!("{ORIGIN}/v1/token"));
+    assert_eq!(discovery["revocation_endpoint"], format!("{ORIGIN}/v1/token/revoke"));
+    assert_eq!(discovery["grant_types_supported"], serde_json::json!(["password", "refresh_token"]));
+    assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!(["EdDSA"]));
+    assert!(discovery["token_endpoint_auth_methods_supported"].is_array());
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_kid() {
+    let server = Server::start().await;
+    server.sign_up("alice").await;
+    let before = server.token_login("alice").await;
+    let old_kid = jwt_part(&before.access, 0)["kid"].as_str().unwrap().to_owned();
+
+    let (ok, out, err) = server.cli(&["keys", "rotate"], "");
+    assert!(ok, "{out}{err}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let after = server.token_login("alice").await;
+    let new_kid = jwt_part(&after.access, 0)["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(server.me_bearer(&before.access).await.status(), StatusCode::OK, "old tokens keep verifying");
+    assert_eq!(server.me_bearer(&after.access).await.status(), StatusCode::OK);
+    let published = kids(&jwks(&server).await);
+    assert!(published.contains(&old_kid) && published.contains(&new_kid), "{published:?}");
+
+    let (ok, listing, _) = server.cli(&["keys", "list"], "");
+    assert!(ok);
+    assert!(listing.contains(&new_kid) && listing.contains("signing"), "{listing}");
+    assert!(listing.contains(&old_kid) && listing.contains("verifying"), "{listing}");
+}
+
+#[tokio::test]
+async fn every_configured_algorithm_issues_tokens_it_verifies_and_hs256_is_never_published() {
+    for (alg, kty) in [("ES256", Some("EC")), ("RS256", Some("RSA")), ("HS256", None)] {
+        let server = Server::with(&[("LATCHKEY_SIGNING_ALG", alg)]).await;
+        server.sign_up("alice").await;
+        let tokens = server.token_login("alice").await;
+        assert_eq!(jwt_part(&tokens.access, 0)["alg"], alg);
+        assert_eq!(server.me_bearer(&tokens.access).await.status(), StatusCode::OK, "{alg}");
+        let set = jwks(&server).await;
+        match kty {
+            Some(kty) => {
+                assert_eq!(set["keys"][0]["kty"], kty, "{alg}");
+                assert_eq!(set["keys"][0]["alg"], alg);
+            }
+            None => assert_eq!(set["keys"], serde_json::json!([]), "HS256 secrets are never published"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_verifies_with_pyjwt_using_only_the_published_jwks() {
+    for alg in ["EdDSA", "ES256", "RS256"] {
+        let server = Server::with(&[("LATCHKEY_SIGNING_ALG", alg)]).await;
+        server.sign_up("alice").await;
+        let tokens = server.token_login("alice").await;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_with_pyjwt.py");
+        let jwks_url = server.url("/.well-known/jwks.json");
+        let run = |token: &str| Command::new("python3").args([script, &jwks_url, token, ORIGIN, ORIGIN]).output().expect("python3 (PyJWT is installed by scripts/test)");
+        let output = run(&tokens.access);
+        assert!(output.status.success(), "{alg}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), tokens.session_id);
+        // Tampering with the claims must make the independent verifier refuse.
+        let mut parts: Vec<String> = tokens.access.split('.').map(str::to_owned).collect();
+        let claims = jwt_part(&tokens.access, 1).to_string().replace("alice", "mallory");
+        use base64::Engine as _;
+        parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+        let tampered = run(&parts.join("."));
+        assert!(!tampered.status.success(), "{alg}: a tampered token verified");
+    }
+}
+
+#[tokio::test]
+async fn an_operator_key_file_signs_and_is_published_under_its_thumbprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("signing.pem");
+    let status = Command::new("openssl").args(["genpkey", "-algorithm", "ed25519", "-out"]).arg(&pem).status().expect("openssl");
+    assert!(status.success());
+    let server = Server::with(&[("LATCHKEY_SIGNING_KEY_FILE", pem.to_str().unwrap())]).await;
+    server.sign_up("alice").await;
+    let tokens = server.token_login("alice").await;
+    let kid = jwt_part(&tokens.access, 0)["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kid.len(), 43, "an RFC 7638 SHA-256 thumbprint");
+    assert!(kids(&jwks(&server).await).contains(&kid));
+    assert_eq!(server.me_bearer(&tokens.access).await.status(), StatusCode::OK);
+
+    // A second instance given the same file agrees on the kid.
+    let twin = Server::with(&[("LATCHKEY_SIGNING_KEY_FILE", pem.to_str().unwrap())]).await;
+    assert!(kids(&jwks(&twin).await).contains(&kid));
+}
+
+#[tokio::test]
+async fn an_hs256_key_file_shorter_than_32_bytes_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("hs256.key");
+    std::fs::write(&secret, b"too short").unwrap();
+    let env = vec![
+        ("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("LATCHKEY_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("LATCHKEY_SIGNING_ALG".to_owned(), "HS256".to_owned()),
+        ("LATCHKEY_SIGNING_KEY_FILE".to_owned(), secret.display().to_string()),
+    ];
+    let output = command(&["serve"], &env).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 32 bytes"), "{}", String::from_utf8_lossy(&output.stderr));
+}

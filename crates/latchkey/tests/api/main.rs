@@ -1,0 +1,15 @@
+//! Black-box tests of the HTTP contract (`API.md`) against the real `latchkey` binary on a
+//! random port with a real SQLite file. One test binary; names are sentences.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod accounts;
+mod cli_and_config;
+mod contract;
+mod cookie_sessions;
+mod either_kind;
+mod helpers;
+mod hybrid;
+mod keys;
+mod token_sessions;
+mod verify;
