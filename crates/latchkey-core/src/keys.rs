@@ -240,6 +240,12 @@ pub enum TokenRejection {
     NotYetValid,
 }
 
+/// Whether a token with this `exp` is expired at `now`, leeway included. Compared to the
+/// nanosecond, so the leeway is exactly [`LEEWAY_SECONDS`], never a second more.
+pub fn is_expired(exp: i64, now: OffsetDateTime) -> bool {
+    now.unix_timestamp_nanos() > i128::from(exp.saturating_add(LEEWAY_SECONDS)) * 1_000_000_000
+}
+
 /// Issuer, audience and lifetime shared by signing and verification.
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
@@ -410,11 +416,10 @@ impl KeySet {
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, validation)
             .map_err(|err| TokenRejection::Invalid(err.to_string()))?;
         let claims = data.claims;
-        let now = now.unix_timestamp();
-        if now > claims.exp + LEEWAY_SECONDS {
+        if is_expired(claims.exp, now) {
             return Err(TokenRejection::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECONDS) {
+        if claims.nbf.is_some_and(|nbf| i128::from(nbf - LEEWAY_SECONDS) * 1_000_000_000 > now.unix_timestamp_nanos()) {
             return Err(TokenRejection::NotYetValid);
         }
         Ok(claims)

@@ -522,7 +522,7 @@ impl Latchkey {
                 entry
             }
         };
-        if now.unix_timestamp() > entry.exp + LEEWAY_SECONDS {
+        if keys::is_expired(entry.exp, now) {
             self.inner.bearer_cache.invalidate(&digest);
             return Ok(Err(TokenRejection::Expired));
         }
