@@ -1,12 +1,16 @@
 //! Passwords: the policy a new password must meet, and Argon2id hashing on a bounded pool so a
 //! login flood cannot exhaust memory or starve the async runtime.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
-use argon2::password_hash::{PasswordHash as PhcString, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash as PhcString, PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -135,7 +139,7 @@ pub enum HashError {
 /// Hashes and verifies passwords on the blocking pool, at most `concurrency` at once.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon2: Arc<Argon2<'static>>,
+    params: Params,
     settings: Argon2Settings,
     // Why a semaphore: each hash holds `memory_kib` of RAM for ~10 ms. Without a cap a login
     // flood allocates without bound and occupies every blocking thread.
@@ -155,7 +159,6 @@ impl PasswordHasher {
     pub fn new(settings: Argon2Settings, concurrency: usize) -> Result<Self, HashError> {
         let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
             .map_err(|err| HashError::Parameters(err.to_string()))?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let concurrency = if concurrency == 0 {
             std::thread::available_parallelism().map(usize::from).unwrap_or(2)
         } else {
@@ -163,9 +166,9 @@ impl PasswordHasher {
         };
         let mut dummy_password = Zeroizing::new([0u8; 32]);
         fill_random(dummy_password.as_mut());
-        let dummy_hash = hash_with(&argon2, dummy_password.as_ref())?;
+        let dummy_hash = hash_with(&params, dummy_password.as_ref())?;
         Ok(Self {
-            argon2: Arc::new(argon2),
+            params,
             settings,
             permits: Arc::new(Semaphore::new(concurrency)),
             dummy_hash: Arc::new(dummy_hash),
@@ -180,26 +183,37 @@ impl PasswordHasher {
     /// Hashes a password with a fresh random salt.
     pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         let bytes = Zeroizing::new(password.as_bytes().to_vec());
-        let argon2 = Arc::clone(&self.argon2);
-        self.run(move || hash_with(&argon2, &bytes).map(PasswordHash)).await
+        let params = self.params.clone();
+        self.run(move || hash_with(&params, &bytes).map(PasswordHash)).await
     }
 
     /// Verifies a password against a stored hash, or against the dummy hash when there is no
     /// account, so that both paths cost one Argon2 computation. `false` for no account.
     pub async fn verify(&self, password: &Password, stored: Option<&PasswordHash>) -> Result<bool, HashError> {
         let bytes = Zeroizing::new(password.as_bytes().to_vec());
-        let argon2 = Arc::clone(&self.argon2);
         let (phc, real) = match stored {
             Some(hash) => (hash.0.clone(), true),
             None => (self.dummy_hash.as_ref().clone(), false),
         };
-        let matched = self
-            .run(move || {
-                let parsed = PhcString::new(&phc).map_err(|_| HashError::Failed)?;
-                Ok(argon2.verify_password(&bytes, &parsed).is_ok())
-            })
-            .await?;
+        let matched = self.run(move || verify_phc(&phc, &bytes)).await?;
         Ok(real && matched)
+    }
+
+    /// Computes one Argon2id hash on the calling thread with the configured parameters and
+    /// returns how long it took: the baseline `latchkey bench argon2` and the benches compare a
+    /// login against.
+    /// The baseline is the argon2 crate's plain `hash_password`, allocating its memory as
+    /// usual.
+    pub fn time_bare_hash(&self) -> Result<std::time::Duration, HashError> {
+        let mut password = Zeroizing::new([0u8; 24]);
+        fill_random(password.as_mut());
+        let mut salt = [0u8; 16];
+        fill_random(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|_| HashError::Failed)?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone());
+        let started = std::time::Instant::now();
+        argon2.hash_password(password.as_ref(), &salt).map_err(|_| HashError::Failed)?;
+        Ok(started.elapsed())
     }
 
     /// Whether a stored hash was made with other parameters than the current ones, so it
@@ -222,11 +236,62 @@ impl PasswordHasher {
     }
 }
 
-fn hash_with(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, HashError> {
+thread_local! {
+    // Why per thread: each hash needs `memory_kib` of working memory. Allocated afresh on every
+    // call, a pool thread pays page faults for all of it each time (measured: a verify on the
+    // pool took 1.4x a bare hash). Kept per pool thread it is reused; the argon2 crate's
+    // `zeroize` feature wipes it after every hash. Bounded by pool threads x the largest cost.
+    static WORKING_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2id of `password` and `salt` into `out`, in this thread's reused working memory.
+fn argon2id_into(params: &Params, version: Version, password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), HashError> {
+    let argon2 = Argon2::new(Algorithm::Argon2id, version, params.clone());
+    WORKING_MEMORY.with(|cell| {
+        let mut memory = cell.borrow_mut();
+        let blocks = params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+    })
+    .map_err(|_| HashError::Failed)
+}
+
+/// A new Argon2id PHC string (`$argon2id$v=19$m=..,t=..,p=..$salt$hash`) with a random salt.
+fn hash_with(params: &Params, password: &[u8]) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
     fill_random(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|_| HashError::Failed)?;
-    argon2.hash_password(password, &salt).map(|hash| hash.to_string()).map_err(|_| HashError::Failed)
+    let mut out = Zeroizing::new([0u8; 32]);
+    argon2id_into(params, Version::V0x13, password, &salt, out.as_mut())?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(out.as_ref()),
+    ))
+}
+
+/// Verifies `password` against a PHC string, with the parameters the string records (so old
+/// hashes keep verifying after the parameters are raised). Constant-time comparison.
+fn verify_phc(phc: &str, password: &[u8]) -> Result<bool, HashError> {
+    let parsed = PhcString::new(phc).map_err(|_| HashError::Failed)?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Ok(false);
+    }
+    let params = Params::try_from(&parsed).map_err(|_| HashError::Failed)?;
+    let version = match parsed.version {
+        Some(version) => Version::try_from(version).map_err(|_| HashError::Failed)?,
+        None => Version::V0x13,
+    };
+    let mut salt_buf = [0u8; 64];
+    let salt = parsed.salt.ok_or(HashError::Failed)?.decode_b64(&mut salt_buf).map_err(|_| HashError::Failed)?;
+    let expected = parsed.hash.ok_or(HashError::Failed)?;
+    let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+    argon2id_into(&params, version, password, salt, &mut out)?;
+    Ok(out.as_slice().ct_eq(expected.as_bytes()).into())
 }
 
 #[cfg(test)]
@@ -262,6 +327,21 @@ mod tests {
         assert!(!hasher.verify(&bad, Some(&hash)).await?);
         assert!(!hasher.verify(&good, None).await?, "no account never matches");
         assert!(!hasher.needs_rehash(&hash));
+        Ok(())
+    }
+
+    #[test]
+    fn hashes_interoperate_with_the_argon2_crates_own_phc_strings() -> Result<(), HashError> {
+        use argon2::password_hash::PasswordVerifier as _;
+        let params = Params::new(256, 1, 1, None).map_err(|_| HashError::Failed)?;
+        let ours = hash_with(&params, b"a long passphrase")?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let parsed = PhcString::new(&ours).map_err(|_| HashError::Failed)?;
+        assert!(argon2.verify_password(b"a long passphrase", &parsed).is_ok(), "the crate verifies ours");
+        let salt = SaltString::encode_b64(b"0123456789abcdef").map_err(|_| HashError::Failed)?;
+        let theirs = argon2.hash_password(b"a long passphrase", &salt).map_err(|_| HashError::Failed)?.to_string();
+        assert!(verify_phc(&theirs, b"a long passphrase")?, "we verify the crate's");
+        assert!(!verify_phc(&theirs, b"a long passphrasE")?);
         Ok(())
     }
 
