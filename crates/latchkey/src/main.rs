@@ -30,6 +30,20 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Measure what the configuration costs on this machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time bare Argon2id hashes with the configured parameters (the baseline a login's
+    /// latency is compared with).
+    Argon2 {
+        /// How many hashes to time.
+        #[arg(long, default_value_t = 30)]
+        samples: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +120,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command, settings: &Settings) -> Result<(), String> {
+    if let Command::Bench(BenchCommand::Argon2 { samples }) = command {
+        return bench_argon2(settings, samples);
+    }
     if let Command::Serve = command {
         let app = startup::Application::build(settings).await.map_err(|err| err.to_string())?;
         return app.run_until(startup::shutdown_signal()).await.map_err(|err| err.to_string());
@@ -113,7 +130,7 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
     let service = startup::start_service(settings).await.map_err(|err| err.to_string())?;
     let mut out = std::io::stdout().lock();
     let result = match command {
-        Command::Serve => Ok(()),
+        Command::Serve | Command::Bench(_) => Ok(()),
         Command::User(UserCommand::Add { username }) => admin::user_add(&service, &username, &mut out).await,
         Command::User(UserCommand::List) => admin::user_list(&service, &mut out).await,
         Command::User(UserCommand::Disable { username }) => admin::user_disable(&service, &username, &mut out).await,
@@ -125,4 +142,16 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
         Command::Keys(KeysCommand::List) => admin::keys_list(&service, &mut out).await,
     };
     result.map_err(|err| err.to_string())
+}
+
+/// Prints the median and mean of `samples` bare Argon2id hashes.
+fn bench_argon2(settings: &Settings, samples: usize) -> Result<(), String> {
+    let hasher = latchkey_core::password::PasswordHasher::new(settings.argon2, 1).map_err(|err| err.to_string())?;
+    let mut times = (0..samples.max(1)).map(|_| hasher.time_bare_hash()).collect::<Result<Vec<_>, _>>().map_err(|err| err.to_string())?;
+    times.sort();
+    let median = times[times.len() / 2].as_secs_f64() * 1000.0;
+    let mean = times.iter().map(|t| t.as_secs_f64()).sum::<f64>() * 1000.0 / times.len() as f64;
+    let a = settings.argon2;
+    println!("argon2id m={} t={} p={}: median {median:.2} ms, mean {mean:.2} ms over {} hashes", a.memory_kib, a.iterations, a.parallelism, times.len());
+    Ok(())
 }
