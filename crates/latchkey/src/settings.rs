@@ -412,6 +412,16 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_default_toml_states_exactly_the_built_in_defaults() -> Result<(), SettingsError> {
+        let file: SettingsArgs = toml::from_str(include_str!("../../../config/default.toml"))
+            .map_err(|source| SettingsError::Toml { path: "config/default.toml".into(), source })?;
+        let from_file = Settings::resolve(&file)?;
+        let built_in = Settings::resolve(&SettingsArgs::default())?;
+        assert_eq!(format!("{from_file:?}"), format!("{built_in:?}"));
+        Ok(())
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused_with_their_name() {
         let unknown: Result<SettingsArgs, _> = toml::from_str("acess_token_ttl = \"5m\"");
         assert!(unknown.is_err());

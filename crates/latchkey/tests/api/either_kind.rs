@@ -189,3 +189,27 @@ async fn a_disabled_user_is_refused_everywhere() {
     let login = server.post_json("/v1/session", &json!({ "username": "alice", "password": PASSWORD })).await;
     expect_problem(login, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
 }
+
+#[tokio::test]
+async fn the_client_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy() {
+    for (trusted, expected) in [(None, "127.0.0.1"), (Some("127.0.0.1/32"), "203.0.113.7")] {
+        let env: Vec<(&str, &str)> = trusted.map(|cidr| ("LATCHKEY_TRUSTED_PROXIES", cidr)).into_iter().collect();
+        let server = Server::with(&env).await;
+        server.sign_up("alice").await;
+        let tokens = Tokens::from(
+            server
+                .client
+                .post(server.url("/v1/token"))
+                .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+                .form(&[("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap(),
+        );
+        let list: Vec<Value> = server.client.get(server.url("/v1/sessions")).bearer_auth(&tokens.access).send().await.unwrap().json().await.unwrap();
+        assert_eq!(list[0]["ip"], expected, "trusted proxies: {trusted:?}");
+    }
+}
