@@ -26,7 +26,8 @@ fn service(runtime: &tokio::runtime::Runtime, dir: &tempfile::TempDir) -> Latchk
         let store = SqliteStore::open_path(&dir.path().join("bench.db")).await.unwrap();
         // OWASP parameters, as deployed.
         let hasher = PasswordHasher::new(Argon2Settings::default(), 0).unwrap();
-        let service = Latchkey::start(store.stores(), Arc::new(SystemClock), hasher, Policy::default(), None).await.unwrap();
+        let service =
+            Latchkey::start(store.stores(), Arc::new(SystemClock), hasher, Policy::default(), None).await.unwrap();
         service.sign_up("alice", PASSWORD.to_owned()).await.unwrap();
         service
     })
@@ -37,11 +38,21 @@ fn checks(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let service = service(&runtime, &dir);
     let (cookie, access) = runtime.block_on(async {
-        let cookie = match service.log_in("alice", PASSWORD.into(), SessionKind::Cookie, ClientInfo::default()).await.unwrap().credential {
+        let cookie = match service
+            .log_in("alice", PASSWORD.into(), SessionKind::Cookie, ClientInfo::default())
+            .await
+            .unwrap()
+            .credential
+        {
             Credential::Cookie(secret) => secret.expose().to_owned(),
             Credential::Tokens(_) => unreachable!(),
         };
-        let access = match service.log_in("alice", PASSWORD.into(), SessionKind::Token, ClientInfo::default()).await.unwrap().credential {
+        let access = match service
+            .log_in("alice", PASSWORD.into(), SessionKind::Token, ClientInfo::default())
+            .await
+            .unwrap()
+            .credential
+        {
             Credential::Tokens(pair) => pair.access_token,
             Credential::Cookie(_) => unreachable!(),
         };
@@ -61,7 +72,11 @@ fn checks(c: &mut Criterion) {
     let now = OffsetDateTime::now_utc();
     for alg in [SigningAlgorithm::EdDSA, SigningAlgorithm::ES256, SigningAlgorithm::RS256, SigningAlgorithm::HS256] {
         let key = keys::generate(alg, now).unwrap();
-        let settings = TokenSettings { issuer: "https://issuer".into(), audience: "https://issuer".into(), access_ttl: time::Duration::minutes(10) };
+        let settings = TokenSettings {
+            issuer: "https://issuer".into(),
+            audience: "https://issuer".into(),
+            access_ttl: time::Duration::minutes(10),
+        };
         let set = KeySet::build(std::slice::from_ref(&key), None, alg, settings, now).unwrap();
         let claims = AccessClaims {
             iss: "https://issuer".into(),

@@ -142,13 +142,7 @@ pub fn generate(alg: SigningAlgorithm, now: OffsetDateTime) -> Result<StoredKey,
     };
     let mut kid = [0u8; 12];
     fill_random(&mut kid);
-    Ok(StoredKey {
-        kid: b64url(&kid),
-        alg: alg.as_str().to_owned(),
-        material,
-        created_at: now,
-        retired_at: None,
-    })
+    Ok(StoredKey { kid: b64url(&kid), alg: alg.as_str().to_owned(), material, created_at: now, retired_at: None })
 }
 
 /// Turns an operator's key file (PKCS#8 PEM, or the raw bytes of an HS256 secret) into a key
@@ -166,7 +160,8 @@ pub fn from_key_file(alg: SigningAlgorithm, contents: &[u8], now: OffsetDateTime
             reason: "not a PEM text file".into(),
         })?
     };
-    let mut key = StoredKey { kid: String::new(), alg: alg.as_str().to_owned(), material, created_at: now, retired_at: None };
+    let mut key =
+        StoredKey { kid: String::new(), alg: alg.as_str().to_owned(), material, created_at: now, retired_at: None };
     let loaded = LoadedKey::load(&key)?;
     key.kid = match &loaded.jwk {
         Some(jwk) => jwk.thumbprint(ThumbprintHash::SHA256).map_err(|err| KeyError::InvalidKey {
@@ -269,20 +264,23 @@ struct LoadedKey {
 impl LoadedKey {
     fn load(stored: &StoredKey) -> Result<Self, KeyError> {
         let alg: SigningAlgorithm = stored.alg.parse()?;
-        let invalid = |reason: String| KeyError::InvalidKey { kid: stored.kid.clone(), alg: stored.alg.clone(), reason };
+        let invalid =
+            |reason: String| KeyError::InvalidKey { kid: stored.kid.clone(), alg: stored.alg.clone(), reason };
         let pem = stored.material.as_bytes();
         let encoding = match alg {
             SigningAlgorithm::EdDSA => EncodingKey::from_ed_pem(pem),
             SigningAlgorithm::ES256 => EncodingKey::from_ec_pem(pem),
             SigningAlgorithm::RS256 => EncodingKey::from_rsa_pem(pem),
             SigningAlgorithm::HS256 => {
-                let secret = Zeroizing::new(b64url_decode(&stored.material).ok_or_else(|| invalid("not base64url".into()))?);
+                let secret =
+                    Zeroizing::new(b64url_decode(&stored.material).ok_or_else(|| invalid("not base64url".into()))?);
                 Ok(EncodingKey::from_secret(&secret))
             }
         }
         .map_err(|err| invalid(err.to_string()))?;
         let (decoding, jwk) = if alg.is_symmetric() {
-            let secret = Zeroizing::new(b64url_decode(&stored.material).ok_or_else(|| invalid("not base64url".into()))?);
+            let secret =
+                Zeroizing::new(b64url_decode(&stored.material).ok_or_else(|| invalid("not base64url".into()))?);
             (DecodingKey::from_secret(&secret), None)
         } else {
             let mut jwk = Jwk::from_encoding_key(&encoding, alg.jwt()).map_err(|err| invalid(err.to_string()))?;
@@ -347,7 +345,11 @@ impl KeySet {
             let loaded = Arc::new(LoadedKey::load(key)?);
             let is_file_key = file_key.is_some_and(|file| file.kid == key.kid);
             let may_sign = loaded.alg == alg && loaded.retired_at.is_none() && (file_key.is_none() || is_file_key);
-            if may_sign && signer.as_ref().is_none_or(|current: &(OffsetDateTime, Arc<LoadedKey>)| current.0 <= key.created_at || is_file_key) {
+            if may_sign
+                && signer
+                    .as_ref()
+                    .is_none_or(|current: &(OffsetDateTime, Arc<LoadedKey>)| current.0 <= key.created_at || is_file_key)
+            {
                 signer = Some((key.created_at, Arc::clone(&loaded)));
             }
             let validation = loaded.validation(&settings);
@@ -460,7 +462,8 @@ mod tests {
     #[test]
     fn every_algorithm_signs_and_verifies_its_own_tokens() -> Result<(), KeyError> {
         let now = OffsetDateTime::now_utc();
-        for alg in [SigningAlgorithm::EdDSA, SigningAlgorithm::ES256, SigningAlgorithm::RS256, SigningAlgorithm::HS256] {
+        for alg in [SigningAlgorithm::EdDSA, SigningAlgorithm::ES256, SigningAlgorithm::RS256, SigningAlgorithm::HS256]
+        {
             let key = generate(alg, now)?;
             let set = KeySet::build(std::slice::from_ref(&key), None, alg, settings(), now)?;
             let token = set.sign(&claims(now))?;

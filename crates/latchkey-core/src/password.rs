@@ -167,12 +167,7 @@ impl PasswordHasher {
         let mut dummy_password = Zeroizing::new([0u8; 32]);
         fill_random(dummy_password.as_mut());
         let dummy_hash = hash_with(&params, dummy_password.as_ref())?;
-        Ok(Self {
-            params,
-            settings,
-            permits: Arc::new(Semaphore::new(concurrency)),
-            dummy_hash: Arc::new(dummy_hash),
-        })
+        Ok(Self { params, settings, permits: Arc::new(Semaphore::new(concurrency)), dummy_hash: Arc::new(dummy_hash) })
     }
 
     /// The parameters new hashes are made with.
@@ -245,17 +240,24 @@ thread_local! {
 }
 
 /// Argon2id of `password` and `salt` into `out`, in this thread's reused working memory.
-fn argon2id_into(params: &Params, version: Version, password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), HashError> {
+fn argon2id_into(
+    params: &Params,
+    version: Version,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), HashError> {
     let argon2 = Argon2::new(Algorithm::Argon2id, version, params.clone());
-    WORKING_MEMORY.with(|cell| {
-        let mut memory = cell.borrow_mut();
-        let blocks = params.block_count();
-        if memory.len() < blocks {
-            memory.resize(blocks, Block::default());
-        }
-        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
-    })
-    .map_err(|_| HashError::Failed)
+    WORKING_MEMORY
+        .with(|cell| {
+            let mut memory = cell.borrow_mut();
+            let blocks = params.block_count();
+            if memory.len() < blocks {
+                memory.resize(blocks, Block::default());
+            }
+            argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+        })
+        .map_err(|_| HashError::Failed)
 }
 
 /// A new Argon2id PHC string (`$argon2id$v=19$m=..,t=..,p=..$salt$hash`) with a random salt.

@@ -13,7 +13,10 @@ use zeroize::Zeroizing;
 use crate::account::{Account, UserId, Username, UsernameError};
 use crate::clock::Clock;
 use crate::denylist::Denylist;
-use crate::keys::{self, AccessClaims, KeyError, KeySet, LEEWAY_SECONDS, SERVER_SECRET_ALG, SigningAlgorithm, TokenRejection, TokenSettings};
+use crate::keys::{
+    self, AccessClaims, KeyError, KeySet, LEEWAY_SECONDS, SERVER_SECRET_ALG, SigningAlgorithm, TokenRejection,
+    TokenSettings,
+};
 use crate::password::{HashError, Password, PasswordError, PasswordHasher};
 use crate::secret::{SecretToken, ServerSecret, TokenDigest, b64url, b64url_decode, fill_random};
 use crate::session::{ClientInfo, RefreshToken, Session, SessionId, SessionKind};
@@ -261,10 +264,8 @@ impl Latchkey {
             .map(|bytes| ServerSecret::from_bytes(&Zeroizing::new(bytes)))
             .ok_or_else(|| StoreError::Corrupt("the server secret is missing or unreadable".into()))?;
         let key_set = KeySet::build(&stored, file_key.as_ref(), policy.signing_alg, policy.token_settings(), now)?;
-        let cookie_cache = Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(policy.cookie_cache_ttl.unsigned_abs())
-            .build();
+        let cookie_cache =
+            Cache::builder().max_capacity(100_000).time_to_live(policy.cookie_cache_ttl.unsigned_abs()).build();
         let bearer_cache = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(policy.access_token_ttl.unsigned_abs() + std::time::Duration::from_secs(5))
@@ -483,7 +484,9 @@ impl Latchkey {
         if now - session.last_seen_at >= self.inner.policy.touch_interval {
             self.inner.stores.sessions.touch(session.id, now).await?;
             let touched = Session { last_seen_at: now, ..session.clone() };
-            self.inner.cookie_cache.insert(digest, Arc::new(CookieEntry { session: touched, username: entry.username.clone() }));
+            self.inner
+                .cookie_cache
+                .insert(digest, Arc::new(CookieEntry { session: touched, username: entry.username.clone() }));
         }
         Ok(Some(Caller {
             user_id: session.user_id,
@@ -534,7 +537,11 @@ impl Latchkey {
 
     /// Verifies a token's signature and claims, reloading the keys once when it names a `kid`
     /// this instance has not seen (a rotation made by another instance or the CLI).
-    async fn verify_access_token(&self, token: &str, now: OffsetDateTime) -> Result<Result<AccessClaims, TokenRejection>, AuthError> {
+    async fn verify_access_token(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Result<AccessClaims, TokenRejection>, AuthError> {
         match self.keys().verify(token, now) {
             Err(TokenRejection::UnknownKey) => {
                 self.reload_keys().await?;

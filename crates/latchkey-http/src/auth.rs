@@ -51,7 +51,11 @@ pub fn is_unsafe(method: &Method) -> bool {
 /// Authenticates by `Authorization: Bearer`, else by the hybrid access-token cookie, else by
 /// the session cookie; applies the CSRF rule to cookie-carried credentials when the (original)
 /// method is unsafe.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, unsafe_method: bool) -> Result<Authenticated, ApiError> {
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    unsafe_method: bool,
+) -> Result<Authenticated, ApiError> {
     let service = &state.service;
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value
@@ -123,7 +127,8 @@ pub fn client_ip(state: &AppState, extensions: &Extensions, headers: &HeaderMap)
     if !trusted(&peer) {
         return Some(peer);
     }
-    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).collect::<Vec<_>>().join(",");
+    let forwarded =
+        headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).collect::<Vec<_>>().join(",");
     let mut client = peer;
     for hop in forwarded.split(',').rev() {
         let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };

@@ -38,7 +38,8 @@ async fn read_bytes(req: Request) -> Result<Bytes, ApiError> {
 /// The whole document is checked for syntax first, so trailing garbage after a well-formed
 /// prefix is still a syntax error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let document: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| ApiError::Malformed(err.to_string()))?;
+    let document: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|err| ApiError::Malformed(err.to_string()))?;
     // Every body of the contract is an object; serde would otherwise read an array as a struct.
     if !document.is_object() {
         return Err(ApiError::invalid("body", "expected a JSON object"));
@@ -141,7 +142,9 @@ impl<S: Send + Sync> FromRequest<S> for OAuthParams {
                 }
                 Ok(Self(params))
             }
-            _ => Err(ApiError::UnsupportedMediaType { expected: "application/x-www-form-urlencoded or application/json" }),
+            _ => Err(ApiError::UnsupportedMediaType {
+                expected: "application/x-www-form-urlencoded or application/json",
+            }),
         }
     }
 }

@@ -24,7 +24,10 @@ impl Origin {
         if scheme != "http" && scheme != "https" {
             return Err(refuse());
         }
-        if rest.is_empty() || rest.contains(['/', '?', '#', '@']) || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if rest.is_empty()
+            || rest.contains(['/', '?', '#', '@'])
+            || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(refuse());
         }
         let (host, port) = match rest.rsplit_once(':') {
@@ -123,7 +126,8 @@ mod tests {
         assert_eq!(parse("https://app.example.com:443"), Ok("https://app.example.com".into()));
         assert_eq!(parse("http://localhost:8080"), Ok("http://localhost:8080".into()));
         assert_eq!(parse("http://[::1]:3000"), Ok("http://[::1]:3000".into()));
-        for bad in ["null", "app.example.com", "ftp://x", "https://x/path", "https://", "https://u@x", "http://x:port"] {
+        for bad in ["null", "app.example.com", "ftp://x", "https://x/path", "https://", "https://u@x", "http://x:port"]
+        {
             assert!(Origin::parse(bad).is_err(), "{bad}");
         }
     }

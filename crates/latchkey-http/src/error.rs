@@ -132,7 +132,9 @@ impl ApiError {
             Self::CsrfRejected(_) => (StatusCode::FORBIDDEN, "invalid_request"),
             Self::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-            Self::PayloadTooLarge | Self::UnsupportedMediaType { .. } | Self::MethodNotAllowed => (self.status(), "invalid_request"),
+            Self::PayloadTooLarge | Self::UnsupportedMediaType { .. } | Self::MethodNotAllowed => {
+                (self.status(), "invalid_request")
+            }
             _ => (StatusCode::BAD_REQUEST, "invalid_request"),
         };
         if let Self::Internal(detail) = &self {

@@ -90,7 +90,9 @@ impl Metrics {
     /// Counts a finished request. `route` is the matched route template, never the raw path,
     /// so ids and tokens in paths cannot reach the labels.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        self.requests.get_or_create(&RequestLabels { route: route.to_owned(), method: method.to_owned(), status }).inc();
+        self.requests
+            .get_or_create(&RequestLabels { route: route.to_owned(), method: method.to_owned(), status })
+            .inc();
         self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
     }
 

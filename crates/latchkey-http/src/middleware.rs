@@ -1,7 +1,7 @@
 //! Cross-cutting request handling: the request id, metrics, and logging of server errors.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -27,7 +27,8 @@ static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Whether a client-sent request id may be echoed: `[A-Za-z0-9._-]{1,128}`.
 fn sane_request_id(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
-    (1..=128).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    (1..=128).contains(&bytes.len())
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Gives every response an `X-Request-Id`, records the request in the metrics, and logs server

@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use latchkey_core::Latchkey;
+use latchkey_core::service::{AuthError, Login};
+use latchkey_core::session::{ClientInfo, SessionKind};
 
 use crate::config::HttpConfig;
 use crate::cookies::CookieNames;
-use crate::metrics::Metrics;
+use crate::metrics::{LoginOutcome, Metrics};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -26,5 +28,25 @@ impl AppState {
     pub fn new(service: Latchkey, config: HttpConfig) -> Self {
         let cookies = Arc::new(CookieNames::new(&config));
         Self { service, config: Arc::new(config), metrics: Arc::new(Metrics::new()), cookies }
+    }
+}
+
+impl AppState {
+    /// Logs in and counts the outcome in the metrics: the one path for both login endpoints.
+    pub(crate) async fn log_in(
+        &self,
+        username: &str,
+        password: String,
+        kind: SessionKind,
+        client: ClientInfo,
+    ) -> Result<Login, AuthError> {
+        let result = self.service.log_in(username, password, kind, client).await;
+        let outcome = match &result {
+            Ok(_) => LoginOutcome::Success,
+            Err(AuthError::InvalidCredentials) => LoginOutcome::InvalidCredentials,
+            Err(_) => LoginOutcome::Error,
+        };
+        self.metrics.observe_login(kind.as_str(), outcome);
+        result
     }
 }

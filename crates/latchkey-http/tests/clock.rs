@@ -52,7 +52,10 @@ fn post_json(path: &str, body: Value) -> Request<Body> {
 }
 
 fn form(path: &str, body: &str) -> Request<Body> {
-    Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(body.to_owned())).unwrap()
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
 }
 
 fn get(path: &str, credential: &Credential) -> Request<Body> {
@@ -79,20 +82,26 @@ impl App {
     }
 
     async fn cookie_login(&self) -> Credential {
-        let (status, _, headers) = self.call(post_json("/v1/session", json!({ "username": "alice", "password": PASSWORD }))).await;
+        let (status, _, headers) =
+            self.call(post_json("/v1/session", json!({ "username": "alice", "password": PASSWORD }))).await;
         assert_eq!(status, StatusCode::OK);
         let line = headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
         Credential::Cookie(line.split(';').next().unwrap().to_owned())
     }
 
     async fn token_login(&self) -> (Credential, String) {
-        let (status, body, _) = self.call(form("/v1/token", &format!("grant_type=password&username=alice&password={PASSWORD}"))).await;
+        let (status, body, _) =
+            self.call(form("/v1/token", &format!("grant_type=password&username=alice&password={PASSWORD}"))).await;
         assert_eq!(status, StatusCode::OK);
-        (Credential::Bearer(body["access_token"].as_str().unwrap().to_owned()), body["refresh_token"].as_str().unwrap().to_owned())
+        (
+            Credential::Bearer(body["access_token"].as_str().unwrap().to_owned()),
+            body["refresh_token"].as_str().unwrap().to_owned(),
+        )
     }
 
     async fn refresh(&self, token: &str) -> (StatusCode, Value) {
-        let (status, body, _) = self.call(form("/v1/token", &format!("grant_type=refresh_token&refresh_token={token}"))).await;
+        let (status, body, _) =
+            self.call(form("/v1/token", &format!("grant_type=refresh_token&refresh_token={token}"))).await;
         (status, body)
     }
 

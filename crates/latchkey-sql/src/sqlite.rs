@@ -124,7 +124,9 @@ fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
         user_id: UserId::from_uuid(uuid(row.try_get("user_id").map_err(fail)?)?),
         kind: SessionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("session kind {kind:?}")))?,
         secret_digest: match digest {
-            Some(bytes) => Some(TokenDigest::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt("digest length".into()))?),
+            Some(bytes) => {
+                Some(TokenDigest::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt("digest length".into()))?)
+            }
             None => None,
         },
         refresh_counter: u64::try_from(row.try_get::<i64, _>("refresh_counter").map_err(fail)?)
@@ -134,7 +136,10 @@ fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
         last_seen_at: from_micros(row.try_get("last_seen_at").map_err(fail)?)?,
         absolute_expires_at: from_micros(row.try_get("absolute_expires_at").map_err(fail)?)?,
         idle_timeout: Duration::microseconds(row.try_get("idle_timeout_us").map_err(fail)?),
-        client: ClientInfo { user_agent: row.try_get("user_agent").map_err(fail)?, ip: row.try_get("ip").map_err(fail)? },
+        client: ClientInfo {
+            user_agent: row.try_get("user_agent").map_err(fail)?,
+            ip: row.try_get("ip").map_err(fail)?,
+        },
         revoked_at: optional_time("revoked_at")?,
     })
 }
@@ -201,7 +206,10 @@ impl AccountStore for SqliteStore {
     }
 
     async fn list(&self) -> Result<Vec<Account>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM accounts ORDER BY created_at, username").fetch_all(&self.pool).await.map_err(fail)?;
+        let rows = sqlx::query("SELECT * FROM accounts ORDER BY created_at, username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(fail)?;
         rows.iter().map(account_from).collect()
     }
 
@@ -232,23 +240,25 @@ const LIVE: &str = "revoked_at IS NULL AND absolute_expires_at > ? AND last_seen
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn insert(&self, session: &Session) -> Result<(), StoreError> {
-        sqlx::query(&format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-            .bind(session.id.to_string())
-            .bind(session.user_id.to_string())
-            .bind(session.kind.as_str())
-            .bind(session.secret_digest.map(|d| d.as_bytes().to_vec()))
-            .bind(i64::try_from(session.refresh_counter).unwrap_or(i64::MAX))
-            .bind(session.rotated_at.map(micros))
-            .bind(micros(session.created_at))
-            .bind(micros(session.last_seen_at))
-            .bind(micros(session.absolute_expires_at))
-            .bind(i64::try_from(session.idle_timeout.whole_microseconds()).unwrap_or(i64::MAX))
-            .bind(session.client.user_agent.as_deref())
-            .bind(session.client.ip.as_deref())
-            .bind(session.revoked_at.map(micros))
-            .execute(&self.pool)
-            .await
-            .map_err(fail)?;
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(session.id.to_string())
+        .bind(session.user_id.to_string())
+        .bind(session.kind.as_str())
+        .bind(session.secret_digest.map(|d| d.as_bytes().to_vec()))
+        .bind(i64::try_from(session.refresh_counter).unwrap_or(i64::MAX))
+        .bind(session.rotated_at.map(micros))
+        .bind(micros(session.created_at))
+        .bind(micros(session.last_seen_at))
+        .bind(micros(session.absolute_expires_at))
+        .bind(i64::try_from(session.idle_timeout.whole_microseconds()).unwrap_or(i64::MAX))
+        .bind(session.client.user_agent.as_deref())
+        .bind(session.client.ip.as_deref())
+        .bind(session.revoked_at.map(micros))
+        .execute(&self.pool)
+        .await
+        .map_err(fail)?;
         Ok(())
     }
 
@@ -307,9 +317,13 @@ impl SessionStore for SqliteStore {
     ) -> Result<Vec<Revocation>, StoreError> {
         let (filter, first, second) = match scope {
             RevokeScope::One(id) => ("id = ?", id.to_string(), None),
-            RevokeScope::OneOf { user, session } => ("user_id = ? AND id = ?", user.to_string(), Some(session.to_string())),
+            RevokeScope::OneOf { user, session } => {
+                ("user_id = ? AND id = ?", user.to_string(), Some(session.to_string()))
+            }
             RevokeScope::AllOf(user) => ("user_id = ?", user.to_string(), None),
-            RevokeScope::AllOfExcept(user, keep) => ("user_id = ? AND id <> ?", user.to_string(), Some(keep.to_string())),
+            RevokeScope::AllOfExcept(user, keep) => {
+                ("user_id = ? AND id <> ?", user.to_string(), Some(keep.to_string()))
+            }
         };
         let now = micros(at);
         // The UPDATE comes first so the transaction takes SQLite's write lock at once and never
@@ -325,7 +339,8 @@ impl SessionStore for SqliteStore {
         for row in &rows {
             let id: String = row.try_get("id").map_err(fail)?;
             let kind: String = row.try_get("kind").map_err(fail)?;
-            let kind = SessionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("session kind {kind:?}")))?;
+            let kind =
+                SessionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("session kind {kind:?}")))?;
             let deadline = until(kind);
             let cursor: i64 = sqlx::query_scalar(
                 "INSERT INTO revocations (session_id, kind, revoked_at, until) VALUES (?, ?, ?, ?) RETURNING cursor",
@@ -398,11 +413,12 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(fail)?;
         // Keep the newest log entry so the cursor never goes backwards.
-        let log = sqlx::query("DELETE FROM revocations WHERE until < ? AND cursor < (SELECT max(cursor) FROM revocations)")
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .map_err(fail)?;
+        let log =
+            sqlx::query("DELETE FROM revocations WHERE until < ? AND cursor < (SELECT max(cursor) FROM revocations)")
+                .bind(before)
+                .execute(&self.pool)
+                .await
+                .map_err(fail)?;
         Ok(sessions.rows_affected() + log.rows_affected())
     }
 }
@@ -410,7 +426,8 @@ impl SessionStore for SqliteStore {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn list(&self) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM keys ORDER BY created_at, kid").fetch_all(&self.pool).await.map_err(fail)?;
+        let rows =
+            sqlx::query("SELECT * FROM keys ORDER BY created_at, kid").fetch_all(&self.pool).await.map_err(fail)?;
         rows.iter().map(key_from).collect()
     }
 

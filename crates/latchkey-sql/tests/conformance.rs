@@ -8,9 +8,7 @@ async fn the_sqlite_store_passes_the_conformance_suite() {
     let counter = std::sync::atomic::AtomicUsize::new(0);
     latchkey_testkit::conformance::run_all(|| {
         let path = dir.path().join(format!("store-{}.db", counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-        async move {
-            SqliteStore::open_path(&path).await.unwrap_or_else(|err| panic!("open: {err}")).stores()
-        }
+        async move { SqliteStore::open_path(&path).await.unwrap_or_else(|err| panic!("open: {err}")).stores() }
     })
     .await;
 }

@@ -199,15 +199,26 @@ async fn revocation_scopes_end_exactly_their_sessions(stores: Stores) -> CheckRe
         stores.sessions.insert(s).await.map_err(store)?;
     }
     let at = t0() + Duration::minutes(1);
-    let until = |kind: SessionKind| if kind == SessionKind::Token { at + Duration::minutes(10) } else { at + Duration::seconds(30) };
-    let foreign = stores.sessions.revoke(RevokeScope::OneOf { user: bob.id, session: a[0].id }, at, &until).await.map_err(store)?;
+    let until = |kind: SessionKind| {
+        if kind == SessionKind::Token { at + Duration::minutes(10) } else { at + Duration::seconds(30) }
+    };
+    let foreign = stores
+        .sessions
+        .revoke(RevokeScope::OneOf { user: bob.id, session: a[0].id }, at, &until)
+        .await
+        .map_err(store)?;
     ensure!(foreign.is_empty(), "bob revoked alice's session");
-    let one = stores.sessions.revoke(RevokeScope::OneOf { user: alice.id, session: a[0].id }, at, &until).await.map_err(store)?;
+    let one = stores
+        .sessions
+        .revoke(RevokeScope::OneOf { user: alice.id, session: a[0].id }, at, &until)
+        .await
+        .map_err(store)?;
     ensure!(one.len() == 1 && one[0].session_id == a[0].id, "OneOf revoked {one:?}");
     ensure!(one[0].until == at + Duration::seconds(30), "until not computed per kind");
     let again = stores.sessions.revoke(RevokeScope::One(a[0].id), at, &until).await.map_err(store)?;
     ensure!(again.is_empty(), "a revoked session was revoked again");
-    let others = stores.sessions.revoke(RevokeScope::AllOfExcept(alice.id, a[1].id), at, &until).await.map_err(store)?;
+    let others =
+        stores.sessions.revoke(RevokeScope::AllOfExcept(alice.id, a[1].id), at, &until).await.map_err(store)?;
     ensure!(others.len() == 2, "AllOfExcept revoked {}", others.len());
     let live = stores.sessions.list_live(alice.id, at).await.map_err(store)?;
     ensure!(live.len() == 1 && live[0].id == a[1].id, "alice has {} live sessions", live.len());
@@ -223,14 +234,27 @@ async fn revocation_scopes_end_exactly_their_sessions(stores: Stores) -> CheckRe
 async fn the_revocation_log_is_ordered_and_bounded(stores: Stores) -> CheckResult {
     let alice = with_account(&stores, "alice").await?;
     ensure!(stores.sessions.latest_cursor().await.map_err(store)? == 0, "a new log has a cursor");
-    let sessions: Vec<Session> = (0..3).map(|i| session(alice.id, SessionKind::Token, t0() + Duration::seconds(i))).collect();
+    let sessions: Vec<Session> =
+        (0..3).map(|i| session(alice.id, SessionKind::Token, t0() + Duration::seconds(i))).collect();
     for s in &sessions {
         stores.sessions.insert(s).await.map_err(store)?;
     }
     let at = t0() + Duration::minutes(1);
-    let short = stores.sessions.revoke(RevokeScope::One(sessions[0].id), at, &|_| at + Duration::seconds(5)).await.map_err(store)?;
-    let long = stores.sessions.revoke(RevokeScope::One(sessions[1].id), at, &|_| at + Duration::minutes(10)).await.map_err(store)?;
-    let third = stores.sessions.revoke(RevokeScope::One(sessions[2].id), at, &|_| at + Duration::minutes(10)).await.map_err(store)?;
+    let short = stores
+        .sessions
+        .revoke(RevokeScope::One(sessions[0].id), at, &|_| at + Duration::seconds(5))
+        .await
+        .map_err(store)?;
+    let long = stores
+        .sessions
+        .revoke(RevokeScope::One(sessions[1].id), at, &|_| at + Duration::minutes(10))
+        .await
+        .map_err(store)?;
+    let third = stores
+        .sessions
+        .revoke(RevokeScope::One(sessions[2].id), at, &|_| at + Duration::minutes(10))
+        .await
+        .map_err(store)?;
     let cursors = [short[0].cursor, long[0].cursor, third[0].cursor];
     ensure!(cursors[0] < cursors[1] && cursors[1] < cursors[2], "cursors not increasing: {cursors:?}");
     ensure!(stores.sessions.latest_cursor().await.map_err(store)? == cursors[2], "latest_cursor wrong");
@@ -277,7 +301,13 @@ async fn purge_deletes_only_ended_sessions(stores: Stores) -> CheckResult {
 }
 
 fn key(kid: &str, alg: &str, created: OffsetDateTime) -> StoredKey {
-    StoredKey { kid: kid.into(), alg: alg.into(), material: format!("material-{kid}"), created_at: created, retired_at: None }
+    StoredKey {
+        kid: kid.into(),
+        alg: alg.into(),
+        material: format!("material-{kid}"),
+        created_at: created,
+        retired_at: None,
+    }
 }
 
 async fn keys_have_one_active_per_algorithm(stores: Stores) -> CheckResult {

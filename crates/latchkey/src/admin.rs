@@ -69,8 +69,15 @@ pub async fn user_disable(service: &Latchkey, username: &str, out: &mut impl Wri
 
 /// `latchkey sessions list --user NAME`.
 pub async fn sessions_list(service: &Latchkey, username: &str, out: &mut impl Write) -> Result<(), AdminError> {
-    let account = service.account_by_name(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username:?}")))?;
-    writeln!(out, "{:<36}  {:<6}  {:<20}  {:<20}  {:<20}  {:<15}  user agent", "id", "kind", "created", "last seen", "expires", "ip")?;
+    let account = service
+        .account_by_name(username)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no user {username:?}")))?;
+    writeln!(
+        out,
+        "{:<36}  {:<6}  {:<20}  {:<20}  {:<20}  {:<15}  user agent",
+        "id", "kind", "created", "last seen", "expires", "ip"
+    )?;
     for session in service.sessions(account.id).await? {
         writeln!(
             out,
@@ -88,12 +95,21 @@ pub async fn sessions_list(service: &Latchkey, username: &str, out: &mut impl Wr
 }
 
 /// `latchkey sessions revoke ID` or `--user NAME`.
-pub async fn sessions_revoke(service: &Latchkey, id: Option<&str>, username: Option<&str>, out: &mut impl Write) -> Result<(), AdminError> {
+pub async fn sessions_revoke(
+    service: &Latchkey,
+    id: Option<&str>,
+    username: Option<&str>,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
     let scope = match (id, username) {
-        (Some(id), _) => RevokeScope::One(SessionId::parse(id).ok_or_else(|| AdminError::NotFound(format!("{id:?} is not a session id")))?),
+        (Some(id), _) => RevokeScope::One(
+            SessionId::parse(id).ok_or_else(|| AdminError::NotFound(format!("{id:?} is not a session id")))?,
+        ),
         (None, Some(username)) => {
-            let account =
-                service.account_by_name(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username:?}")))?;
+            let account = service
+                .account_by_name(username)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("no user {username:?}")))?;
             RevokeScope::AllOf(account.id)
         }
         (None, None) => return Err(AdminError::NotFound("name a session id or --user".into())),

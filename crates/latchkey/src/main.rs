@@ -147,11 +147,20 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
 /// Prints the median and mean of `samples` bare Argon2id hashes.
 fn bench_argon2(settings: &Settings, samples: usize) -> Result<(), String> {
     let hasher = latchkey_core::password::PasswordHasher::new(settings.argon2, 1).map_err(|err| err.to_string())?;
-    let mut times = (0..samples.max(1)).map(|_| hasher.time_bare_hash()).collect::<Result<Vec<_>, _>>().map_err(|err| err.to_string())?;
+    let mut times = (0..samples.max(1))
+        .map(|_| hasher.time_bare_hash())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| err.to_string())?;
     times.sort();
     let median = times[times.len() / 2].as_secs_f64() * 1000.0;
     let mean = times.iter().map(|t| t.as_secs_f64()).sum::<f64>() * 1000.0 / times.len() as f64;
     let a = settings.argon2;
-    println!("argon2id m={} t={} p={}: median {median:.2} ms, mean {mean:.2} ms over {} hashes", a.memory_kib, a.iterations, a.parallelism, times.len());
+    println!(
+        "argon2id m={} t={} p={}: median {median:.2} ms, mean {mean:.2} ms over {} hashes",
+        a.memory_kib,
+        a.iterations,
+        a.parallelism,
+        times.len()
+    );
     Ok(())
 }

@@ -84,16 +84,31 @@ pub struct SettingsArgs {
     #[arg(long, env = "LATCHKEY_DATA_DIR", global = true, help = format!("Embedded database and generated keys [default: {}]", defaults::DATA_DIR))]
     data_dir: Option<PathBuf>,
 
-    #[arg(long, env = "LATCHKEY_DATABASE_URL", global = true, help = "sqlite://... (postgres:// arrives with scale-out) [default: SQLite in the data dir]")]
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL",
+        global = true,
+        help = "sqlite://... (postgres:// arrives with scale-out) [default: SQLite in the data dir]"
+    )]
     database_url: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_REDIS_URL", global = true, help = "Redis for sessions, revocations, throttling (not available in this version) [default: none]")]
+    #[arg(
+        long,
+        env = "LATCHKEY_REDIS_URL",
+        global = true,
+        help = "Redis for sessions, revocations, throttling (not available in this version) [default: none]"
+    )]
     redis_url: Option<String>,
 
     #[arg(long, env = "LATCHKEY_SIGNING_ALG", global = true, help = format!("EdDSA, ES256, RS256 or HS256 [default: {}]", defaults::SIGNING_ALG))]
     signing_alg: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_SIGNING_KEY_FILE", global = true, help = "Sign with this PKCS#8 PEM private key (or HS256 secret file) instead of generated keys [default: none]")]
+    #[arg(
+        long,
+        env = "LATCHKEY_SIGNING_KEY_FILE",
+        global = true,
+        help = "Sign with this PKCS#8 PEM private key (or HS256 secret file) instead of generated keys [default: none]"
+    )]
     signing_key_file: Option<PathBuf>,
 
     #[arg(long, env = "LATCHKEY_AUDIENCE", global = true, help = "aud of access tokens [default: the public URL]")]
@@ -123,21 +138,42 @@ pub struct SettingsArgs {
     #[arg(long, env = "LATCHKEY_SYNC_INTERVAL", global = true, help = format!("How often revocations and keys made by other processes are picked up [default: {}]", defaults::SYNC_INTERVAL))]
     sync_interval: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_ALLOWED_ORIGINS", global = true, help = "Extra origins allowed by the CSRF rule and CORS, comma-separated [default: none]")]
+    #[arg(
+        long,
+        env = "LATCHKEY_ALLOWED_ORIGINS",
+        global = true,
+        help = "Extra origins allowed by the CSRF rule and CORS, comma-separated [default: none]"
+    )]
     #[serde(default, deserialize_with = "list")]
     allowed_origins: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES", global = true, help = "CIDRs whose X-Forwarded-For is believed, comma-separated [default: none]")]
+    #[arg(
+        long,
+        env = "LATCHKEY_TRUSTED_PROXIES",
+        global = true,
+        help = "CIDRs whose X-Forwarded-For is believed, comma-separated [default: none]"
+    )]
     #[serde(default, deserialize_with = "list")]
     trusted_proxies: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_SERVICE_TOKEN", global = true, hide_env_values = true, help = "Bearer secret for /v1/revocations (not available in this version) [default: none]")]
+    #[arg(
+        long,
+        env = "LATCHKEY_SERVICE_TOKEN",
+        global = true,
+        hide_env_values = true,
+        help = "Bearer secret for /v1/revocations (not available in this version) [default: none]"
+    )]
     service_token: Option<String>,
 
     #[arg(long, env = "LATCHKEY_COOKIE_NAME", global = true, help = format!("Cookie name stem: <stem>_session, <stem>_at, <stem>_rt [default: {}]", defaults::COOKIE_NAME))]
     cookie_name: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_COOKIE_DOMAIN", global = true, help = "Domain attribute of cookies (switches __Host- to __Secure-) [default: none, host-only]")]
+    #[arg(
+        long,
+        env = "LATCHKEY_COOKIE_DOMAIN",
+        global = true,
+        help = "Domain attribute of cookies (switches __Host- to __Secure-) [default: none, host-only]"
+    )]
     cookie_domain: Option<String>,
 
     #[arg(long, env = "LATCHKEY_ARGON2_MEMORY_KIB", global = true, help = format!("Argon2id memory in KiB [default: {}]", defaults::ARGON2_MEMORY_KIB))]
@@ -149,7 +185,12 @@ pub struct SettingsArgs {
     #[arg(long, env = "LATCHKEY_ARGON2_PARALLELISM", global = true, help = format!("Argon2id lanes [default: {}]", defaults::ARGON2_PARALLELISM))]
     argon2_parallelism: Option<u32>,
 
-    #[arg(long, env = "LATCHKEY_ARGON2_CONCURRENCY", global = true, help = "Password hashes computed at once [default: the number of CPUs]")]
+    #[arg(
+        long,
+        env = "LATCHKEY_ARGON2_CONCURRENCY",
+        global = true,
+        help = "Password hashes computed at once [default: the number of CPUs]"
+    )]
     argon2_concurrency: Option<usize>,
 
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", global = true, help = format!("text or json [default: {}]", defaults::LOG_FORMAT))]
@@ -165,13 +206,38 @@ macro_rules! overlay {
 impl SettingsArgs {
     /// These settings over `lower` (each one set here wins).
     fn over(&self, lower: &SettingsArgs) -> SettingsArgs {
-        overlay!(self, lower, [
-            listen, public_url, data_dir, database_url, redis_url, signing_alg, signing_key_file, audience,
-            access_token_ttl, session_idle_timeout, session_absolute_timeout, refresh_idle_timeout,
-            refresh_absolute_timeout, refresh_reuse_grace, session_touch_interval, sync_interval, allowed_origins,
-            trusted_proxies, service_token, cookie_name, cookie_domain, argon2_memory_kib, argon2_iterations,
-            argon2_parallelism, argon2_concurrency, log_format,
-        ])
+        overlay!(
+            self,
+            lower,
+            [
+                listen,
+                public_url,
+                data_dir,
+                database_url,
+                redis_url,
+                signing_alg,
+                signing_key_file,
+                audience,
+                access_token_ttl,
+                session_idle_timeout,
+                session_absolute_timeout,
+                refresh_idle_timeout,
+                refresh_absolute_timeout,
+                refresh_reuse_grace,
+                session_touch_interval,
+                sync_interval,
+                allowed_origins,
+                trusted_proxies,
+                service_token,
+                cookie_name,
+                cookie_domain,
+                argon2_memory_kib,
+                argon2_iterations,
+                argon2_parallelism,
+                argon2_concurrency,
+                log_format,
+            ]
+        )
     }
 }
 
@@ -284,8 +350,10 @@ impl Settings {
     pub fn load(args: &SettingsArgs) -> Result<Self, SettingsError> {
         let merged = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::File { path: path.clone(), source })?;
-                let file: SettingsArgs = toml::from_str(&text).map_err(|source| SettingsError::Toml { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| SettingsError::File { path: path.clone(), source })?;
+                let file: SettingsArgs =
+                    toml::from_str(&text).map_err(|source| SettingsError::Toml { path: path.clone(), source })?;
                 args.over(&file)
             }
             None => args.clone(),
@@ -295,31 +363,51 @@ impl Settings {
 
     fn resolve(given: &SettingsArgs) -> Result<Self, SettingsError> {
         if given.redis_url.is_some() {
-            return Err(invalid("LATCHKEY_REDIS_URL", "Redis arrives with the scale-out release; this version runs on SQLite only"));
+            return Err(invalid(
+                "LATCHKEY_REDIS_URL",
+                "Redis arrives with the scale-out release; this version runs on SQLite only",
+            ));
         }
         if given.service_token.is_some() {
             return Err(invalid("LATCHKEY_SERVICE_TOKEN", "the revocation feed arrives with the scale-out release"));
         }
         let listen_text = given.listen.as_deref().unwrap_or(defaults::LISTEN);
-        let listen = listen_text.parse().map_err(|_| invalid("LATCHKEY_LISTEN", format!("{listen_text:?} is not address:port")))?;
+        let listen = listen_text
+            .parse()
+            .map_err(|_| invalid("LATCHKEY_LISTEN", format!("{listen_text:?} is not address:port")))?;
         let public_url = given.public_url.as_deref().unwrap_or(defaults::PUBLIC_URL).trim_end_matches('/').to_owned();
         let parsed = url::Url::parse(&public_url).map_err(|err| invalid("LATCHKEY_PUBLIC_URL", err))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(invalid("LATCHKEY_PUBLIC_URL", "must be an http or https URL"));
         }
-        let public_origin = Origin::parse(&parsed.origin().ascii_serialization()).map_err(|err| invalid("LATCHKEY_PUBLIC_URL", err))?;
+        let public_origin =
+            Origin::parse(&parsed.origin().ascii_serialization()).map_err(|err| invalid("LATCHKEY_PUBLIC_URL", err))?;
         let data_dir = given.data_dir.clone().unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
         let database = match given.database_url.as_deref() {
             None => Database::SqliteFile(data_dir.join("latchkey.db")),
             Some(url) if url.starts_with("sqlite:") => Database::SqliteUrl(url.to_owned()),
             Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
-                return Err(invalid("LATCHKEY_DATABASE_URL", "PostgreSQL arrives with the scale-out release; use sqlite:// or leave it unset"));
+                return Err(invalid(
+                    "LATCHKEY_DATABASE_URL",
+                    "PostgreSQL arrives with the scale-out release; use sqlite:// or leave it unset",
+                ));
             }
             Some(_) => return Err(invalid("LATCHKEY_DATABASE_URL", "must start with sqlite:")),
         };
-        let signing_alg = given.signing_alg.as_deref().unwrap_or(defaults::SIGNING_ALG).parse().map_err(|err| invalid("LATCHKEY_SIGNING_ALG", err))?;
+        let signing_alg = given
+            .signing_alg
+            .as_deref()
+            .unwrap_or(defaults::SIGNING_ALG)
+            .parse()
+            .map_err(|err| invalid("LATCHKEY_SIGNING_ALG", err))?;
         let split = |text: &Option<String>| -> Vec<String> {
-            text.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+            text.as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect()
         };
         let allowed_origins = split(&given.allowed_origins)
             .iter()
@@ -350,13 +438,41 @@ impl Settings {
             database,
             signing_alg,
             signing_key_file: given.signing_key_file.clone(),
-            access_token_ttl: duration("LATCHKEY_ACCESS_TOKEN_TTL", given.access_token_ttl.as_deref(), defaults::ACCESS_TOKEN_TTL)?,
-            session_idle_timeout: duration("LATCHKEY_SESSION_IDLE_TIMEOUT", given.session_idle_timeout.as_deref(), defaults::SESSION_IDLE_TIMEOUT)?,
-            session_absolute_timeout: duration("LATCHKEY_SESSION_ABSOLUTE_TIMEOUT", given.session_absolute_timeout.as_deref(), defaults::SESSION_ABSOLUTE_TIMEOUT)?,
-            refresh_idle_timeout: duration("LATCHKEY_REFRESH_IDLE_TIMEOUT", given.refresh_idle_timeout.as_deref(), defaults::REFRESH_IDLE_TIMEOUT)?,
-            refresh_absolute_timeout: duration("LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", given.refresh_absolute_timeout.as_deref(), defaults::REFRESH_ABSOLUTE_TIMEOUT)?,
-            refresh_reuse_grace: duration("LATCHKEY_REFRESH_REUSE_GRACE", given.refresh_reuse_grace.as_deref(), defaults::REFRESH_REUSE_GRACE)?,
-            session_touch_interval: duration("LATCHKEY_SESSION_TOUCH_INTERVAL", given.session_touch_interval.as_deref(), defaults::SESSION_TOUCH_INTERVAL)?,
+            access_token_ttl: duration(
+                "LATCHKEY_ACCESS_TOKEN_TTL",
+                given.access_token_ttl.as_deref(),
+                defaults::ACCESS_TOKEN_TTL,
+            )?,
+            session_idle_timeout: duration(
+                "LATCHKEY_SESSION_IDLE_TIMEOUT",
+                given.session_idle_timeout.as_deref(),
+                defaults::SESSION_IDLE_TIMEOUT,
+            )?,
+            session_absolute_timeout: duration(
+                "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT",
+                given.session_absolute_timeout.as_deref(),
+                defaults::SESSION_ABSOLUTE_TIMEOUT,
+            )?,
+            refresh_idle_timeout: duration(
+                "LATCHKEY_REFRESH_IDLE_TIMEOUT",
+                given.refresh_idle_timeout.as_deref(),
+                defaults::REFRESH_IDLE_TIMEOUT,
+            )?,
+            refresh_absolute_timeout: duration(
+                "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT",
+                given.refresh_absolute_timeout.as_deref(),
+                defaults::REFRESH_ABSOLUTE_TIMEOUT,
+            )?,
+            refresh_reuse_grace: duration(
+                "LATCHKEY_REFRESH_REUSE_GRACE",
+                given.refresh_reuse_grace.as_deref(),
+                defaults::REFRESH_REUSE_GRACE,
+            )?,
+            session_touch_interval: duration(
+                "LATCHKEY_SESSION_TOUCH_INTERVAL",
+                given.session_touch_interval.as_deref(),
+                defaults::SESSION_TOUCH_INTERVAL,
+            )?,
             sync_interval: duration("LATCHKEY_SYNC_INTERVAL", given.sync_interval.as_deref(), defaults::SYNC_INTERVAL)?,
             allowed_origins,
             trusted_proxies,

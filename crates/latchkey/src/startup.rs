@@ -60,7 +60,8 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, StartError> {
     let store = match &settings.database {
         Database::SqliteFile(path) => {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| StartError::DataDir { path: parent.to_owned(), source })?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|source| StartError::DataDir { path: parent.to_owned(), source })?;
             }
             SqliteStore::open_path(path).await?
         }
@@ -76,7 +77,8 @@ pub async fn start_service(settings: &Settings) -> Result<Latchkey, StartError> 
     let file_key = match &settings.signing_key_file {
         None => None,
         Some(path) => {
-            let contents = std::fs::read(path).map_err(|err| StartError::KeyFile { path: path.clone(), reason: err.to_string() })?;
+            let contents = std::fs::read(path)
+                .map_err(|err| StartError::KeyFile { path: path.clone(), reason: err.to_string() })?;
             let key = keys::from_key_file(settings.signing_alg, &contents, time::OffsetDateTime::now_utc())
                 .map_err(|err| StartError::KeyFile { path: path.clone(), reason: err.to_string() })?;
             Some(key)
@@ -120,7 +122,11 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Bind { address: settings.listen, source })?;
-        Ok(Self { listener, state: AppState::new(service, config), sync_interval: settings.sync_interval.unsigned_abs() })
+        Ok(Self {
+            listener,
+            state: AppState::new(service, config),
+            sync_interval: settings.sync_interval.unsigned_abs(),
+        })
     }
 
     /// The bound address.
@@ -155,7 +161,7 @@ async fn keep_in_sync(service: Latchkey, every: StdDuration) {
         if let Err(err) = service.sync().await {
             warn!(error = %err, "sync with the store failed; will retry");
         }
-        if ticks % purge_every == 0 {
+        if ticks.is_multiple_of(purge_every) {
             match service.purge().await {
                 Ok(purged) if purged > 0 => info!(purged, "purged ended sessions and expired keys"),
                 Ok(_) => {}

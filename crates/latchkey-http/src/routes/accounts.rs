@@ -20,7 +20,10 @@ pub(super) struct SignUp {
 }
 
 /// Creates an account. Anyone may call it.
-pub(super) async fn sign_up(State(state): State<AppState>, JsonBody(body): JsonBody<SignUp>) -> Result<impl IntoResponse, ApiError> {
+pub(super) async fn sign_up(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<SignUp>,
+) -> Result<impl IntoResponse, ApiError> {
     let account = state.service.sign_up(&body.username, body.password).await?;
     Ok((StatusCode::CREATED, [NO_STORE], Json(user_json(&account))))
 }

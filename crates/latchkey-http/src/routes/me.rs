@@ -20,7 +20,8 @@ use crate::state::AppState;
 /// Who the caller is and through which session. Any authenticated caller.
 pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
     let unauthenticated = ApiError::Unauthenticated { bad_bearer: auth.via == Via::Bearer };
-    let account = state.service.account(auth.caller.user_id).await?.ok_or(ApiError::Unauthenticated { bad_bearer: false })?;
+    let account =
+        state.service.account(auth.caller.user_id).await?.ok_or(ApiError::Unauthenticated { bad_bearer: false })?;
     let session = state.service.session_of(&auth.caller).await?.ok_or(unauthenticated)?;
     let mut body = json!({
         "user": user_json(&account),
@@ -60,7 +61,11 @@ pub(super) async fn sessions(State(state): State<AppState>, Auth(auth): Auth) ->
 
 /// Revokes one of the caller's sessions; `404` for any id that is not theirs. Any
 /// authenticated caller.
-pub(super) async fn revoke_one(State(state): State<AppState>, Auth(auth): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub(super) async fn revoke_one(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let session = SessionId::parse(&id).ok_or(ApiError::SessionNotFound)?;
     state.service.revoke_own(&auth.caller, session).await?;
     Ok(StatusCode::NO_CONTENT)

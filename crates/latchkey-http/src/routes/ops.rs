@@ -16,7 +16,13 @@ pub(super) async fn healthz() -> Response {
 
 /// The stores answer; `503 store_unavailable` when not.
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state.service.stores().health.ping().await.map_err(|err| ApiError::from(latchkey_core::service::AuthError::Store(err)))?;
+    state
+        .service
+        .stores()
+        .health
+        .ping()
+        .await
+        .map_err(|err| ApiError::from(latchkey_core::service::AuthError::Store(err)))?;
     Ok(Json(json!({ "status": "ready" })).into_response())
 }
 

@@ -5,7 +5,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use latchkey_core::service::{AuthError, Credential};
+use latchkey_core::service::Credential;
 use latchkey_core::session::{ClientInfo, SessionKind};
 use serde::Deserialize;
 use serde_json::json;
@@ -46,18 +46,7 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
             return Err(err);
         }
     };
-    let login = match state.service.log_in(&body.username, body.password, SessionKind::Cookie, client).await {
-        Ok(login) => login,
-        Err(err) => {
-            let outcome = match err {
-                AuthError::InvalidCredentials => LoginOutcome::InvalidCredentials,
-                _ => LoginOutcome::Error,
-            };
-            state.metrics.observe_login(kind, outcome);
-            return Err(err.into());
-        }
-    };
-    state.metrics.observe_login(kind, LoginOutcome::Success);
+    let login = state.log_in(&body.username, body.password, SessionKind::Cookie, client).await?;
     let Credential::Cookie(secret) = &login.credential else {
         return Err(ApiError::Internal("a cookie login produced tokens".into()));
     };

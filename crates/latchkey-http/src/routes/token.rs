@@ -65,19 +65,10 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, Response>
                 state.metrics.observe_login(kind, LoginOutcome::Refused);
                 return Err(invalid_request("the password grant needs username and password"));
             };
-            let login = state.service.log_in(username, password.to_owned(), SessionKind::Token, client).await;
-            let login = match login {
-                Ok(login) => login,
-                Err(err) => {
-                    let outcome = match err {
-                        AuthError::InvalidCredentials => LoginOutcome::InvalidCredentials,
-                        _ => LoginOutcome::Error,
-                    };
-                    state.metrics.observe_login(kind, outcome);
-                    return Err(ApiError::from(err).into_oauth());
-                }
-            };
-            state.metrics.observe_login(kind, LoginOutcome::Success);
+            let login = state
+                .log_in(username, password.to_owned(), SessionKind::Token, client)
+                .await
+                .map_err(|err| ApiError::from(err).into_oauth())?;
             let Credential::Tokens(pair) = login.credential else {
                 return Err(ApiError::Internal("a token login produced a cookie".into()).into_oauth());
             };
@@ -95,9 +86,12 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, Response>
             if delivery == Delivery::Cookie {
                 let csrf = headers.get(CSRF_HEADER).and_then(|value| value.to_str().ok());
                 let session = state.service.refresh_token_session(&presented);
-                let csrf_ok = session.zip(csrf).is_some_and(|(session, token)| state.service.csrf_matches(session, token));
+                let csrf_ok =
+                    session.zip(csrf).is_some_and(|(session, token)| state.service.csrf_matches(session, token));
                 if session.is_some() && !csrf_ok {
-                    return Err(ApiError::CsrfRejected("the X-CSRF-Token header does not match the session").into_oauth());
+                    return Err(
+                        ApiError::CsrfRejected("the X-CSRF-Token header does not match the session").into_oauth()
+                    );
                 }
             }
             match state.service.refresh(&presented).await {

@@ -26,7 +26,8 @@ pub(super) async fn verify(State(state): State<AppState>, headers: HeaderMap) ->
     let unsafe_method = original_method(&headers).is_some_and(|method| is_unsafe(&method));
     let auth = authenticate(&state, &headers, unsafe_method).await?;
     let caller = &auth.caller;
-    let header = |value: String| HeaderValue::from_str(&value).map_err(|_| ApiError::Internal("unrepresentable header".into()));
+    let header =
+        |value: String| HeaderValue::from_str(&value).map_err(|_| ApiError::Internal("unrepresentable header".into()));
     let headers = [
         (USER_ID.clone(), header(caller.user_id.to_string())?),
         (USERNAME.clone(), header(caller.username.as_str().to_owned())?),

@@ -14,7 +14,8 @@ use crate::state::AppState;
 pub(super) async fn jwks(State(state): State<AppState>) -> Response {
     let ttl = state.service.policy().access_token_ttl.whole_seconds();
     let max_age = (ttl / 4).clamp(0, 300);
-    let cache = HeaderValue::from_str(&format!("public, max-age={max_age}")).unwrap_or(HeaderValue::from_static("no-cache"));
+    let cache =
+        HeaderValue::from_str(&format!("public, max-age={max_age}")).unwrap_or(HeaderValue::from_static("no-cache"));
     let body = state.service.keys().jwks().to_string();
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::CACHE_CONTROL, cache)], body)
         .into_response()

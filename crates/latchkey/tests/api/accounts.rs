@@ -107,6 +107,7 @@ async fn a_password_change_needs_the_current_password_and_revokes_every_other_se
 
     let old = server.post_json("/v1/session", &json!({ "username": "alice", "password": PASSWORD })).await;
     expect_problem(old, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let new = server.post_json("/v1/session", &json!({ "username": "alice", "password": "a brand new passphrase" })).await;
+    let new =
+        server.post_json("/v1/session", &json!({ "username": "alice", "password": "a brand new passphrase" })).await;
     assert_eq!(new.status(), StatusCode::OK);
 }

@@ -16,10 +16,17 @@ async fn invalid_settings_stop_the_start_naming_the_setting() {
         ("LATCHKEY_REDIS_URL", "redis://127.0.0.1:6379"),
     ];
     for (name, value) in cases {
-        let env = vec![("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string()), (name.to_owned(), value.to_owned())];
+        let env = vec![
+            ("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string()),
+            (name.to_owned(), value.to_owned()),
+        ];
         let output = command(&["serve"], &env).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{name}");
-        assert!(String::from_utf8_lossy(&output.stderr).contains(name), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(name),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 
@@ -30,16 +37,7 @@ async fn a_toml_file_configures_the_server_and_unknown_keys_are_refused() {
     std::fs::write(&file, "access_token_ttl = \"2m\"\nallowed_origins = [\"https://app.example.test\"]\n").unwrap();
     let server = Server::with(&[("LATCHKEY_CONFIG", file.to_str().unwrap())]).await;
     server.sign_up("alice").await;
-    let body: Value = server
-        .client
-        .post(server.url("/v1/token"))
-        .form(&[("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = server.password_grant("/v1/token", "alice", &[]).await.json().await.unwrap();
     assert_eq!(body["expires_in"], 120);
 
     std::fs::write(&file, "acces_token_ttl = \"2m\"\n").unwrap();
@@ -54,12 +52,28 @@ async fn serve_help_lists_every_setting_with_its_default() {
     let output = command(&["serve", "--help"], &[]).output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     for name in [
-        "LATCHKEY_LISTEN", "LATCHKEY_PUBLIC_URL", "LATCHKEY_DATA_DIR", "LATCHKEY_DATABASE_URL", "LATCHKEY_REDIS_URL",
-        "LATCHKEY_SIGNING_ALG", "LATCHKEY_SIGNING_KEY_FILE", "LATCHKEY_AUDIENCE", "LATCHKEY_ACCESS_TOKEN_TTL",
-        "LATCHKEY_SESSION_IDLE_TIMEOUT", "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT", "LATCHKEY_REFRESH_IDLE_TIMEOUT",
-        "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", "LATCHKEY_REFRESH_REUSE_GRACE", "LATCHKEY_ALLOWED_ORIGINS",
-        "LATCHKEY_TRUSTED_PROXIES", "LATCHKEY_SERVICE_TOKEN", "LATCHKEY_COOKIE_NAME", "LATCHKEY_COOKIE_DOMAIN",
-        "LATCHKEY_ARGON2_MEMORY_KIB", "LATCHKEY_ARGON2_ITERATIONS", "LATCHKEY_ARGON2_PARALLELISM",
+        "LATCHKEY_LISTEN",
+        "LATCHKEY_PUBLIC_URL",
+        "LATCHKEY_DATA_DIR",
+        "LATCHKEY_DATABASE_URL",
+        "LATCHKEY_REDIS_URL",
+        "LATCHKEY_SIGNING_ALG",
+        "LATCHKEY_SIGNING_KEY_FILE",
+        "LATCHKEY_AUDIENCE",
+        "LATCHKEY_ACCESS_TOKEN_TTL",
+        "LATCHKEY_SESSION_IDLE_TIMEOUT",
+        "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT",
+        "LATCHKEY_REFRESH_IDLE_TIMEOUT",
+        "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT",
+        "LATCHKEY_REFRESH_REUSE_GRACE",
+        "LATCHKEY_ALLOWED_ORIGINS",
+        "LATCHKEY_TRUSTED_PROXIES",
+        "LATCHKEY_SERVICE_TOKEN",
+        "LATCHKEY_COOKIE_NAME",
+        "LATCHKEY_COOKIE_DOMAIN",
+        "LATCHKEY_ARGON2_MEMORY_KIB",
+        "LATCHKEY_ARGON2_ITERATIONS",
+        "LATCHKEY_ARGON2_PARALLELISM",
     ] {
         assert!(help.contains(name), "{name} missing from serve --help");
     }
@@ -69,7 +83,8 @@ async fn serve_help_lists_every_setting_with_its_default() {
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_login_finish_then_exits_cleanly() {
     // Costly hashing makes the login slow enough to be in flight when the signal lands.
-    let mut server = Server::with(&[("LATCHKEY_ARGON2_MEMORY_KIB", "65536"), ("LATCHKEY_ARGON2_ITERATIONS", "4")]).await;
+    let mut server =
+        Server::with(&[("LATCHKEY_ARGON2_MEMORY_KIB", "65536"), ("LATCHKEY_ARGON2_ITERATIONS", "4")]).await;
     server.sign_up("alice").await;
     let credentials = serde_json::json!({ "username": "alice", "password": PASSWORD });
     let login = server.post_json("/v1/session", &credentials);

@@ -15,9 +15,19 @@ async fn broken_json_is_400_and_well_formed_bad_values_are_422_naming_the_field(
     expect_problem(raw("{\"username\": ").await.unwrap(), StatusCode::BAD_REQUEST, "malformed_request").await;
     expect_problem(raw("").await.unwrap(), StatusCode::BAD_REQUEST, "malformed_request").await;
     expect_problem(raw("{} trailing").await.unwrap(), StatusCode::BAD_REQUEST, "malformed_request").await;
-    let missing = expect_problem(raw("{\"username\": \"alice\"}").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input").await;
+    let missing = expect_problem(
+        raw("{\"username\": \"alice\"}").await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+    )
+    .await;
     assert_eq!(missing["field"], "password");
-    let wrong_type = expect_problem(raw("{\"username\": [], \"password\": \"x\"}").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_input").await;
+    let wrong_type = expect_problem(
+        raw("{\"username\": [], \"password\": \"x\"}").await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+    )
+    .await;
     assert_eq!(wrong_type["field"], "username");
 }
 
@@ -29,7 +39,8 @@ async fn a_body_of_the_wrong_type_is_415() {
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
-        expect_problem(request.send().await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+        expect_problem(request.send().await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            .await;
     }
     let charset = server
         .client
@@ -46,15 +57,32 @@ async fn a_body_of_the_wrong_type_is_415() {
 async fn bodies_over_64_kib_are_413() {
     let server = Server::start().await;
     let huge = json!({ "username": "alice", "password": "x".repeat(70 * 1024) }).to_string();
-    let response = server.client.post(server.url("/v1/accounts")).header("content-type", "application/json").body(huge).send().await.unwrap();
+    let response = server
+        .client
+        .post(server.url("/v1/accounts"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     expect_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 }
 
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_as_problems() {
     let server = Server::start().await;
-    expect_problem(server.client.get(server.url("/v1/nothing")).send().await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
-    for (method, path) in [(Method::GET, "/v1/session"), (Method::PUT, "/v1/me"), (Method::DELETE, "/v1/token"), (Method::POST, "/v1/verify")] {
+    expect_problem(
+        server.client.get(server.url("/v1/nothing")).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    for (method, path) in [
+        (Method::GET, "/v1/session"),
+        (Method::PUT, "/v1/me"),
+        (Method::DELETE, "/v1/token"),
+        (Method::POST, "/v1/verify"),
+    ] {
         let response = server.client.request(method.clone(), server.url(path)).send().await.unwrap();
         assert!(response.headers().contains_key("allow"), "{method} {path}");
         expect_problem(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
@@ -106,18 +134,29 @@ async fn cors_is_granted_to_allowed_origins_only_and_never_reflected() {
     assert!(methods.contains("DELETE") && !methods.contains("POST"), "the route's methods: {methods}");
 
     let foreign = preflight("https://evil.example.test", "/v1/token", "POST").await.unwrap();
-    assert!(foreign.headers().keys().all(|name| !name.as_str().starts_with("access-control-")), "{:?}", foreign.headers());
+    assert!(
+        foreign.headers().keys().all(|name| !name.as_str().starts_with("access-control-")),
+        "{:?}",
+        foreign.headers()
+    );
 
-    let simple = server.client.get(server.url("/v1/me")).header("origin", "https://app.example.test").send().await.unwrap();
+    let simple =
+        server.client.get(server.url("/v1/me")).header("origin", "https://app.example.test").send().await.unwrap();
     assert_eq!(simple.headers()["access-control-allow-origin"], "https://app.example.test");
-    assert!(simple.headers().get_all("vary").iter().any(|v| v.to_str().unwrap().to_ascii_lowercase().contains("origin")));
+    assert!(
+        simple.headers().get_all("vary").iter().any(|v| v.to_str().unwrap().to_ascii_lowercase().contains("origin"))
+    );
     for origin in [Some("https://evil.example.test"), Some("null"), None] {
         let mut request = server.client.get(server.url("/v1/me"));
         if let Some(origin) = origin {
             request = request.header("origin", origin);
         }
         let response = request.send().await.unwrap();
-        assert!(response.headers().keys().all(|name| !name.as_str().starts_with("access-control-")), "{origin:?}: {:?}", response.headers());
+        assert!(
+            response.headers().keys().all(|name| !name.as_str().starts_with("access-control-")),
+            "{origin:?}: {:?}",
+            response.headers()
+        );
     }
 }
 
@@ -157,7 +196,16 @@ async fn secrets_never_reach_the_logs() {
     let _ = server.me_bearer("not.a.valid-token").await;
     let logs = server.logs();
     let cookie_secret = web.cookie.split('=').nth(1).unwrap();
-    for secret in [PASSWORD, "hunter2 wrong", cookie_secret, &web.csrf, &tokens.access, &tokens.refresh, &refreshed.refresh, &refreshed.access] {
+    for secret in [
+        PASSWORD,
+        "hunter2 wrong",
+        cookie_secret,
+        &web.csrf,
+        &tokens.access,
+        &tokens.refresh,
+        &refreshed.refresh,
+        &refreshed.access,
+    ] {
         assert!(!logs.contains(secret), "a secret reached the log:\n{logs}");
     }
 }

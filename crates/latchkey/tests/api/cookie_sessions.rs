@@ -37,7 +37,10 @@ async fn an_https_public_url_gives_secure_host_prefixed_cookies() {
     let response = server.post_json("/v1/session", &json!({ "username": "alice", "password": PASSWORD })).await;
     let line = set_cookie(response.headers(), "__Host-latchkey_session").expect("__Host- cookie");
     let attributes: Vec<&str> = line.split(';').map(str::trim).collect();
-    assert!(attributes.contains(&"Secure") && attributes.contains(&"Path=/") && attributes.contains(&"HttpOnly"), "{line}");
+    assert!(
+        attributes.contains(&"Secure") && attributes.contains(&"Path=/") && attributes.contains(&"HttpOnly"),
+        "{line}"
+    );
     assert!(!line.contains("Domain"), "__Host- cookies have no Domain: {line}");
 }
 
@@ -61,7 +64,11 @@ async fn a_login_never_reuses_a_cookie_sent_in() {
         let body: Value = response.json().await.unwrap();
         assert_ne!(body["session"]["id"], earlier.session_id);
     }
-    assert_eq!(server.me_cookie(planted).await.status(), StatusCode::UNAUTHORIZED, "a planted cookie never becomes a session");
+    assert_eq!(
+        server.me_cookie(planted).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "a planted cookie never becomes a session"
+    );
 }
 
 #[tokio::test]
@@ -129,8 +136,14 @@ async fn an_unsafe_cookie_request_needs_the_csrf_token_and_an_allowed_origin() {
     expect_problem(logout(Some("not-the-token"), None).await.unwrap(), StatusCode::FORBIDDEN, "csrf_rejected").await;
     let other = server.cookie_login("alice").await;
     expect_problem(logout(Some(&other.csrf), None).await.unwrap(), StatusCode::FORBIDDEN, "csrf_rejected").await;
-    expect_problem(logout(Some(&login.csrf), Some("https://evil.example.test")).await.unwrap(), StatusCode::FORBIDDEN, "csrf_rejected").await;
-    expect_problem(logout(Some(&login.csrf), Some("null")).await.unwrap(), StatusCode::FORBIDDEN, "csrf_rejected").await;
+    expect_problem(
+        logout(Some(&login.csrf), Some("https://evil.example.test")).await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "csrf_rejected",
+    )
+    .await;
+    expect_problem(logout(Some(&login.csrf), Some("null")).await.unwrap(), StatusCode::FORBIDDEN, "csrf_rejected")
+        .await;
     assert_eq!(server.me_cookie(&login.cookie).await.status(), StatusCode::OK, "refused requests changed nothing");
     assert_eq!(logout(Some(&login.csrf), Some(ORIGIN)).await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(server.me_cookie(&login.cookie).await.status(), StatusCode::UNAUTHORIZED);
@@ -155,7 +168,12 @@ async fn bearer_requests_need_no_csrf_token_whatever_their_origin() {
 #[tokio::test]
 async fn garbage_and_unknown_cookies_are_simply_unauthenticated() {
     let server = Server::start().await;
-    for cookie in ["latchkey_session=", "latchkey_session=%%%", "latchkey_session=aGVsbG8", "latchkey_session=BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"] {
+    for cookie in [
+        "latchkey_session=",
+        "latchkey_session=%%%",
+        "latchkey_session=aGVsbG8",
+        "latchkey_session=BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
+    ] {
         let response = server.me_cookie(cookie).await;
         expect_problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     }
@@ -163,7 +181,9 @@ async fn garbage_and_unknown_cookies_are_simply_unauthenticated() {
 
 #[tokio::test]
 async fn cookie_sessions_end_after_the_idle_timeout() {
-    let server = Server::with(&[("LATCHKEY_SESSION_IDLE_TIMEOUT", "1500ms"), ("LATCHKEY_SESSION_TOUCH_INTERVAL", "100ms")]).await;
+    let server =
+        Server::with(&[("LATCHKEY_SESSION_IDLE_TIMEOUT", "1500ms"), ("LATCHKEY_SESSION_TOUCH_INTERVAL", "100ms")])
+            .await;
     server.sign_up("alice").await;
     let login = server.cookie_login("alice").await;
     assert_eq!(server.me_cookie(&login.cookie).await.status(), StatusCode::OK);

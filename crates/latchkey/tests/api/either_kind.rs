@@ -40,7 +40,8 @@ async fn me_without_a_valid_credential_is_401_with_a_bearer_challenge() {
         assert_eq!(bad.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
         expect_problem(bad, StatusCode::UNAUTHORIZED, "invalid_token").await;
     }
-    let basic = server.client.get(server.url("/v1/me")).header("authorization", "Basic YWxpY2U6eA==").send().await.unwrap();
+    let basic =
+        server.client.get(server.url("/v1/me")).header("authorization", "Basic YWxpY2U6eA==").send().await.unwrap();
     expect_problem(basic, StatusCode::UNAUTHORIZED, "unauthenticated").await;
 }
 
@@ -60,19 +61,7 @@ async fn the_device_list_shows_both_kinds_newest_first_with_the_current_one_mark
         cookie_pair(response.headers(), "latchkey_session").unwrap()
     };
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let phone = Tokens::from(
-        server
-            .client
-            .post(server.url("/v1/token"))
-            .header("user-agent", "latchkey-ios/1.0")
-            .form(&[("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap(),
-    );
+    let phone = server.token_login_with("alice", &[("user-agent", "latchkey-ios/1.0")]).await;
     let response = server.client.get(server.url("/v1/sessions")).bearer_auth(&phone.access).send().await.unwrap();
     assert_eq!(response.headers()["cache-control"], "no-store");
     let list: Vec<Value> = response.json().await.unwrap();
@@ -90,7 +79,16 @@ async fn the_device_list_shows_both_kinds_newest_first_with_the_current_one_mark
             assert!(entry[field].is_string(), "{field}");
         }
     }
-    let from_cookie: Vec<Value> = server.client.get(server.url("/v1/sessions")).header("cookie", &web).send().await.unwrap().json().await.unwrap();
+    let from_cookie: Vec<Value> = server
+        .client
+        .get(server.url("/v1/sessions"))
+        .header("cookie", &web)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(from_cookie[1]["current"], true);
 }
 
@@ -102,7 +100,8 @@ async fn revoking_one_of_my_sessions_works_and_any_other_id_is_404() {
     let mine = server.token_login("alice").await;
     let my_other = server.cookie_login("alice").await;
     let bobs = server.token_login("bob").await;
-    let delete = |id: &str| server.client.delete(server.url(&format!("/v1/sessions/{id}"))).bearer_auth(&mine.access).send();
+    let delete =
+        |id: &str| server.client.delete(server.url(&format!("/v1/sessions/{id}"))).bearer_auth(&mine.access).send();
     for id in [bobs.session_id.as_str(), "00000000-0000-4000-8000-000000000000", "not-a-session"] {
         expect_problem(delete(id).await.unwrap(), StatusCode::NOT_FOUND, "session_not_found").await;
     }
@@ -110,7 +109,16 @@ async fn revoking_one_of_my_sessions_works_and_any_other_id_is_404() {
     assert_eq!(delete(&my_other.session_id).await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(server.me_cookie(&my_other.cookie).await.status(), StatusCode::UNAUTHORIZED);
     expect_problem(delete(&my_other.session_id).await.unwrap(), StatusCode::NOT_FOUND, "session_not_found").await;
-    let list: Vec<Value> = server.client.get(server.url("/v1/sessions")).bearer_auth(&mine.access).send().await.unwrap().json().await.unwrap();
+    let list: Vec<Value> = server
+        .client
+        .get(server.url("/v1/sessions"))
+        .bearer_auth(&mine.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.len(), 1, "revoked sessions are not listed");
 }
 
@@ -196,20 +204,17 @@ async fn the_client_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy() 
         let env: Vec<(&str, &str)> = trusted.map(|cidr| ("LATCHKEY_TRUSTED_PROXIES", cidr)).into_iter().collect();
         let server = Server::with(&env).await;
         server.sign_up("alice").await;
-        let tokens = Tokens::from(
-            server
-                .client
-                .post(server.url("/v1/token"))
-                .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
-                .form(&[("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)])
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap(),
-        );
-        let list: Vec<Value> = server.client.get(server.url("/v1/sessions")).bearer_auth(&tokens.access).send().await.unwrap().json().await.unwrap();
+        let tokens = server.token_login_with("alice", &[("x-forwarded-for", "198.51.100.1, 203.0.113.7")]).await;
+        let list: Vec<Value> = server
+            .client
+            .get(server.url("/v1/sessions"))
+            .bearer_auth(&tokens.access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(list[0]["ip"], expected, "trusted proxies: {trusted:?}");
     }
 }

@@ -68,7 +68,8 @@ impl Server {
     }
 
     fn spawn(data_dir: tempfile::TempDir, env: Vec<(String, String)>) -> Self {
-        let mut child = command(&["serve"], &env).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn latchkey");
+        let mut child =
+            command(&["serve"], &env).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn latchkey");
         let stderr = child.stderr.take().expect("stderr");
         let logs = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -160,17 +161,30 @@ impl Server {
         }
     }
 
-    /// Logs in with a token session (password grant, form-encoded); panics unless 200.
-    pub async fn token_login(&self, username: &str) -> Tokens {
-        let response = self
-            .client
-            .post(self.url("/v1/token"))
-            .form(&[("grant_type", "password"), ("username", username), ("password", PASSWORD)])
-            .send()
-            .await
-            .expect("request");
+    /// The password grant (form-encoded) at `path` (`/v1/token` or `/v1/token?delivery=cookie`),
+    /// with extra request headers.
+    pub async fn password_grant(&self, path: &str, username: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = self.client.post(self.url(path)).form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", PASSWORD),
+        ]);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// Logs in with a token session, sending `headers`; panics unless 200.
+    pub async fn token_login_with(&self, username: &str, headers: &[(&str, &str)]) -> Tokens {
+        let response = self.password_grant("/v1/token", username, headers).await;
         assert_eq!(response.status(), StatusCode::OK, "token login of {username}");
         Tokens::from(response.json::<Value>().await.expect("json"))
+    }
+
+    /// Logs in with a token session; panics unless 200.
+    pub async fn token_login(&self, username: &str) -> Tokens {
+        self.token_login_with(username, &[]).await
     }
 
     /// `grant_type=refresh_token`.

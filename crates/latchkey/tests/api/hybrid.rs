@@ -4,13 +4,7 @@ use serde_json::Value;
 use crate::helpers::*;
 
 async fn hybrid_login(server: &Server) -> (String, String, String, Value) {
-    let response = server
-        .client
-        .post(server.url("/v1/token?delivery=cookie"))
-        .form(&[("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+    let response = server.password_grant("/v1/token?delivery=cookie", "alice", &[]).await;
     assert_eq!(response.status(), StatusCode::OK);
     let at = cookie_pair(response.headers(), "latchkey_at").expect("access cookie");
     let rt = cookie_pair(response.headers(), "latchkey_rt").expect("refresh cookie");
@@ -40,15 +34,12 @@ async fn cookie_delivery_sets_httponly_token_cookies_and_returns_only_a_csrf_tok
 async fn an_https_public_url_gives_the_hybrid_cookies_their_prefixes() {
     let server = Server::with(&[("LATCHKEY_PUBLIC_URL", "https://auth.example.test")]).await;
     server.sign_up("alice").await;
-    let response = server
-        .client
-        .post(server.url("/v1/token?delivery=cookie"))
-        .form(&[("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+    let response = server.password_grant("/v1/token?delivery=cookie", "alice", &[]).await;
     assert!(set_cookie(response.headers(), "__Host-latchkey_at").is_some_and(|l| l.contains("Secure")));
-    assert!(set_cookie(response.headers(), "__Secure-latchkey_rt").is_some_and(|l| l.contains("Secure") && l.contains("Path=/v1/token")));
+    assert!(
+        set_cookie(response.headers(), "__Secure-latchkey_rt")
+            .is_some_and(|l| l.contains("Secure") && l.contains("Path=/v1/token"))
+    );
 }
 
 #[tokio::test]
@@ -57,7 +48,11 @@ async fn a_hybrid_refresh_takes_the_cookie_and_needs_the_csrf_token() {
     server.sign_up("alice").await;
     let (at, rt, csrf, _) = hybrid_login(&server).await;
     let refresh = |csrf: Option<&str>, origin: Option<&str>| {
-        let mut request = server.client.post(server.url("/v1/token?delivery=cookie")).header("cookie", &rt).form(&[("grant_type", "refresh_token")]);
+        let mut request = server
+            .client
+            .post(server.url("/v1/token?delivery=cookie"))
+            .header("cookie", &rt)
+            .form(&[("grant_type", "refresh_token")]);
         if let Some(csrf) = csrf {
             request = request.header("x-csrf-token", csrf);
         }
@@ -68,7 +63,12 @@ async fn a_hybrid_refresh_takes_the_cookie_and_needs_the_csrf_token() {
     };
     expect_oauth_error(refresh(None, None).await.unwrap(), StatusCode::FORBIDDEN, "invalid_request").await;
     expect_oauth_error(refresh(Some("wrong"), None).await.unwrap(), StatusCode::FORBIDDEN, "invalid_request").await;
-    expect_oauth_error(refresh(Some(&csrf), Some("https://evil.example.test")).await.unwrap(), StatusCode::FORBIDDEN, "invalid_request").await;
+    expect_oauth_error(
+        refresh(Some(&csrf), Some("https://evil.example.test")).await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "invalid_request",
+    )
+    .await;
     let response = refresh(Some(&csrf), Some(ORIGIN)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let new_at = cookie_pair(response.headers(), "latchkey_at").unwrap();
@@ -98,7 +98,10 @@ async fn unsafe_requests_carried_by_the_access_cookie_follow_the_csrf_rule() {
     assert_eq!(with.status(), StatusCode::NO_CONTENT);
     let cleared = set_cookies(with.headers());
     for name in ["latchkey_session=", "latchkey_at=", "latchkey_rt="] {
-        assert!(cleared.iter().any(|line| line.starts_with(name) && line.contains("Max-Age=0")), "{name} cleared: {cleared:?}");
+        assert!(
+            cleared.iter().any(|line| line.starts_with(name) && line.contains("Max-Age=0")),
+            "{name} cleared: {cleared:?}"
+        );
     }
     assert_eq!(server.me_cookie(&at).await.status(), StatusCode::UNAUTHORIZED);
 }

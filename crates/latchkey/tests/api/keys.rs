@@ -32,7 +32,8 @@ async fn the_jwks_publishes_the_signing_key_and_discovery_points_to_it() {
     assert_eq!(key["kid"], jwt_part(&tokens.access, 0)["kid"]);
     assert!(key.get("d").is_none(), "never a private part");
 
-    let discovery: Value = server.client.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let discovery: Value =
+        server.client.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(discovery["issuer"], ORIGIN);
     assert_eq!(discovery["jwks_uri"], format!("{ORIGIN}/.well-known/jwks.json"));
     assert_eq!(discovery["token_endpoint"], format!("{ORIGIN}/v1/token"));
@@ -94,7 +95,12 @@ async fn a_token_verifies_with_pyjwt_using_only_the_published_jwks() {
         let tokens = server.token_login("alice").await;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_with_pyjwt.py");
         let jwks_url = server.url("/.well-known/jwks.json");
-        let run = |token: &str| Command::new("python3").args([script, &jwks_url, token, ORIGIN, ORIGIN]).output().expect("python3 (PyJWT is installed by scripts/test)");
+        let run = |token: &str| {
+            Command::new("python3")
+                .args([script, &jwks_url, token, ORIGIN, ORIGIN])
+                .output()
+                .expect("python3 (PyJWT is installed by scripts/test)")
+        };
         let output = run(&tokens.access);
         assert!(output.status.success(), "{alg}: {}", String::from_utf8_lossy(&output.stderr));
         assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), tokens.session_id);
@@ -112,7 +118,8 @@ async fn a_token_verifies_with_pyjwt_using_only_the_published_jwks() {
 async fn an_operator_key_file_signs_and_is_published_under_its_thumbprint() {
     let dir = tempfile::tempdir().unwrap();
     let pem = dir.path().join("signing.pem");
-    let status = Command::new("openssl").args(["genpkey", "-algorithm", "ed25519", "-out"]).arg(&pem).status().expect("openssl");
+    let status =
+        Command::new("openssl").args(["genpkey", "-algorithm", "ed25519", "-out"]).arg(&pem).status().expect("openssl");
     assert!(status.success());
     let server = Server::with(&[("LATCHKEY_SIGNING_KEY_FILE", pem.to_str().unwrap())]).await;
     server.sign_up("alice").await;
@@ -140,5 +147,9 @@ async fn an_hs256_key_file_shorter_than_32_bytes_stops_the_start() {
     ];
     let output = command(&["serve"], &env).output().unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 32 bytes"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("at least 32 bytes"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -9,13 +9,7 @@ use crate::helpers::*;
 async fn a_password_grant_returns_a_bearer_pair_from_a_form_or_json_body() {
     let server = Server::start().await;
     server.sign_up("alice").await;
-    let form = server
-        .client
-        .post(server.url("/v1/token"))
-        .form(&[("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+    let form = server.password_grant("/v1/token", "alice", &[]).await;
     let json_body = server
         .post_json("/v1/token", &json!({ "grant_type": "password", "username": "alice", "password": PASSWORD }))
         .await;
@@ -154,13 +148,17 @@ async fn the_token_endpoint_answers_every_error_in_the_oauth_shape() {
     let post = |content_type: &'static str, body: Vec<u8>| {
         server.client.post(server.url("/v1/token")).header("content-type", content_type).body(body).send()
     };
-    let unsupported = post("application/x-www-form-urlencoded", b"grant_type=client_credentials".to_vec()).await.unwrap();
+    let unsupported =
+        post("application/x-www-form-urlencoded", b"grant_type=client_credentials".to_vec()).await.unwrap();
     expect_oauth_error(unsupported, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
     let missing = post("application/x-www-form-urlencoded", b"username=alice".to_vec()).await.unwrap();
     expect_oauth_error(missing, StatusCode::BAD_REQUEST, "invalid_request").await;
-    let no_password = post("application/x-www-form-urlencoded", b"grant_type=password&username=alice".to_vec()).await.unwrap();
+    let no_password =
+        post("application/x-www-form-urlencoded", b"grant_type=password&username=alice".to_vec()).await.unwrap();
     expect_oauth_error(no_password, StatusCode::BAD_REQUEST, "invalid_request").await;
-    let repeated = post("application/x-www-form-urlencoded", b"grant_type=password&grant_type=refresh_token".to_vec()).await.unwrap();
+    let repeated = post("application/x-www-form-urlencoded", b"grant_type=password&grant_type=refresh_token".to_vec())
+        .await
+        .unwrap();
     expect_oauth_error(repeated, StatusCode::BAD_REQUEST, "invalid_request").await;
     let broken_json = post("application/json", b"{\"grant_type\": ".to_vec()).await.unwrap();
     expect_oauth_error(broken_json, StatusCode::BAD_REQUEST, "invalid_request").await;
@@ -170,7 +168,13 @@ async fn the_token_endpoint_answers_every_error_in_the_oauth_shape() {
     expect_oauth_error(wrong_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request").await;
     let huge = post("application/x-www-form-urlencoded", vec![b'a'; 70 * 1024]).await.unwrap();
     expect_oauth_error(huge, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request").await;
-    let bad_delivery = server.client.post(server.url("/v1/token?delivery=carrier-pigeon")).form(&[("grant_type", "password")]).send().await.unwrap();
+    let bad_delivery = server
+        .client
+        .post(server.url("/v1/token?delivery=carrier-pigeon"))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
     expect_oauth_error(bad_delivery, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
 
@@ -181,7 +185,8 @@ async fn revoking_either_token_ends_the_whole_session() {
     for which in ["refresh", "access"] {
         let tokens = server.token_login("alice").await;
         let token = if which == "refresh" { &tokens.refresh } else { &tokens.access };
-        let response = server.client.post(server.url("/v1/token/revoke")).form(&[("token", token.as_str())]).send().await.unwrap();
+        let response =
+            server.client.post(server.url("/v1/token/revoke")).form(&[("token", token.as_str())]).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{which}");
         assert_eq!(server.me_bearer(&tokens.access).await.status(), StatusCode::UNAUTHORIZED, "{which}");
         expect_oauth_error(server.refresh(&tokens.refresh).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
@@ -191,15 +196,23 @@ async fn revoking_either_token_ends_the_whole_session() {
 #[tokio::test]
 async fn revocation_answers_200_for_unknown_tokens_and_400_without_one() {
     let server = Server::start().await;
-    let unknown = server.client.post(server.url("/v1/token/revoke")).form(&[("token", "whatever")]).send().await.unwrap();
+    let unknown =
+        server.client.post(server.url("/v1/token/revoke")).form(&[("token", "whatever")]).send().await.unwrap();
     assert_eq!(unknown.status(), StatusCode::OK);
-    let missing = server.client.post(server.url("/v1/token/revoke")).form(&[("token_type_hint", "refresh_token")]).send().await.unwrap();
+    let missing = server
+        .client
+        .post(server.url("/v1/token/revoke"))
+        .form(&[("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
     expect_oauth_error(missing, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
 
 #[tokio::test]
 async fn token_sessions_end_after_the_refresh_idle_and_absolute_timeouts() {
-    let server = Server::with(&[("LATCHKEY_REFRESH_IDLE_TIMEOUT", "1500ms"), ("LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", "4s")]).await;
+    let server =
+        Server::with(&[("LATCHKEY_REFRESH_IDLE_TIMEOUT", "1500ms"), ("LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", "4s")]).await;
     server.sign_up("alice").await;
     let idle = server.token_login("alice").await;
     let mut active = server.token_login("alice").await;
@@ -216,7 +229,8 @@ async fn token_sessions_end_after_the_refresh_idle_and_absolute_timeouts() {
 
 #[tokio::test]
 async fn access_tokens_never_outlive_their_session_and_expire_on_time() {
-    let server = Server::with(&[("LATCHKEY_ACCESS_TOKEN_TTL", "1s"), ("LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", "30d")]).await;
+    let server =
+        Server::with(&[("LATCHKEY_ACCESS_TOKEN_TTL", "1s"), ("LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", "30d")]).await;
     server.sign_up("alice").await;
     let tokens = server.token_login("alice").await;
     assert_eq!(server.me_bearer(&tokens.access).await.status(), StatusCode::OK);

@@ -47,11 +47,24 @@ async fn verify_applies_the_csrf_rule_to_unsafe_original_methods_carried_by_cook
             let refused = check(header, method).send().await.unwrap();
             expect_problem(refused, StatusCode::FORBIDDEN, "csrf_rejected").await;
         }
-        let foreign = check(header, "POST").header("x-csrf-token", &web.csrf).header("origin", "https://evil.example.test").send().await.unwrap();
+        let foreign = check(header, "POST")
+            .header("x-csrf-token", &web.csrf)
+            .header("origin", "https://evil.example.test")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
-        let allowed = check(header, "POST").header("x-csrf-token", &web.csrf).header("origin", ORIGIN).send().await.unwrap();
+        let allowed =
+            check(header, "POST").header("x-csrf-token", &web.csrf).header("origin", ORIGIN).send().await.unwrap();
         assert_eq!(allowed.status(), StatusCode::OK);
     }
-    let bearer = server.client.get(server.url("/v1/verify")).bearer_auth(&app.access).header("x-forwarded-method", "DELETE").send().await.unwrap();
+    let bearer = server
+        .client
+        .get(server.url("/v1/verify"))
+        .bearer_auth(&app.access)
+        .header("x-forwarded-method", "DELETE")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bearer.status(), StatusCode::OK, "bearer requests are never subject to the CSRF rule");
 }
