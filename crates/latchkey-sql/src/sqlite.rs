@@ -71,6 +71,19 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// The row `sql` selects by its one parameter `key`, decoded by `decode`.
+    async fn one<K, T>(
+        &self,
+        sql: &str,
+        key: K,
+        decode: fn(&SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        K: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'static,
+    {
+        sqlx::query(sql).bind(key).fetch_optional(&self.pool).await.map_err(fail)?.as_ref().map(decode).transpose()
+    }
+
     /// This store behind every trait.
     pub fn stores(self) -> Stores {
         let store = Arc::new(self);
@@ -184,25 +197,11 @@ impl AccountStore for SqliteStore {
     }
 
     async fn by_username(&self, username: &Username) -> Result<Option<Account>, StoreError> {
-        sqlx::query("SELECT * FROM accounts WHERE username = ?")
-            .bind(username.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(fail)?
-            .as_ref()
-            .map(account_from)
-            .transpose()
+        self.one("SELECT * FROM accounts WHERE username = ?", username.as_str().to_owned(), account_from).await
     }
 
     async fn by_id(&self, id: UserId) -> Result<Option<Account>, StoreError> {
-        sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(fail)?
-            .as_ref()
-            .map(account_from)
-            .transpose()
+        self.one("SELECT * FROM accounts WHERE id = ?", id.to_string(), account_from).await
     }
 
     async fn list(&self) -> Result<Vec<Account>, StoreError> {
@@ -263,25 +262,12 @@ impl SessionStore for SqliteStore {
     }
 
     async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
-        sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(fail)?
-            .as_ref()
-            .map(session_from)
-            .transpose()
+        self.one(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"), id.to_string(), session_from).await
     }
 
     async fn by_secret(&self, digest: &TokenDigest) -> Result<Option<Session>, StoreError> {
-        sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE secret_digest = ?"))
-            .bind(digest.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(fail)?
-            .as_ref()
-            .map(session_from)
-            .transpose()
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE secret_digest = ?");
+        self.one(&sql, digest.as_bytes().to_vec(), session_from).await
     }
 
     async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
