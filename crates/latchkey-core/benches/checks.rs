@@ -16,14 +16,14 @@ use latchkey_core::keys::{self, AccessClaims, KeySet, SigningAlgorithm, TokenSet
 use latchkey_core::password::{Argon2Settings, PasswordHasher};
 use latchkey_core::service::{Credential, Latchkey, Policy};
 use latchkey_core::session::{ClientInfo, SessionKind};
-use latchkey_sql::SqliteStore;
+use latchkey_sql::SqlStore;
 use time::OffsetDateTime;
 
 const PASSWORD: &str = "correct horse battery";
 
 fn service(runtime: &tokio::runtime::Runtime, dir: &tempfile::TempDir) -> Latchkey {
     runtime.block_on(async {
-        let store = SqliteStore::open_path(&dir.path().join("bench.db")).await.unwrap();
+        let store = SqlStore::open_sqlite_file(&dir.path().join("bench.db")).await.unwrap();
         // OWASP parameters, as deployed.
         let hasher = PasswordHasher::new(Argon2Settings::default(), 0).unwrap();
         let service =

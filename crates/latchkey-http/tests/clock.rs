@@ -13,7 +13,7 @@ use latchkey_core::clock::ManualClock;
 use latchkey_core::password::{Argon2Settings, PasswordHasher};
 use latchkey_core::service::{Latchkey, Policy};
 use latchkey_http::{AppState, HttpConfig, Origin};
-use latchkey_sql::SqliteStore;
+use latchkey_sql::SqlStore;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
@@ -28,7 +28,7 @@ const PASSWORD: &str = "correct horse battery";
 
 async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_path(&dir.path().join("latchkey.db")).await.unwrap();
+    let store = SqlStore::open_sqlite_file(&dir.path().join("latchkey.db")).await.unwrap();
     let clock = Arc::new(ManualClock::new(OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()));
     let hasher = PasswordHasher::new(Argon2Settings { memory_kib: 256, iterations: 1, parallelism: 1 }, 2).unwrap();
     let service = Latchkey::start(store.stores(), clock.clone(), hasher, Policy::default(), None).await.unwrap();

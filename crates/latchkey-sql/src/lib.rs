@@ -1,6 +1,7 @@
-//! latchkey's SQL stores. SQLite is the embedded, zero-configuration default: one file in the
-//! data directory, migrations embedded in the binary and applied at start.
+//! latchkey's SQL stores: the embedded SQLite default (one file in the data directory) and
+//! PostgreSQL for scale-out, one implementation over both, with embedded migrations applied at
+//! start.
 
-mod sqlite;
+mod store;
 
-pub use sqlite::{SqliteError, SqliteStore};
+pub use store::{Backend, SqlError, SqlStore};

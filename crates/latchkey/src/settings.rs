@@ -88,7 +88,7 @@ pub struct SettingsArgs {
         long,
         env = "LATCHKEY_DATABASE_URL",
         global = true,
-        help = "sqlite://... (postgres:// arrives with scale-out) [default: SQLite in the data dir]"
+        help = "sqlite://... or postgres://... [default: SQLite in the data dir]"
     )]
     database_url: Option<String>,
 
@@ -287,8 +287,8 @@ fn duration(name: &'static str, given: Option<&str>, default: &str) -> Result<Du
 /// Where the data lives.
 #[derive(Debug, Clone)]
 pub enum Database {
-    /// SQLite by URL.
-    SqliteUrl(String),
+    /// A `sqlite:` or `postgres:` URL.
+    Url(String),
     /// SQLite file in the data directory (the zero-configuration default).
     SqliteFile(PathBuf),
 }
@@ -385,14 +385,10 @@ impl Settings {
         let data_dir = given.data_dir.clone().unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
         let database = match given.database_url.as_deref() {
             None => Database::SqliteFile(data_dir.join("latchkey.db")),
-            Some(url) if url.starts_with("sqlite:") => Database::SqliteUrl(url.to_owned()),
-            Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
-                return Err(invalid(
-                    "LATCHKEY_DATABASE_URL",
-                    "PostgreSQL arrives with the scale-out release; use sqlite:// or leave it unset",
-                ));
-            }
-            Some(_) => return Err(invalid("LATCHKEY_DATABASE_URL", "must start with sqlite:")),
+            Some(url) => match latchkey_sql::Backend::of_url(url) {
+                Ok(_) => Database::Url(url.to_owned()),
+                Err(err) => return Err(invalid("LATCHKEY_DATABASE_URL", err)),
+            },
         };
         let signing_alg = given
             .signing_alg

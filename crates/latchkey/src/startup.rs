@@ -11,7 +11,7 @@ use latchkey_core::password::{HashError, PasswordHasher};
 use latchkey_core::service::{AuthError, Latchkey, Policy};
 use latchkey_core::store::Stores;
 use latchkey_http::{AppState, HttpConfig};
-use latchkey_sql::{SqliteError, SqliteStore};
+use latchkey_sql::{SqlError, SqlStore};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -30,7 +30,7 @@ pub enum StartError {
     },
     /// The store could not be opened.
     #[error(transparent)]
-    Store(#[from] SqliteError),
+    Store(#[from] SqlError),
     /// The signing key file could not be read or used.
     #[error("signing key file {path}: {reason}")]
     KeyFile {
@@ -63,9 +63,9 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, StartError> {
                 std::fs::create_dir_all(parent)
                     .map_err(|source| StartError::DataDir { path: parent.to_owned(), source })?;
             }
-            SqliteStore::open_path(path).await?
+            SqlStore::open_sqlite_file(path).await?
         }
-        Database::SqliteUrl(url) => SqliteStore::open_url(url).await?,
+        Database::Url(url) => SqlStore::open(url).await?,
     };
     Ok(store.stores())
 }

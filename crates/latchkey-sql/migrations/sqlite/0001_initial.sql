@@ -1,4 +1,5 @@
--- latchkey's embedded schema. Times are integer microseconds since the Unix epoch (UTC).
+-- latchkey's embedded schema. Times are integer microseconds since the Unix epoch (UTC), ids
+-- are UUID text: the PostgreSQL schema uses the same representations so one store serves both.
 -- Secrets are never stored: cookie sessions keep the SHA-256 of their secret, token sessions
 -- keep only a rotation counter (refresh tokens are derived from it under the server secret).
 
@@ -29,16 +30,16 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_user ON sessions (user_id, created_at DESC);
 CREATE INDEX sessions_by_expiry ON sessions (absolute_expires_at);
 
--- The revocation log: the cursor orders it for instances and feed clients that catch up.
+-- The revocation log: its position orders it for instances and feed clients that catch up.
 CREATE TABLE revocations (
-    cursor     INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL,
-    kind       TEXT NOT NULL,
-    revoked_at INTEGER NOT NULL,
-    until      INTEGER NOT NULL
+    position     INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id   TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    revoked_at   INTEGER NOT NULL,
+    active_until INTEGER NOT NULL
 );
 
-CREATE INDEX revocations_by_until ON revocations (until);
+CREATE INDEX revocations_by_active_until ON revocations (active_until);
 
 CREATE TABLE keys (
     kid        TEXT PRIMARY KEY,
@@ -47,3 +48,6 @@ CREATE TABLE keys (
     created_at INTEGER NOT NULL,
     retired_at INTEGER
 ) STRICT;
+
+-- Exactly one signing key per algorithm, even when several instances start at once.
+CREATE UNIQUE INDEX keys_one_active_per_alg ON keys (alg) WHERE retired_at IS NULL;

@@ -24,6 +24,8 @@ pub struct Server {
     pub _data_dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     logs: Arc<Mutex<String>>,
+    // Dropped after the process is killed (fields drop after `Drop::drop`).
+    _database: Option<latchkey_testkit::postgres::ScratchDatabase>,
     /// A client without cookie jar or redirects: tests handle cookies by hand.
     pub client: Client,
 }
@@ -59,15 +61,29 @@ impl Server {
         Self::with(&[]).await
     }
 
-    /// A server with extra `LATCHKEY_*` settings.
+    /// A server with extra `LATCHKEY_*` settings, on the backend `LATCHKEY_TEST_BACKEND` names
+    /// (`sqlite`, the default, or `postgres`: a scratch database per server).
     pub async fn with(extra: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut env = base_env(data_dir.path());
+        let database = match std::env::var("LATCHKEY_TEST_BACKEND").as_deref() {
+            Ok("postgres") => {
+                let database = latchkey_testkit::postgres::ScratchDatabase::create().await;
+                env.push(("LATCHKEY_DATABASE_URL".into(), database.url().to_owned()));
+                Some(database)
+            }
+            Ok("sqlite") | Err(_) => None,
+            Ok(other) => panic!("LATCHKEY_TEST_BACKEND={other}: expected sqlite or postgres"),
+        };
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        Self::spawn(data_dir, env)
+        Self::spawn(data_dir, env, database)
     }
 
-    fn spawn(data_dir: tempfile::TempDir, env: Vec<(String, String)>) -> Self {
+    fn spawn(
+        data_dir: tempfile::TempDir,
+        env: Vec<(String, String)>,
+        database: Option<latchkey_testkit::postgres::ScratchDatabase>,
+    ) -> Self {
         let mut child =
             command(&["serve"], &env).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn latchkey");
         let stderr = child.stderr.take().expect("stderr");
@@ -89,7 +105,7 @@ impl Server {
             panic!("the server did not start; its log:\n{}", logs.lock().map(|l| l.clone()).unwrap_or_default())
         });
         let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { child, base: format!("http://{address}"), _data_dir: data_dir, env, logs, client }
+        Self { child, base: format!("http://{address}"), _data_dir: data_dir, env, logs, _database: database, client }
     }
 
     /// The URL of `path`.

@@ -1,0 +1,584 @@
+//! One implementation of every store trait for both SQL backends, over sqlx's `Any` driver:
+//! the embedded SQLite default and PostgreSQL for scale-out. The schemas use the same
+//! representations (UUID text, integer microseconds), so the queries are shared; the dialects
+//! differ only in placeholders (`?` vs `$n`), migrations, and how revocation-log writers are
+//! serialised.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::{Arc, Once};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use latchkey_core::account::{Account, UserId, Username};
+use latchkey_core::password::PasswordHash;
+use latchkey_core::secret::TokenDigest;
+use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::store::{
+    AccountStore, CreateAccount, KeyStore, Revocation, RevokeScope, Rotation, SessionStore, StoreError, StoreHealth,
+    StoredKey, Stores,
+};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Why a SQL store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// Neither `sqlite:` nor `postgres:`/`postgresql:`.
+    #[error("unsupported database URL scheme in {0:?} (use sqlite: or postgres:)")]
+    Scheme(String),
+    /// The database could not be reached or opened.
+    #[error("cannot open the {backend} database: {source}")]
+    Open {
+        /// Which backend.
+        backend: Backend,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The embedded migrations failed.
+    #[error("cannot migrate the {backend} database: {source}")]
+    Migrate {
+        /// Which backend.
+        backend: Backend,
+        /// Why.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// The SQL backends latchkey runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one file, one process writing at a time.
+    Sqlite,
+    /// Shared by many instances.
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn of_url(url: &str) -> Result<Self, SqlError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(SqlError::Scheme(url.to_owned()))
+        }
+    }
+}
+
+/// Every latchkey store on one SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A `sqlite:` URL for a file path, creating the file if needed.
+fn sqlite_url(path: &Path) -> String {
+    let mut escaped = String::new();
+    for c in path.display().to_string().chars() {
+        match c {
+            '%' | '?' | '#' | ' ' => escaped.push_str(&format!("%{:02X}", c as u32)),
+            c => escaped.push(c),
+        }
+    }
+    format!("sqlite://{escaped}?mode=rwc")
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) the SQLite file at `path` and applies the migrations.
+    pub async fn open_sqlite_file(path: &Path) -> Result<Self, SqlError> {
+        Self::open(&sqlite_url(path)).await
+    }
+
+    /// Opens a `sqlite:` or `postgres:` URL and applies the migrations.
+    pub async fn open(url: &str) -> Result<Self, SqlError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = Backend::of_url(url)?;
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(StdDuration::from_secs(5))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets checks read while a login writes; NORMAL is durable across
+                        // application crashes, which is what a session store needs.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            connection.execute(pragma).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options.connect(url).await.map_err(|source| SqlError::Open { backend, source })?;
+        let migrations = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrations.run(&pool).await.map_err(|source| SqlError::Migrate { backend, source })?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The query text for this backend: queries are written with `?` placeholders, which
+    /// PostgreSQL spells `$1`, `$2`, ...
+    fn sql<'a>(&self, text: impl Into<Cow<'a, str>>) -> Cow<'a, str> {
+        let text = text.into();
+        match self.backend {
+            Backend::Sqlite => text,
+            Backend::Postgres => {
+                let mut numbered = String::with_capacity(text.len() + 8);
+                let mut n = 0;
+                for c in text.chars() {
+                    if c == '?' {
+                        n += 1;
+                        numbered.push_str(&format!("${n}"));
+                    } else {
+                        numbered.push(c);
+                    }
+                }
+                Cow::Owned(numbered)
+            }
+        }
+    }
+
+    /// The row `sql` selects by its one parameter `key`, decoded by `decode`.
+    async fn one<K, T>(
+        &self,
+        sql: &str,
+        key: K,
+        decode: fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        K: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+    {
+        let sql = self.sql(sql);
+        sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await.map_err(fail)?.as_ref().map(decode).transpose()
+    }
+
+    /// This store behind every trait.
+    pub fn stores(self) -> Stores {
+        let store = Arc::new(self);
+        Stores { accounts: store.clone(), sessions: store.clone(), keys: store.clone(), health: store }
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn fail(err: sqlx::Error) -> StoreError {
+    StoreError::unavailable(err)
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn from_micros(us: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .map_err(|_| StoreError::Corrupt(format!("timestamp {us} out of range")))
+}
+
+fn uuid(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::try_parse(text).map_err(|_| StoreError::Corrupt(format!("malformed id {text:?}")))
+}
+
+fn account_from(row: &AnyRow) -> Result<Account, StoreError> {
+    Ok(Account {
+        id: UserId::from_uuid(uuid(row.try_get("id").map_err(fail)?)?),
+        username: Username::from_trusted(row.try_get("username").map_err(fail)?),
+        password_hash: PasswordHash::from_stored(row.try_get("password_hash").map_err(fail)?),
+        created_at: from_micros(row.try_get("created_at").map_err(fail)?)?,
+        disabled: row.try_get::<i64, _>("disabled").map_err(fail)? != 0,
+    })
+}
+
+const SESSION_COLUMNS: &str = "id, user_id, kind, secret_digest, refresh_counter, rotated_at, created_at, \
+     last_seen_at, absolute_expires_at, idle_timeout_us, user_agent, ip, revoked_at";
+
+fn session_from(row: &AnyRow) -> Result<Session, StoreError> {
+    let kind: String = row.try_get("kind").map_err(fail)?;
+    let digest: Option<Vec<u8>> = row.try_get("secret_digest").map_err(fail)?;
+    let optional_time = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+        row.try_get::<Option<i64>, _>(column).map_err(fail)?.map(from_micros).transpose()
+    };
+    Ok(Session {
+        id: SessionId::from_uuid(uuid(row.try_get("id").map_err(fail)?)?),
+        user_id: UserId::from_uuid(uuid(row.try_get("user_id").map_err(fail)?)?),
+        kind: SessionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("session kind {kind:?}")))?,
+        secret_digest: match digest {
+            Some(bytes) => {
+                Some(TokenDigest::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt("digest length".into()))?)
+            }
+            None => None,
+        },
+        refresh_counter: u64::try_from(row.try_get::<i64, _>("refresh_counter").map_err(fail)?)
+            .map_err(|_| StoreError::Corrupt("negative refresh counter".into()))?,
+        rotated_at: optional_time("rotated_at")?,
+        created_at: from_micros(row.try_get("created_at").map_err(fail)?)?,
+        last_seen_at: from_micros(row.try_get("last_seen_at").map_err(fail)?)?,
+        absolute_expires_at: from_micros(row.try_get("absolute_expires_at").map_err(fail)?)?,
+        idle_timeout: Duration::microseconds(row.try_get("idle_timeout_us").map_err(fail)?),
+        client: ClientInfo {
+            user_agent: row.try_get("user_agent").map_err(fail)?,
+            ip: row.try_get("ip").map_err(fail)?,
+        },
+        revoked_at: optional_time("revoked_at")?,
+    })
+}
+
+fn revocation_from(row: &AnyRow) -> Result<Revocation, StoreError> {
+    let kind: String = row.try_get("kind").map_err(fail)?;
+    Ok(Revocation {
+        cursor: row.try_get("position").map_err(fail)?,
+        session_id: SessionId::from_uuid(uuid(row.try_get("session_id").map_err(fail)?)?),
+        kind: SessionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("session kind {kind:?}")))?,
+        revoked_at: from_micros(row.try_get("revoked_at").map_err(fail)?)?,
+        until: from_micros(row.try_get("active_until").map_err(fail)?)?,
+    })
+}
+
+fn key_from(row: &AnyRow) -> Result<StoredKey, StoreError> {
+    Ok(StoredKey {
+        kid: row.try_get("kid").map_err(fail)?,
+        alg: row.try_get("alg").map_err(fail)?,
+        material: row.try_get("material").map_err(fail)?,
+        created_at: from_micros(row.try_get("created_at").map_err(fail)?)?,
+        retired_at: row.try_get::<Option<i64>, _>("retired_at").map_err(fail)?.map(from_micros).transpose()?,
+    })
+}
+
+#[async_trait]
+impl AccountStore for SqlStore {
+    async fn create(&self, account: &Account) -> Result<CreateAccount, StoreError> {
+        let sql = self.sql(
+            "INSERT INTO accounts (id, username, password_hash, created_at, disabled) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (username) DO NOTHING",
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(account.id.to_string())
+            .bind(account.username.as_str().to_owned())
+            .bind(account.password_hash.as_str().to_owned())
+            .bind(micros(account.created_at))
+            .bind(i64::from(account.disabled))
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(if inserted.rows_affected() == 1 { CreateAccount::Created } else { CreateAccount::UsernameTaken })
+    }
+
+    async fn by_username(&self, username: &Username) -> Result<Option<Account>, StoreError> {
+        self.one("SELECT * FROM accounts WHERE username = ?", username.as_str().to_owned(), account_from).await
+    }
+
+    async fn by_id(&self, id: UserId) -> Result<Option<Account>, StoreError> {
+        self.one("SELECT * FROM accounts WHERE id = ?", id.to_string(), account_from).await
+    }
+
+    async fn list(&self) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM accounts ORDER BY created_at, username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(fail)?;
+        rows.iter().map(account_from).collect()
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<(), StoreError> {
+        sqlx::query(&self.sql("UPDATE accounts SET password_hash = ? WHERE id = ?"))
+            .bind(hash.as_str().to_owned())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError> {
+        let updated = sqlx::query(&self.sql("UPDATE accounts SET disabled = ? WHERE id = ?"))
+            .bind(i64::from(disabled))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(updated.rows_affected() == 1)
+    }
+}
+
+/// The SQL condition for "live at ?now" (binds `now` twice).
+const LIVE: &str = "revoked_at IS NULL AND absolute_expires_at > ? AND last_seen_at + idle_timeout_us > ?";
+
+/// The key of PostgreSQL's transaction-scoped advisory lock that serialises revocation-log
+/// writers (any constant unique to latchkey).
+const REVOCATION_LOG_LOCK: i64 = 0x6c61_7463_686b_6579; // "latchkey"
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn insert(&self, session: &Session) -> Result<(), StoreError> {
+        let sql = self
+            .sql(format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        sqlx::query(&sql)
+            .bind(session.id.to_string())
+            .bind(session.user_id.to_string())
+            .bind(session.kind.as_str())
+            .bind(session.secret_digest.map(|d| d.as_bytes().to_vec()))
+            .bind(i64::try_from(session.refresh_counter).unwrap_or(i64::MAX))
+            .bind(session.rotated_at.map(micros))
+            .bind(micros(session.created_at))
+            .bind(micros(session.last_seen_at))
+            .bind(micros(session.absolute_expires_at))
+            .bind(i64::try_from(session.idle_timeout.whole_microseconds()).unwrap_or(i64::MAX))
+            .bind(session.client.user_agent.clone())
+            .bind(session.client.ip.clone())
+            .bind(session.revoked_at.map(micros))
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        self.one(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"), id.to_string(), session_from).await
+    }
+
+    async fn by_secret(&self, digest: &TokenDigest) -> Result<Option<Session>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE secret_digest = ?");
+        self.one(&sql, digest.as_bytes().to_vec(), session_from).await
+    }
+
+    async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(&self.sql("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?"))
+            .bind(micros(at))
+            .bind(id.to_string())
+            .bind(micros(at))
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
+
+    async fn rotate(&self, id: SessionId, expected: u64, at: OffsetDateTime) -> Result<Rotation, StoreError> {
+        let sql = self.sql(
+            "UPDATE sessions SET refresh_counter = refresh_counter + 1, rotated_at = ?, last_seen_at = ? \
+             WHERE id = ? AND refresh_counter = ? AND revoked_at IS NULL",
+        );
+        let updated = sqlx::query(&sql)
+            .bind(micros(at))
+            .bind(micros(at))
+            .bind(id.to_string())
+            .bind(i64::try_from(expected).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(if updated.rows_affected() == 1 { Rotation::Rotated } else { Rotation::Lost })
+    }
+
+    async fn revoke(
+        &self,
+        scope: RevokeScope,
+        at: OffsetDateTime,
+        until: &(dyn Fn(SessionKind) -> OffsetDateTime + Send + Sync),
+    ) -> Result<Vec<Revocation>, StoreError> {
+        let (filter, first, second) = match scope {
+            RevokeScope::One(id) => ("id = ?", id.to_string(), None),
+            RevokeScope::OneOf { user, session } => {
+                ("user_id = ? AND id = ?", user.to_string(), Some(session.to_string()))
+            }
+            RevokeScope::AllOf(user) => ("user_id = ?", user.to_string(), None),
+            RevokeScope::AllOfExcept(user, keep) => {
+                ("user_id = ? AND id <> ?", user.to_string(), Some(keep.to_string()))
+            }
+        };
+        let now = micros(at);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        match self.backend {
+            // Log positions must become visible in order, or a reader resuming after N could
+            // skip an earlier position committed later.
+            Backend::Postgres => {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(REVOCATION_LOG_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+            }
+            // The UPDATE below takes SQLite's single write lock at once (it comes before any
+            // read, so the lock is never upgraded, which WAL answers with SQLITE_BUSY).
+            Backend::Sqlite => {}
+        }
+        let sql = self.sql(format!("UPDATE sessions SET revoked_at = ? WHERE {LIVE} AND {filter} RETURNING id, kind"));
+        let mut query = sqlx::query(&sql).bind(now).bind(now).bind(now).bind(first);
+        if let Some(second) = second {
+            query = query.bind(second);
+        }
+        let rows = query.fetch_all(&mut *tx).await.map_err(fail)?;
+        let insert = self.sql(
+            "INSERT INTO revocations (session_id, kind, revoked_at, active_until) VALUES (?, ?, ?, ?) RETURNING position",
+        );
+        let mut revoked = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id").map_err(fail)?;
+            let kind: String = row.try_get("kind").map_err(fail)?;
+            let kind =
+                SessionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("session kind {kind:?}")))?;
+            let deadline = until(kind);
+            let cursor: i64 = sqlx::query_scalar(&insert)
+                .bind(id.clone())
+                .bind(kind.as_str())
+                .bind(now)
+                .bind(micros(deadline))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(fail)?;
+            revoked.push(Revocation {
+                cursor,
+                session_id: SessionId::from_uuid(uuid(&id)?),
+                kind,
+                revoked_at: at,
+                until: deadline,
+            });
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(revoked)
+    }
+
+    async fn list_live(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
+        let now = micros(now);
+        let sql = self.sql(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ? AND {LIVE} ORDER BY created_at DESC, id"
+        ));
+        let rows =
+            sqlx::query(&sql).bind(user.to_string()).bind(now).bind(now).fetch_all(&self.pool).await.map_err(fail)?;
+        rows.iter().map(session_from).collect()
+    }
+
+    async fn revocations_after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
+        let sql = self.sql("SELECT * FROM revocations WHERE position > ? AND active_until > ? ORDER BY position");
+        let rows = sqlx::query(&sql).bind(cursor).bind(micros(now)).fetch_all(&self.pool).await.map_err(fail)?;
+        rows.iter().map(revocation_from).collect()
+    }
+
+    async fn latest_cursor(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM revocations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(fail)
+    }
+
+    async fn count_live(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = micros(now);
+        let sql = self.sql(format!("SELECT count(*) FROM sessions WHERE {LIVE}"));
+        let count: i64 = sqlx::query_scalar(&sql).bind(now).bind(now).fetch_one(&self.pool).await.map_err(fail)?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let before = micros(before);
+        let sql = self.sql(
+            "DELETE FROM sessions WHERE absolute_expires_at < ? OR last_seen_at + idle_timeout_us < ? OR revoked_at < ?",
+        );
+        let sessions =
+            sqlx::query(&sql).bind(before).bind(before).bind(before).execute(&self.pool).await.map_err(fail)?;
+        // Keep the newest log entry so the position never goes backwards.
+        let sql = self.sql(
+            "DELETE FROM revocations WHERE active_until < ? AND position < (SELECT max(position) FROM revocations)",
+        );
+        let log = sqlx::query(&sql).bind(before).execute(&self.pool).await.map_err(fail)?;
+        Ok(sessions.rows_affected() + log.rows_affected())
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqlStore {
+    async fn list(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM keys ORDER BY created_at, kid").fetch_all(&self.pool).await.map_err(fail)?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn insert_active(&self, key: &StoredKey, retire_others_at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        sqlx::query(&self.sql("UPDATE keys SET retired_at = ? WHERE alg = ? AND retired_at IS NULL"))
+            .bind(micros(retire_others_at))
+            .bind(key.alg.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        sqlx::query(&self.sql("INSERT INTO keys (kid, alg, material, created_at, retired_at) VALUES (?, ?, ?, ?, ?)"))
+            .bind(key.kid.clone())
+            .bind(key.alg.clone())
+            .bind(key.material.clone())
+            .bind(micros(key.created_at))
+            .bind(key.retired_at.map(micros))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)
+    }
+
+    async fn insert_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError> {
+        // The partial unique index (one unretired key per algorithm) makes this atomic even
+        // when several instances start at once.
+        let sql = self.sql(
+            "INSERT INTO keys (kid, alg, material, created_at, retired_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(key.kid.clone())
+            .bind(key.alg.clone())
+            .bind(key.material.clone())
+            .bind(micros(key.created_at))
+            .bind(key.retired_at.map(micros))
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn delete_retired_before(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(&self.sql("DELETE FROM keys WHERE retired_at IS NOT NULL AND retired_at < ?"))
+            .bind(micros(before))
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(deleted.rows_affected())
+    }
+}
+
+#[async_trait]
+impl StoreHealth for SqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(fail)?;
+        Ok(())
+    }
+}
