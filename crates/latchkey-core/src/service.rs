@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use moka::sync::Cache;
 use time::{Duration, OffsetDateTime};
+use tokio::sync::{Mutex as AsyncMutex, broadcast};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
@@ -217,6 +218,10 @@ struct Inner {
     cookie_cache: Cache<TokenDigest, Arc<CookieEntry>>,
     bearer_cache: Cache<TokenDigest, Arc<BearerEntry>>,
     revocation_cursor: AtomicI64,
+    // Why a lock: sync is the one publisher of the revocation broadcast, and two syncs at once
+    // could publish out of log order; subscribers resume by position and must never skip one.
+    sync_lock: AsyncMutex<()>,
+    revocations: broadcast::Sender<Revocation>,
 }
 
 impl fmt::Debug for Latchkey {
@@ -283,6 +288,8 @@ impl Latchkey {
                 cookie_cache,
                 bearer_cache,
                 revocation_cursor: AtomicI64::new(0),
+                sync_lock: AsyncMutex::new(()),
+                revocations: broadcast::channel(1024).0,
             }),
         };
         service.sync().await?;
@@ -615,6 +622,14 @@ impl Latchkey {
             self.inner.denylist.insert(entry.session_id, entry.until);
             info!(session.id = %entry.session_id, kind = entry.kind.as_str(), "session revoked");
         }
+        if !revoked.is_empty() {
+            // Publishes the new log entries (in log order) to feed subscribers now rather than
+            // at the next periodic sync. The revocation itself is already in force; a failure
+            // here only delays the feed until that sync.
+            if let Err(err) = self.sync_revocations().await {
+                warn!(error = %err, "publishing revocations failed; the next sync will");
+            }
+        }
         Ok(revoked)
     }
 
@@ -674,20 +689,48 @@ impl Latchkey {
     /// Brings this instance up to date with the store: revocations made elsewhere go into the
     /// denylist, new or retired keys into the key set. Called periodically.
     pub async fn sync(&self) -> Result<(), AuthError> {
+        self.sync_revocations().await?;
+        self.inner.denylist.prune(self.now());
+        self.reload_keys().await
+    }
+
+    /// Reads the revocation log past this instance's cursor: each entry goes into the
+    /// denylist and, in log order, to the revocation broadcast.
+    async fn sync_revocations(&self) -> Result<(), AuthError> {
+        let _one_at_a_time = self.inner.sync_lock.lock().await;
         let now = self.now();
         let cursor = self.inner.revocation_cursor.load(Ordering::Acquire);
         let fresh = self.inner.stores.sessions.revocations_after(cursor, now).await?;
         let mut newest = cursor;
-        for entry in &fresh {
+        for entry in fresh {
             self.inner.denylist.insert(entry.session_id, entry.until);
             newest = newest.max(entry.cursor);
+            // No subscriber is not an error.
+            let _ = self.inner.revocations.send(entry);
         }
-        if fresh.is_empty() && cursor == 0 {
+        if newest == 0 {
             newest = self.inner.stores.sessions.latest_cursor().await?;
         }
-        self.inner.revocation_cursor.fetch_max(newest, Ordering::AcqRel);
-        self.inner.denylist.prune(now);
-        self.reload_keys().await
+        self.inner.revocation_cursor.store(newest, Ordering::Release);
+        Ok(())
+    }
+
+    /// Revocations as this instance learns of them, in log order (for the revocation feed).
+    /// Subscribe before reading the backlog with [`Latchkey::revocations_after`], then skip
+    /// entries at or before the last position already sent.
+    pub fn subscribe_revocations(&self) -> broadcast::Receiver<Revocation> {
+        self.inner.revocations.subscribe()
+    }
+
+    /// Revocations of token sessions after `cursor` whose access tokens may still be
+    /// unexpired, and the cursor to resume from.
+    pub async fn revocations_after(&self, cursor: i64) -> Result<(Vec<Revocation>, i64), AuthError> {
+        let sessions = &self.inner.stores.sessions;
+        // Read the log's end first: entries committed after it are returned next time.
+        let latest = sessions.latest_cursor().await?;
+        let entries = sessions.revocations_after(cursor, self.now()).await?;
+        let resume = entries.iter().map(|entry| entry.cursor).max().unwrap_or(0).max(latest).max(cursor);
+        Ok((entries.into_iter().filter(|entry| entry.kind == SessionKind::Token).collect(), resume))
     }
 
     async fn reload_keys(&self) -> Result<(), AuthError> {

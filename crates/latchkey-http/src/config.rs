@@ -3,6 +3,7 @@
 use std::fmt;
 
 use ipnet::IpNet;
+use latchkey_core::secret::TokenDigest;
 
 /// A web origin (`scheme://host[:port]`) in the serialised form browsers send in `Origin`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,6 +68,42 @@ impl fmt::Display for Origin {
     }
 }
 
+/// The bearer secret of service endpoints (`/v1/revocations`). Kept only as a digest and
+/// compared in constant time; never printed.
+#[derive(Clone)]
+pub struct ServiceToken(TokenDigest);
+
+/// Why a service token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a service token has at least 32 characters")]
+pub struct ServiceTokenTooShort;
+
+impl ServiceToken {
+    /// Shortest accepted token, in bytes: a guessable service token would expose every
+    /// revocation.
+    pub const MIN_LEN: usize = 32;
+
+    /// Accepts a configured token of at least [`Self::MIN_LEN`] bytes.
+    pub fn new(token: &str) -> Result<Self, ServiceTokenTooShort> {
+        if token.len() < Self::MIN_LEN {
+            return Err(ServiceTokenTooShort);
+        }
+        Ok(Self(TokenDigest::of(token.as_bytes())))
+    }
+
+    /// Whether `presented` is the token (digests compared in constant time, so neither the
+    /// content nor the length leaks through timing).
+    pub fn matches(&self, presented: &str) -> bool {
+        self.0.matches(&TokenDigest::of(presented.as_bytes()))
+    }
+}
+
+impl fmt::Debug for ServiceToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServiceToken([redacted])")
+    }
+}
+
 /// Settings of the HTTP layer.
 #[derive(Clone)]
 pub struct HttpConfig {
@@ -83,6 +120,8 @@ pub struct HttpConfig {
     pub cookie_domain: Option<String>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The bearer secret of `/v1/revocations`; without one the feed is off (`404`).
+    pub service_token: Option<ServiceToken>,
 }
 
 impl fmt::Debug for HttpConfig {
@@ -93,6 +132,7 @@ impl fmt::Debug for HttpConfig {
             .field("cookie_name", &self.cookie_name)
             .field("cookie_domain", &self.cookie_domain)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("service_token", &self.service_token)
             .finish()
     }
 }

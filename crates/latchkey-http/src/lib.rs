@@ -15,7 +15,7 @@ mod middleware;
 mod routes;
 mod state;
 
-pub use config::{HttpConfig, Origin, OriginError};
+pub use config::{HttpConfig, Origin, OriginError, ServiceToken, ServiceTokenTooShort};
 pub use metrics::Metrics;
 pub use routes::router;
 pub use state::AppState;

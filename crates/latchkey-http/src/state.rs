@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use latchkey_core::Latchkey;
 use latchkey_core::service::{AuthError, Login};
 use latchkey_core::session::{ClientInfo, SessionKind};
@@ -21,13 +23,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Cookie names, computed once.
     pub cookies: Arc<CookieNames>,
+    /// Turns `true` when the server shuts down, so long-lived responses (the revocation feed's
+    /// event streams) end and graceful shutdown can complete.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl AppState {
     /// Bundles the parts.
     pub fn new(service: Latchkey, config: HttpConfig) -> Self {
+        Self::with_shutdown(service, config, watch::channel(false).1)
+    }
+
+    /// Bundles the parts with the signal that ends event streams at shutdown.
+    pub fn with_shutdown(service: Latchkey, config: HttpConfig, shutdown: watch::Receiver<bool>) -> Self {
         let cookies = Arc::new(CookieNames::new(&config));
-        Self { service, config: Arc::new(config), metrics: Arc::new(Metrics::new()), cookies }
+        Self { service, config: Arc::new(config), metrics: Arc::new(Metrics::new()), cookies, shutdown }
     }
 }
 

@@ -40,6 +40,7 @@ async fn app() -> App {
         cookie_name: "latchkey".into(),
         cookie_domain: None,
         trusted_proxies: Vec::new(),
+        service_token: None,
     };
     let app = App { router: latchkey_http::router(AppState::new(service, config)), clock, _dir: dir };
     let created = app.call(post_json("/v1/accounts", json!({ "username": "alice", "password": PASSWORD }))).await;

@@ -9,7 +9,7 @@ use clap::Args;
 use ipnet::IpNet;
 use latchkey_core::keys::SigningAlgorithm;
 use latchkey_core::password::Argon2Settings;
-use latchkey_http::Origin;
+use latchkey_http::{Origin, ServiceToken};
 use serde::{Deserialize, Deserializer};
 use time::Duration;
 
@@ -161,7 +161,7 @@ pub struct SettingsArgs {
         env = "LATCHKEY_SERVICE_TOKEN",
         global = true,
         hide_env_values = true,
-        help = "Bearer secret for /v1/revocations (not available in this version) [default: none]"
+        help = "Bearer secret (>= 32 characters) for the revocation feed /v1/revocations [default: none, feed off]"
     )]
     service_token: Option<String>,
 
@@ -332,6 +332,8 @@ pub struct Settings {
     pub allowed_origins: Vec<Origin>,
     /// Trusted proxies.
     pub trusted_proxies: Vec<IpNet>,
+    /// The revocation feed's bearer secret.
+    pub service_token: Option<ServiceToken>,
     /// Cookie name stem.
     pub cookie_name: String,
     /// Cookie domain.
@@ -367,9 +369,6 @@ impl Settings {
                 "LATCHKEY_REDIS_URL",
                 "Redis arrives with the scale-out release; this version runs on SQLite only",
             ));
-        }
-        if given.service_token.is_some() {
-            return Err(invalid("LATCHKEY_SERVICE_TOKEN", "the revocation feed arrives with the scale-out release"));
         }
         let listen_text = given.listen.as_deref().unwrap_or(defaults::LISTEN);
         let listen = listen_text
@@ -472,6 +471,12 @@ impl Settings {
             sync_interval: duration("LATCHKEY_SYNC_INTERVAL", given.sync_interval.as_deref(), defaults::SYNC_INTERVAL)?,
             allowed_origins,
             trusted_proxies,
+            service_token: given
+                .service_token
+                .as_deref()
+                .map(ServiceToken::new)
+                .transpose()
+                .map_err(|err| invalid("LATCHKEY_SERVICE_TOKEN", err))?,
             cookie_name,
             cookie_domain: given.cookie_domain.clone(),
             argon2: Argon2Settings {

@@ -13,6 +13,7 @@ use latchkey_core::store::Stores;
 use latchkey_http::{AppState, HttpConfig};
 use latchkey_sql::{SqlError, SqlStore};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::settings::{Database, Settings};
@@ -105,6 +106,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     sync_interval: StdDuration,
+    shutdown: watch::Sender<bool>,
 }
 
 impl Application {
@@ -118,14 +120,17 @@ impl Application {
             cookie_name: settings.cookie_name.clone(),
             cookie_domain: settings.cookie_domain.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
+            service_token: settings.service_token.clone(),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Bind { address: settings.listen, source })?;
+        let (shutdown, stopping) = watch::channel(false);
         Ok(Self {
             listener,
-            state: AppState::new(service, config),
+            state: AppState::with_shutdown(service, config, stopping),
             sync_interval: settings.sync_interval.unsigned_abs(),
+            shutdown,
         })
     }
 
@@ -141,7 +146,14 @@ impl Application {
         let sync = tokio::spawn(keep_in_sync(service, self.sync_interval));
         info!(%address, "listening on http://{address}");
         let app = latchkey_http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let stopping = self.shutdown;
+        let signal = async move {
+            shutdown.await;
+            // Ends the revocation feed's event streams, which would otherwise hold the graceful
+            // shutdown open forever.
+            let _ = stopping.send(true);
+        };
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(signal).await;
         sync.abort();
         info!("stopped");
         served

@@ -3,6 +3,7 @@
 mod accounts;
 mod me;
 mod ops;
+mod revocations;
 mod session;
 mod token;
 mod verify;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}", cors(delete(me::revoke_one), &[Method::DELETE]))
         .route("/v1/logout", cors(post(me::logout), &[Method::POST]))
         .route("/v1/verify", plain(get(verify::verify)))
+        .route("/v1/revocations", plain(get(revocations::revocations)))
         .route("/.well-known/jwks.json", cors(get(wellknown::jwks), &[Method::GET]))
         .route("/.well-known/openid-configuration", cors(get(wellknown::discovery), &[Method::GET]))
         .route("/healthz", plain(get(ops::healthz)))

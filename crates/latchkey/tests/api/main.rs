@@ -11,5 +11,6 @@ mod either_kind;
 mod helpers;
 mod hybrid;
 mod keys;
+mod revocation_feed;
 mod token_sessions;
 mod verify;
