@@ -4,4 +4,4 @@
 
 mod store;
 
-pub use store::{Backend, SqlError, SqlStore};
+pub use store::{Backend, ChangeListener, SqlError, SqlStore};

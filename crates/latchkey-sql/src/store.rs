@@ -85,10 +85,36 @@ impl Backend {
 }
 
 /// Every latchkey store on one SQL database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    // Kept for the change listener's own connection. May hold a password: never printed.
+    url: Arc<str>,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+/// The PostgreSQL channel on which committed changes that other instances cache (revocations,
+/// signing keys) are announced.
+const CHANGES_CHANNEL: &str = "latchkey_changes";
+
+/// Wakes an instance when another instance (or the admin CLI) changed what it caches.
+pub struct ChangeListener {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl ChangeListener {
+    /// Waits for the next announced change, or for the end of a lost connection (after which
+    /// announcements may have been missed): either way the caller should resync. An error
+    /// means the database cannot be reached right now.
+    pub async fn changed(&mut self) -> Result<(), sqlx::Error> {
+        self.listener.try_recv().await.map(|_| ())
+    }
 }
 
 /// A `sqlite:` URL for a file path, creating the file if needed.
@@ -143,7 +169,28 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrations.run(&pool).await.map_err(|source| SqlError::Migrate { backend, source })?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, url: url.into() })
+    }
+
+    /// A listener for changes announced by other instances: PostgreSQL's `LISTEN`, so a
+    /// revocation made anywhere reaches this instance in milliseconds. `None` on SQLite, where
+    /// only processes on one machine share the file and the periodic sync suffices.
+    pub async fn change_listener(&self) -> Result<Option<ChangeListener>, SqlError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let open = |source| SqlError::Open { backend: Backend::Postgres, source };
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await.map_err(open)?;
+        listener.listen(CHANGES_CHANNEL).await.map_err(open)?;
+        Ok(Some(ChangeListener { listener }))
+    }
+
+    /// Announces a change to other instances, delivered when `tx` commits (PostgreSQL only).
+    async fn announce_change(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, '')").bind(CHANGES_CHANNEL).execute(&mut **tx).await.map_err(fail)?;
+        }
+        Ok(())
     }
 
     /// Which backend this store runs on.
@@ -469,6 +516,9 @@ impl SessionStore for SqlStore {
                 until: deadline,
             });
         }
+        if !revoked.is_empty() {
+            self.announce_change(&mut tx).await?;
+        }
         tx.commit().await.map_err(fail)?;
         Ok(revoked)
     }
@@ -544,6 +594,7 @@ impl KeyStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
+        self.announce_change(&mut tx).await?;
         tx.commit().await.map_err(fail)
     }
 

@@ -11,7 +11,7 @@ use latchkey_core::password::{HashError, PasswordHasher};
 use latchkey_core::service::{AuthError, Latchkey, Policy};
 use latchkey_core::store::Stores;
 use latchkey_http::{AppState, HttpConfig};
-use latchkey_sql::{SqlError, SqlStore};
+use latchkey_sql::{ChangeListener, SqlError, SqlStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -57,7 +57,7 @@ pub enum StartError {
 }
 
 /// Opens the configured store, creating the data directory if needed.
-pub async fn open_stores(settings: &Settings) -> Result<Stores, StartError> {
+pub async fn open_store(settings: &Settings) -> Result<SqlStore, StartError> {
     let store = match &settings.database {
         Database::SqliteFile(path) => {
             if let Some(parent) = path.parent() {
@@ -68,12 +68,16 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, StartError> {
         }
         Database::Url(url) => SqlStore::open(url).await?,
     };
-    Ok(store.stores())
+    Ok(store)
 }
 
 /// Starts the domain service on the configured store.
 pub async fn start_service(settings: &Settings) -> Result<Latchkey, StartError> {
-    let stores = open_stores(settings).await?;
+    start_service_on(settings, open_store(settings).await?.stores()).await
+}
+
+/// Starts the domain service on `stores`.
+async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchkey, StartError> {
     let hasher = PasswordHasher::new(settings.argon2, settings.argon2_concurrency)?;
     let file_key = match &settings.signing_key_file {
         None => None,
@@ -104,6 +108,7 @@ pub async fn start_service(settings: &Settings) -> Result<Latchkey, StartError> 
 /// A built server: bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    changes: Option<ChangeListener>,
     state: AppState,
     sync_interval: StdDuration,
     shutdown: watch::Sender<bool>,
@@ -112,7 +117,9 @@ pub struct Application {
 impl Application {
     /// Opens the store, starts the service and binds the listener (port 0 picks a free port).
     pub async fn build(settings: &Settings) -> Result<Self, StartError> {
-        let service = start_service(settings).await?;
+        let store = open_store(settings).await?;
+        let changes = store.change_listener().await?;
+        let service = start_service_on(settings, store.stores()).await?;
         let config = HttpConfig {
             public_url: settings.public_url.clone(),
             public_origin: settings.public_origin.clone(),
@@ -128,6 +135,7 @@ impl Application {
         let (shutdown, stopping) = watch::channel(false);
         Ok(Self {
             listener,
+            changes,
             state: AppState::with_shutdown(service, config, stopping),
             sync_interval: settings.sync_interval.unsigned_abs(),
             shutdown,
@@ -143,7 +151,8 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let address = self.local_addr()?;
         let service = self.state.service.clone();
-        let sync = tokio::spawn(keep_in_sync(service, self.sync_interval));
+        let sync = tokio::spawn(keep_in_sync(service.clone(), self.sync_interval));
+        let listen = self.changes.map(|changes| tokio::spawn(follow_changes(service, changes)));
         info!(%address, "listening on http://{address}");
         let app = latchkey_http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = self.shutdown;
@@ -155,6 +164,9 @@ impl Application {
         };
         let served = axum::serve(self.listener, app).with_graceful_shutdown(signal).await;
         sync.abort();
+        if let Some(listen) = listen {
+            listen.abort();
+        }
         info!("stopped");
         served
     }
@@ -178,6 +190,24 @@ async fn keep_in_sync(service: Latchkey, every: StdDuration) {
                 Ok(purged) if purged > 0 => info!(purged, "purged ended sessions and expired keys"),
                 Ok(_) => {}
                 Err(err) => warn!(error = %err, "purge failed; will retry"),
+            }
+        }
+    }
+}
+
+/// Syncs whenever another instance announces a change (PostgreSQL `NOTIFY`), so revocations
+/// made anywhere bite here within milliseconds; the periodic sync remains the fallback bound.
+async fn follow_changes(service: Latchkey, mut changes: ChangeListener) {
+    loop {
+        match changes.changed().await {
+            Ok(()) => {
+                if let Err(err) = service.sync().await {
+                    warn!(error = %err, "sync after a change announcement failed; will retry");
+                }
+            }
+            Err(err) => {
+                warn!(error = %err, "listening for changes failed; retrying in 1 s (the periodic sync still runs)");
+                tokio::time::sleep(StdDuration::from_secs(1)).await;
             }
         }
     }

@@ -1,0 +1,284 @@
+//! Multi-instance tests: three `latchkey serve` instances sharing one PostgreSQL database behind
+//! nginx, started by `deploy/local-cluster` exactly as a user would start them.
+//! `cargo test --test cluster -- --nocapture` prints the measured propagation delays.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use helpers::*;
+use latchkey_testkit::postgres::ScratchDatabase;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local-cluster");
+
+struct Cluster {
+    nginx: String,
+    instances: Vec<String>,
+    dir: tempfile::TempDir,
+    client: Client,
+    _database: ScratchDatabase,
+}
+
+impl Cluster {
+    async fn start(extra: &[(&str, &str)]) -> Self {
+        let database = ScratchDatabase::create().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(SCRIPT);
+        command.args(["start", "3"]);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("LATCHKEY_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("LATCHKEY_CLUSTER_DIR", dir.path())
+            .env("LATCHKEY_BIN", env!("CARGO_BIN_EXE_latchkey"))
+            .env("LATCHKEY_DATABASE_URL", database.url())
+            .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
+            .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+            .envs(extra.iter().copied());
+        let output = command.output().expect("deploy/local-cluster");
+        assert!(output.status.success(), "cluster start failed: {}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let field = |prefix: &str| -> Vec<String> {
+            stdout.lines().filter_map(|line| line.strip_prefix(prefix)).map(|url| url.trim().to_owned()).collect()
+        };
+        let nginx = field("nginx ").pop().expect("nginx url");
+        let instances = field("instance ");
+        assert_eq!(instances.len(), 3);
+        Self { nginx, instances, dir, client: Client::new(), _database: database }
+    }
+
+    async fn sign_up(&self, username: &str) {
+        let response = self
+            .client
+            .post(format!("{}/v1/accounts", self.nginx))
+            .json(&json!({ "username": username, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+
+    async fn token_login(&self, base: &str, username: &str) -> Tokens {
+        let response = self
+            .client
+            .post(format!("{base}/v1/token"))
+            .form(&[("grant_type", "password"), ("username", username), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        Tokens::from(response.json::<Value>().await.unwrap())
+    }
+
+    async fn cookie_login(&self, base: &str, username: &str) -> CookieLogin {
+        let response = self
+            .client
+            .post(format!("{base}/v1/session"))
+            .json(&json!({ "username": username, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookie = cookie_pair(response.headers(), "latchkey_session").unwrap();
+        let body: Value = response.json().await.unwrap();
+        CookieLogin {
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+            session_id: body["session"]["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn verify(&self, base: &str, credential: &Credential) -> StatusCode {
+        let request = self.client.get(format!("{base}/v1/verify"));
+        let request = match credential {
+            Credential::Bearer(token) => request.bearer_auth(token),
+            Credential::Cookie(cookie) => request.header("cookie", cookie),
+        };
+        request.send().await.unwrap().status()
+    }
+
+    async fn refresh(&self, base: &str, refresh_token: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{base}/v1/token"))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(SCRIPT).arg("stop").env("LATCHKEY_CLUSTER_DIR", self.dir.path()).status();
+    }
+}
+
+enum Credential {
+    Bearer(String),
+    Cookie(String),
+}
+
+#[tokio::test]
+async fn a_session_made_on_one_instance_works_on_every_other_and_through_nginx() {
+    let cluster = Cluster::start(&[]).await;
+    cluster.sign_up("alice").await;
+    let tokens = cluster.token_login(&cluster.instances[0], "alice").await;
+    let web = cluster.cookie_login(&cluster.instances[1], "alice").await;
+    for base in cluster.instances.iter().chain([&cluster.nginx]) {
+        assert_eq!(cluster.verify(base, &Credential::Bearer(tokens.access.clone())).await, StatusCode::OK, "{base}");
+        assert_eq!(cluster.verify(base, &Credential::Cookie(web.cookie.clone())).await, StatusCode::OK, "{base}");
+        let list: Vec<Value> = cluster
+            .client
+            .get(format!("{base}/v1/sessions"))
+            .bearer_auth(&tokens.access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 2, "{base}: one device list everywhere");
+    }
+    // The sample application behind nginx's auth_request.
+    let app = format!("{}/app/", cluster.nginx);
+    let by_token = cluster.client.get(&app).bearer_auth(&tokens.access).send().await.unwrap();
+    assert_eq!(by_token.text().await.unwrap().trim(), "hello alice (token)");
+    let by_cookie = cluster.client.get(&app).header("cookie", &web.cookie).send().await.unwrap();
+    assert_eq!(by_cookie.text().await.unwrap().trim(), "hello alice (cookie)");
+    assert_eq!(cluster.client.get(&app).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let csrf = cluster.client.post(&app).header("cookie", &web.cookie).send().await.unwrap();
+    assert_eq!(csrf.status(), StatusCode::FORBIDDEN, "an unsafe cookie request without the CSRF token");
+    // The same keys and issuer everywhere.
+    let mut jwks = Vec::new();
+    for base in &cluster.instances {
+        jwks.push(
+            cluster.client.get(format!("{base}/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap(),
+        );
+    }
+    assert!(jwks.windows(2).all(|pair| pair[0] == pair[1]));
+}
+
+/// Waits until `base` refuses the credential; returns how long that took after `since`.
+async fn refused_after(cluster: &Cluster, base: &str, credential: &Credential, since: Instant) -> Duration {
+    loop {
+        if cluster.verify(base, credential).await == StatusCode::UNAUTHORIZED {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < Duration::from_secs(3), "{base} still accepts a revoked session after 3 s");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_instance_reaches_every_other_within_the_bound() {
+    let cluster = Cluster::start(&[]).await;
+    cluster.sign_up("alice").await;
+    let mut delays = Vec::new();
+    for i in 0..200 {
+        let home = &cluster.instances[i % 3];
+        let others: Vec<&String> = cluster.instances.iter().filter(|base| *base != home).collect();
+        // Half token sessions, half cookie sessions; each check warms the other instances'
+        // caches first, so what is measured is a cached check learning of the revocation.
+        let (credential, logout) = if i % 2 == 0 {
+            let tokens = cluster.token_login(home, "alice").await;
+            let logout = cluster.client.post(format!("{home}/v1/logout")).bearer_auth(&tokens.access);
+            (Credential::Bearer(tokens.access), logout)
+        } else {
+            let web = cluster.cookie_login(home, "alice").await;
+            let logout = cluster
+                .client
+                .post(format!("{home}/v1/logout"))
+                .header("cookie", &web.cookie)
+                .header("x-csrf-token", &web.csrf);
+            (Credential::Cookie(web.cookie), logout)
+        };
+        for base in &others {
+            assert_eq!(cluster.verify(base, &credential).await, StatusCode::OK);
+        }
+        assert_eq!(logout.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+        let revoked_at = Instant::now();
+        assert_eq!(
+            cluster.verify(home, &credential).await,
+            StatusCode::UNAUTHORIZED,
+            "at once on the revoking instance"
+        );
+        let (a, b) = tokio::join!(
+            refused_after(&cluster, others[0], &credential, revoked_at),
+            refused_after(&cluster, others[1], &credential, revoked_at)
+        );
+        delays.push(a.max(b));
+    }
+    delays.sort();
+    eprintln!(
+        "revocation propagation over {} revocations (3 instances, PostgreSQL NOTIFY): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        delays.len(),
+        percentile(&delays, 0.5).as_secs_f64() * 1000.0,
+        percentile(&delays, 0.99).as_secs_f64() * 1000.0,
+        delays.last().unwrap().as_secs_f64() * 1000.0,
+    );
+}
+
+#[tokio::test]
+async fn log_out_everywhere_on_one_instance_ends_every_session_on_every_instance() {
+    let cluster = Cluster::start(&[]).await;
+    cluster.sign_up("alice").await;
+    let mut credentials = Vec::new();
+    for base in &cluster.instances {
+        credentials.push(Credential::Bearer(cluster.token_login(base, "alice").await.access));
+        credentials.push(Credential::Cookie(cluster.cookie_login(base, "alice").await.cookie));
+    }
+    let Credential::Bearer(first) = &credentials[0] else { unreachable!() };
+    let all = cluster
+        .client
+        .post(format!("{}/v1/logout", cluster.instances[2]))
+        .bearer_auth(first)
+        .json(&json!({ "scope": "all" }));
+    assert_eq!(all.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let since = Instant::now();
+    for base in &cluster.instances {
+        for credential in &credentials {
+            refused_after(&cluster, base, credential, since).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_refresh_token_presented_to_two_instances_at_once_obeys_the_grace_window_then_reuse_detection() {
+    let cluster = Cluster::start(&[("LATCHKEY_REFRESH_REUSE_GRACE", "1s")]).await;
+    cluster.sign_up("alice").await;
+    let first = cluster.token_login(&cluster.instances[0], "alice").await;
+    let (a, b) = tokio::join!(
+        cluster.refresh(&cluster.instances[1], &first.refresh),
+        cluster.refresh(&cluster.instances[2], &first.refresh)
+    );
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+    let a = Tokens::from(a.json::<Value>().await.unwrap());
+    let b = Tokens::from(b.json::<Value>().await.unwrap());
+    assert_eq!(a.refresh, b.refresh, "one rotation, decided by the shared store");
+    for base in &cluster.instances {
+        assert_eq!(cluster.verify(base, &Credential::Bearer(a.access.clone())).await, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let reuse = cluster.refresh(&cluster.instances[0], &first.refresh).await;
+    expect_oauth_error(reuse, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let since = Instant::now();
+    for base in &cluster.instances {
+        refused_after(&cluster, base, &Credential::Bearer(b.access.clone()), since).await;
+        let dead = cluster.refresh(base, &a.refresh).await;
+        expect_oauth_error(dead, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+}
