@@ -11,7 +11,7 @@ use std::sync::Arc;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -292,16 +292,111 @@ impl LoadedKey {
         Ok(Self { kid: stored.kid.clone(), alg, encoding, decoding, jwk, retired_at: stored.retired_at })
     }
 
-    fn validation(&self, settings: &TokenSettings) -> Validation {
-        let mut validation = Validation::new(self.alg.jwt());
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        // Time is checked against latchkey's own clock below, so tests can move it.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        validation
+    fn verifying(&self, issuer: &str, audience: &str) -> VerifyingKey {
+        VerifyingKey {
+            alg: self.alg,
+            decoding: self.decoding.clone(),
+            validation: validation(self.alg, issuer, audience),
+        }
+    }
+}
+
+/// The rules every access token is held to, for a key of `alg`.
+fn validation(alg: SigningAlgorithm, issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(alg.jwt());
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    // Time is checked against the caller's clock in `verify`, so tests can move it.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    validation
+}
+
+/// A key that verifies: its algorithm (pinned), the public key and the validation rules.
+struct VerifyingKey {
+    alg: SigningAlgorithm,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+/// The keys that verify access tokens, by `kid`: a server's own (from its store) or, in a
+/// service that verifies latchkey tokens itself, those of the published JWKS. One verification
+/// path for both.
+#[derive(Default)]
+pub struct VerifyingKeys {
+    by_kid: HashMap<String, VerifyingKey>,
+}
+
+impl fmt::Debug for VerifyingKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKeys").field("kids", &self.by_kid.keys()).finish()
+    }
+}
+
+impl VerifyingKeys {
+    /// The keys of a JWKS document (RFC 7517) that latchkey could have signed with (EdDSA,
+    /// ES256, RS256, each with a `kid`), for tokens of `issuer` and `audience`. Other keys are
+    /// skipped.
+    pub fn from_jwks(jwks: &str, issuer: &str, audience: &str) -> Result<Self, KeyError> {
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(jwks).map_err(|err| KeyError::InvalidKey {
+            kid: "jwks".into(),
+            alg: "-".into(),
+            reason: err.to_string(),
+        })?;
+        let mut by_kid = HashMap::new();
+        for jwk in &set.keys {
+            let (Some(kid), Some(alg)) = (jwk.common.key_id.as_ref(), jwk.common.key_algorithm) else { continue };
+            let alg = match alg {
+                KeyAlgorithm::EdDSA => SigningAlgorithm::EdDSA,
+                KeyAlgorithm::ES256 => SigningAlgorithm::ES256,
+                KeyAlgorithm::RS256 => SigningAlgorithm::RS256,
+                _ => continue,
+            };
+            let decoding = DecodingKey::from_jwk(jwk).map_err(|err| KeyError::InvalidKey {
+                kid: kid.clone(),
+                alg: alg.as_str().into(),
+                reason: err.to_string(),
+            })?;
+            by_kid.insert(kid.clone(), VerifyingKey { alg, decoding, validation: validation(alg, issuer, audience) });
+        }
+        Ok(Self { by_kid })
+    }
+
+    /// Whether a key with this `kid` is known.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
+    /// Verifies an access token: shape, `typ`, `kid`, the algorithm pinned to that key, the
+    /// signature, `iss`, `aud`, claim types, and `exp`/`nbf` against `now` with the leeway.
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenRejection> {
+        if token.len() > MAX_TOKEN_BYTES || token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return Err(TokenRejection::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok || header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() {
+            return Err(TokenRejection::WrongType);
+        }
+        let kid = header.kid.as_deref().ok_or(TokenRejection::UnknownKey)?;
+        let key = self.by_kid.get(kid).ok_or(TokenRejection::UnknownKey)?;
+        if header.alg != key.alg.jwt() {
+            return Err(TokenRejection::Invalid("algorithm does not match the key".into()));
+        }
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &key.validation)
+            .map_err(|err| TokenRejection::Invalid(err.to_string()))?;
+        let claims = data.claims;
+        if is_expired(claims.exp, now) {
+            return Err(TokenRejection::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| i128::from(nbf - LEEWAY_SECONDS) * 1_000_000_000 > now.unix_timestamp_nanos()) {
+            return Err(TokenRejection::NotYetValid);
+        }
+        Ok(claims)
     }
 }
 
@@ -309,7 +404,7 @@ impl LoadedKey {
 /// change and swapped in whole.
 pub struct KeySet {
     signer: Arc<LoadedKey>,
-    by_kid: HashMap<String, (Arc<LoadedKey>, Validation)>,
+    verifying: VerifyingKeys,
     jwks: Arc<str>,
     settings: TokenSettings,
     fingerprint: Vec<(String, Option<OffsetDateTime>)>,
@@ -317,7 +412,7 @@ pub struct KeySet {
 
 impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeySet").field("signer", &self.signer.kid).field("kids", &self.by_kid.keys()).finish()
+        f.debug_struct("KeySet").field("signer", &self.signer.kid).field("verifying", &self.verifying).finish()
     }
 }
 
@@ -333,7 +428,8 @@ impl KeySet {
         now: OffsetDateTime,
     ) -> Result<Self, KeyError> {
         let overlap = settings.access_ttl + Duration::seconds(LEEWAY_SECONDS);
-        let mut by_kid = HashMap::new();
+        let mut loaded_keys: Vec<Arc<LoadedKey>> = Vec::new();
+        let mut verifying = VerifyingKeys::default();
         let mut signer = None;
         let mut fingerprint = Vec::new();
         let signing_keys = stored.iter().filter(|key| key.alg != SERVER_SECRET_ALG);
@@ -352,15 +448,15 @@ impl KeySet {
             {
                 signer = Some((key.created_at, Arc::clone(&loaded)));
             }
-            let validation = loaded.validation(&settings);
-            by_kid.insert(key.kid.clone(), (loaded, validation));
+            verifying.by_kid.insert(key.kid.clone(), loaded.verifying(&settings.issuer, &settings.audience));
+            loaded_keys.push(loaded);
         }
         let signer = signer.map(|(_, key)| key).ok_or(KeyError::NoSigningKey(alg))?;
-        let mut published: Vec<&LoadedKey> = by_kid.values().map(|(key, _)| key.as_ref()).collect();
+        let mut published: Vec<&LoadedKey> = loaded_keys.iter().map(AsRef::as_ref).collect();
         published.sort_by(|a, b| a.kid.cmp(&b.kid));
         let keys: Vec<&Jwk> = published.iter().filter_map(|key| key.jwk.as_ref()).collect();
         let jwks = serde_json::to_string(&serde_json::json!({ "keys": keys })).map_err(|_| KeyError::Signing)?;
-        Ok(Self { signer, by_kid, jwks: jwks.into(), settings, fingerprint })
+        Ok(Self { signer, verifying, jwks: jwks.into(), settings, fingerprint })
     }
 
     /// The JWKS document (RFC 7517): public keys only, never an HS256 secret.
@@ -397,34 +493,9 @@ impl KeySet {
         jsonwebtoken::encode(&header, claims, &self.signer.encoding).map_err(|_| KeyError::Signing)
     }
 
-    /// Verifies an access token: shape, `typ`, `kid`, the algorithm pinned to that key, the
-    /// signature, `iss`, `aud`, claim types, and `exp`/`nbf` against `now` with the leeway.
+    /// Verifies an access token against every key still inside its overlap window.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenRejection> {
-        if token.len() > MAX_TOKEN_BYTES || token.bytes().filter(|b| *b == b'.').count() != 2 {
-            return Err(TokenRejection::Malformed);
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
-        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
-            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok || header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() {
-            return Err(TokenRejection::WrongType);
-        }
-        let kid = header.kid.as_deref().ok_or(TokenRejection::UnknownKey)?;
-        let (key, validation) = self.by_kid.get(kid).ok_or(TokenRejection::UnknownKey)?;
-        if header.alg != key.alg.jwt() {
-            return Err(TokenRejection::Invalid("algorithm does not match the key".into()));
-        }
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, validation)
-            .map_err(|err| TokenRejection::Invalid(err.to_string()))?;
-        let claims = data.claims;
-        if is_expired(claims.exp, now) {
-            return Err(TokenRejection::Expired);
-        }
-        if claims.nbf.is_some_and(|nbf| i128::from(nbf - LEEWAY_SECONDS) * 1_000_000_000 > now.unix_timestamp_nanos()) {
-            return Err(TokenRejection::NotYetValid);
-        }
-        Ok(claims)
+        self.verifying.verify(token, now)
     }
 
     /// The issuer, audience and lifetime this set was built for.
@@ -492,6 +563,22 @@ mod tests {
         let mut future = claims(now);
         future.nbf = Some(now.unix_timestamp() + 60);
         assert_eq!(set.verify(&set.sign(&future)?, now).err(), Some(TokenRejection::NotYetValid));
+        Ok(())
+    }
+
+    #[test]
+    fn the_published_jwks_alone_verifies_tokens_for_every_public_algorithm() -> Result<(), KeyError> {
+        let now = OffsetDateTime::now_utc();
+        for alg in [SigningAlgorithm::EdDSA, SigningAlgorithm::ES256, SigningAlgorithm::RS256] {
+            let key = generate(alg, now)?;
+            let set = KeySet::build(std::slice::from_ref(&key), None, alg, settings(), now)?;
+            let token = set.sign(&claims(now))?;
+            let public = VerifyingKeys::from_jwks(&set.jwks(), "http://localhost:8080", "http://localhost:8080")?;
+            assert!(public.contains(&key.kid));
+            assert_eq!(public.verify(&token, now).map(|c| c.sid), Ok("s".to_owned()), "{alg}");
+            let other_audience = VerifyingKeys::from_jwks(&set.jwks(), "http://localhost:8080", "https://elsewhere")?;
+            assert!(matches!(other_audience.verify(&token, now), Err(TokenRejection::Invalid(_))));
+        }
         Ok(())
     }
 

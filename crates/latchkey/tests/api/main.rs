@@ -8,6 +8,7 @@ mod cli_and_config;
 mod contract;
 mod cookie_sessions;
 mod either_kind;
+mod embedded_verifier;
 mod helpers;
 mod hybrid;
 mod keys;
