@@ -145,7 +145,12 @@ impl SqlStore {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             })
-            .acquire_timeout(StdDuration::from_secs(5))
+            // How long a request waits for a connection before it fails closed with 503. A
+            // PostgreSQL outage should be answered promptly; SQLite waits are local lock waits.
+            .acquire_timeout(match backend {
+                Backend::Sqlite => StdDuration::from_secs(5),
+                Backend::Postgres => StdDuration::from_secs(1),
+            })
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

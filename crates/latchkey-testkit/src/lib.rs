@@ -1,5 +1,7 @@
 //! Shared test support. [`conformance`] is the one suite every store backend must pass;
-//! [`postgres`] makes scratch databases for tests against PostgreSQL.
+//! [`postgres`] makes scratch databases for tests against PostgreSQL; [`private_postgres`] runs a
+//! PostgreSQL server a fault test may stop and start.
 
 pub mod conformance;
 pub mod postgres;
+pub mod private_postgres;

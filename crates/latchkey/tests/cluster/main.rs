@@ -282,3 +282,160 @@ async fn one_refresh_token_presented_to_two_instances_at_once_obeys_the_grace_wi
         expect_oauth_error(dead, StatusCode::BAD_REQUEST, "invalid_grant").await;
     }
 }
+
+mod faults {
+    //! PostgreSQL stopped and restarted under a mixed load of cookie and bearer checks.
+
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use latchkey_testkit::private_postgres::PrivatePostgres;
+    use reqwest::Client;
+    use serde_json::json;
+
+    use super::helpers::*;
+
+    const PHASES: [&str; 3] = ["before", "outage", "after"];
+
+    #[derive(Clone)]
+    struct Probe {
+        name: &'static str,
+        request: fn(&Client, &str, &Creds) -> reqwest::RequestBuilder,
+    }
+
+    struct Creds {
+        valid_bearer: String,
+        revoked_bearer: String,
+        valid_cookie: String,
+        revoked_cookie: String,
+    }
+
+    fn probes() -> Vec<Probe> {
+        vec![
+            Probe {
+                name: "bearer valid",
+                request: |c, b, k| c.get(format!("{b}/v1/verify")).bearer_auth(&k.valid_bearer),
+            },
+            Probe {
+                name: "bearer revoked",
+                request: |c, b, k| c.get(format!("{b}/v1/verify")).bearer_auth(&k.revoked_bearer),
+            },
+            Probe {
+                name: "cookie valid",
+                request: |c, b, k| c.get(format!("{b}/v1/verify")).header("cookie", &k.valid_cookie),
+            },
+            Probe {
+                name: "cookie revoked",
+                request: |c, b, k| c.get(format!("{b}/v1/verify")).header("cookie", &k.revoked_cookie),
+            },
+            Probe {
+                name: "login",
+                request: |c, b, _| {
+                    c.post(format!("{b}/v1/session")).json(&json!({ "username": "alice", "password": PASSWORD }))
+                },
+            },
+            Probe { name: "readyz", request: |c, b, _| c.get(format!("{b}/readyz")) },
+        ]
+    }
+
+    type Counts = BTreeMap<(usize, &'static str, u16), u64>;
+
+    #[tokio::test]
+    async fn a_postgres_outage_fails_closed_keeps_bearer_checks_and_recovers_by_itself() {
+        let postgres = PrivatePostgres::start();
+        let server =
+            Server::with(&[("LATCHKEY_DATABASE_URL", &postgres.url()), ("LATCHKEY_SYNC_INTERVAL", "200ms")]).await;
+        server.sign_up("alice").await;
+        let revoked_token = server.token_login("alice").await;
+        server.client.post(server.url("/v1/logout")).bearer_auth(&revoked_token.access).send().await.unwrap();
+        let revoked_web = server.cookie_login("alice").await;
+        let logout = server
+            .client
+            .post(server.url("/v1/logout"))
+            .header("cookie", &revoked_web.cookie)
+            .header("x-csrf-token", &revoked_web.csrf);
+        logout.send().await.unwrap();
+        let creds = Arc::new(Creds {
+            valid_bearer: server.token_login("alice").await.access,
+            revoked_bearer: revoked_token.access,
+            valid_cookie: server.cookie_login("alice").await.cookie,
+            revoked_cookie: revoked_web.cookie,
+        });
+
+        let phase = Arc::new(AtomicU8::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts: Arc<Mutex<Counts>> = Arc::default();
+        let restarted_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let first_login_after: Arc<Mutex<Option<Duration>>> = Arc::default();
+        let mut workers = Vec::new();
+        // One worker per probe, so requests that wait for the store cannot starve the others.
+        for worker in 0..probes().len() {
+            let (phase, stop, counts, creds) = (phase.clone(), stop.clone(), counts.clone(), creds.clone());
+            let (restarted_at, first_login_after) = (restarted_at.clone(), first_login_after.clone());
+            let base = server.base.clone();
+            workers.push(tokio::spawn(async move {
+                let client = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                let probe = &probes()[worker];
+                while !stop.load(Ordering::Relaxed) {
+                    let current = usize::from(phase.load(Ordering::Relaxed));
+                    let status = match (probe.request)(&client, &base, &creds).send().await {
+                        Ok(response) => response.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    if current == 2 && probe.name == "login" && status == 200 {
+                        let since = restarted_at.lock().unwrap().map(|at| at.elapsed());
+                        let mut first = first_login_after.lock().unwrap();
+                        if first.is_none() {
+                            *first = since;
+                        }
+                    }
+                    *counts.lock().unwrap().entry((current, probe.name, status)).or_default() += 1;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        postgres.down();
+        phase.store(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        postgres.up();
+        *restarted_at.lock().unwrap() = Some(Instant::now());
+        phase.store(2, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::Relaxed);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+
+        let counts = counts.lock().unwrap().clone();
+        eprintln!("PostgreSQL outage under load (status counts per phase):");
+        for ((phase, probe, status), count) in &counts {
+            eprintln!("  {:<7} {:<15} {status:>3}: {count}", PHASES[*phase], probe);
+        }
+        let recovery = first_login_after.lock().unwrap().expect("logins work again after the restart");
+        eprintln!(
+            "  recovery: first successful login {:.0} ms after PostgreSQL was back",
+            recovery.as_secs_f64() * 1000.0
+        );
+
+        for ((phase, probe, status), _) in &counts {
+            let context = format!("{} {probe} answered {status}", PHASES[*phase]);
+            assert!(*status != 0 && *status != 500 && !(*status > 500 && *status != 503), "{context}");
+            if probe.ends_with("revoked") {
+                assert_ne!(*status, 200, "a revoked session was accepted: {context}");
+            }
+            if *probe == "bearer valid" {
+                assert_eq!(*status, 200, "a valid bearer token must keep working: {context}");
+            }
+            if *probe == "cookie valid" {
+                assert_ne!(*status, 401, "a valid session was refused: {context}");
+            }
+            if *phase == 1 && (*probe == "login" || *probe == "readyz") {
+                assert_eq!(*status, 503, "what needs PostgreSQL fails closed with 503: {context}");
+            }
+        }
+        assert!(counts.keys().any(|(phase, probe, status)| *phase == 1 && *probe == "login" && *status == 503));
+        assert!(recovery < Duration::from_secs(5), "recovered after {recovery:?}");
+    }
+}
