@@ -419,7 +419,7 @@ mod faults {
             recovery.as_secs_f64() * 1000.0
         );
 
-        for ((phase, probe, status), _) in &counts {
+        for (phase, probe, status) in counts.keys() {
             let context = format!("{} {probe} answered {status}", PHASES[*phase]);
             assert!(*status != 0 && *status != 500 && !(*status > 500 && *status != 503), "{context}");
             if probe.ends_with("revoked") {
