@@ -109,16 +109,7 @@ async fn revoking_one_of_my_sessions_works_and_any_other_id_is_404() {
     assert_eq!(delete(&my_other.session_id).await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(server.me_cookie(&my_other.cookie).await.status(), StatusCode::UNAUTHORIZED);
     expect_problem(delete(&my_other.session_id).await.unwrap(), StatusCode::NOT_FOUND, "session_not_found").await;
-    let list: Vec<Value> = server
-        .client
-        .get(server.url("/v1/sessions"))
-        .bearer_auth(&mine.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.sessions(&mine.access).await;
     assert_eq!(list.len(), 1, "revoked sessions are not listed");
 }
 
@@ -205,16 +196,7 @@ async fn the_client_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy() 
         let server = Server::with(&env).await;
         server.sign_up("alice").await;
         let tokens = server.token_login_with("alice", &[("x-forwarded-for", "198.51.100.1, 203.0.113.7")]).await;
-        let list: Vec<Value> = server
-            .client
-            .get(server.url("/v1/sessions"))
-            .bearer_auth(&tokens.access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = server.sessions(&tokens.access).await;
         assert_eq!(list[0]["ip"], expected, "trusted proxies: {trusted:?}");
     }
 }

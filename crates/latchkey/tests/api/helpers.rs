@@ -213,6 +213,14 @@ impl Server {
             .expect("request")
     }
 
+    /// `GET /v1/sessions` with a bearer token: the caller's device list.
+    pub async fn sessions(&self, access_token: &str) -> Vec<Value> {
+        let response =
+            self.client.get(self.url("/v1/sessions")).bearer_auth(access_token).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
+
     /// `GET /v1/me` with a bearer token.
     pub async fn me_bearer(&self, access_token: &str) -> Response {
         self.client.get(self.url("/v1/me")).bearer_auth(access_token).send().await.expect("request")

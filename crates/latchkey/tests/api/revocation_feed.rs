@@ -32,6 +32,21 @@ async fn revoke(server: &Server, tokens: &Tokens) {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
 
+/// Opens the feed as an event stream, resuming after `last_event_id` if given.
+async fn open_stream(server: &Server, last_event_id: Option<&str>) -> reqwest::Response {
+    let mut request = server
+        .client
+        .get(server.url("/v1/revocations"))
+        .bearer_auth(SERVICE_TOKEN)
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response
+}
+
 /// Reads server-sent events until one with an id arrives: (id, data).
 async fn next_event(
     stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
@@ -142,14 +157,7 @@ async fn an_event_stream_delivers_revocations_as_they_happen_and_resumes_from_la
     let b = server.token_login("alice").await;
     let c = server.token_login("alice").await;
 
-    let response = server
-        .client
-        .get(server.url("/v1/revocations"))
-        .bearer_auth(SERVICE_TOKEN)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let response = open_stream(&server, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let mut stream = Box::pin(response.bytes_stream());
@@ -164,15 +172,7 @@ async fn an_event_stream_delivers_revocations_as_they_happen_and_resumes_from_la
     // Missed while disconnected: delivered on reconnect with Last-Event-ID, in order.
     revoke(&server, &b).await;
     revoke(&server, &c).await;
-    let resumed = server
-        .client
-        .get(server.url("/v1/revocations"))
-        .bearer_auth(SERVICE_TOKEN)
-        .header("accept", "text/event-stream")
-        .header("last-event-id", &first_id)
-        .send()
-        .await
-        .unwrap();
+    let resumed = open_stream(&server, Some(&first_id)).await;
     let mut stream = Box::pin(resumed.bytes_stream());
     let mut buffer = String::new();
     let (_, second) = next_event(&mut stream, &mut buffer).await;
@@ -186,14 +186,7 @@ async fn revocations_made_by_another_process_reach_the_event_stream() {
     let server = feed_server().await;
     server.sign_up("alice").await;
     let a = server.token_login("alice").await;
-    let response = server
-        .client
-        .get(server.url("/v1/revocations"))
-        .bearer_auth(SERVICE_TOKEN)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let response = open_stream(&server, None).await;
     let mut stream = Box::pin(response.bytes_stream());
     let (ok, out, err) = server.cli(&["sessions", "revoke", &a.session_id], "");
     assert!(ok, "{out}{err}");
@@ -204,14 +197,7 @@ async fn revocations_made_by_another_process_reach_the_event_stream() {
 #[tokio::test]
 async fn shutdown_ends_open_event_streams() {
     let mut server = feed_server().await;
-    let response = server
-        .client
-        .get(server.url("/v1/revocations"))
-        .bearer_auth(SERVICE_TOKEN)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let response = open_stream(&server, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let status = std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
     assert!(status.success());
