@@ -133,6 +133,23 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
+/// The durable log of revocations. Session stores that are not durable themselves (Redis)
+/// append to it, so the fact that a session was revoked survives their restart.
+#[async_trait]
+pub trait RevocationLog: Send + Sync + 'static {
+    /// Appends one entry per (session, kind, until), in order, announcing them to other
+    /// instances; returns the entries with their positions.
+    async fn append(
+        &self,
+        revoked: &[(SessionId, SessionKind, OffsetDateTime)],
+        at: OffsetDateTime,
+    ) -> Result<Vec<Revocation>, StoreError>;
+    /// Entries after `cursor` whose `until` is later than `now`, in log order.
+    async fn after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
+    /// The newest position (0 when empty).
+    async fn latest(&self) -> Result<i64, StoreError>;
+}
+
 /// A signing key (or the server secret) as stored. The material is private.
 #[derive(Clone)]
 pub struct StoredKey {
@@ -192,4 +209,17 @@ pub struct Stores {
 pub trait StoreHealth: Send + Sync + 'static {
     /// `Ok` when the backend answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Ready only when every one of several backends is (SQL and Redis, say).
+pub struct AllHealthy(pub Vec<std::sync::Arc<dyn StoreHealth>>);
+
+#[async_trait]
+impl StoreHealth for AllHealthy {
+    async fn ping(&self) -> Result<(), StoreError> {
+        for backend in &self.0 {
+            backend.ping().await?;
+        }
+        Ok(())
+    }
 }

@@ -15,8 +15,8 @@ use latchkey_core::password::PasswordHash;
 use latchkey_core::secret::TokenDigest;
 use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
 use latchkey_core::store::{
-    AccountStore, CreateAccount, KeyStore, Revocation, RevokeScope, Rotation, SessionStore, StoreError, StoreHealth,
-    StoredKey, Stores,
+    AccountStore, CreateAccount, KeyStore, Revocation, RevocationLog, RevokeScope, Rotation, SessionStore, StoreError,
+    StoreHealth, StoredKey, Stores,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
@@ -188,6 +188,46 @@ impl SqlStore {
         let mut listener = sqlx::postgres::PgListener::connect(&self.url).await.map_err(open)?;
         listener.listen(CHANGES_CHANNEL).await.map_err(open)?;
         Ok(Some(ChangeListener { listener }))
+    }
+
+    /// Appends revocations to the log inside `tx`. On PostgreSQL the caller holds the log's
+    /// advisory lock (see `lock_log`), so positions become visible in order.
+    async fn append_to_log(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        revoked: &[(SessionId, SessionKind, OffsetDateTime)],
+        at: OffsetDateTime,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        let insert = self.sql(
+            "INSERT INTO revocations (session_id, kind, revoked_at, active_until) VALUES (?, ?, ?, ?) RETURNING position",
+        );
+        let mut entries = Vec::with_capacity(revoked.len());
+        for (session_id, kind, until) in revoked {
+            let cursor: i64 = sqlx::query_scalar(&insert)
+                .bind(session_id.to_string())
+                .bind(kind.as_str())
+                .bind(micros(at))
+                .bind(micros(*until))
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(fail)?;
+            entries.push(Revocation { cursor, session_id: *session_id, kind: *kind, revoked_at: at, until: *until });
+        }
+        Ok(entries)
+    }
+
+    /// Serialises revocation-log writers for the rest of `tx` (PostgreSQL): positions must
+    /// become visible in order, or a reader resuming after N could skip an earlier position
+    /// committed later. SQLite has one writer at a time anyway.
+    async fn lock_log(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(REVOCATION_LOG_LOCK)
+                .execute(&mut **tx)
+                .await
+                .map_err(fail)?;
+        }
+        Ok(())
     }
 
     /// Announces a change to other instances, delivered when `tx` commits (PostgreSQL only).
@@ -475,52 +515,24 @@ impl SessionStore for SqlStore {
         };
         let now = micros(at);
         let mut tx = self.pool.begin().await.map_err(fail)?;
-        match self.backend {
-            // Log positions must become visible in order, or a reader resuming after N could
-            // skip an earlier position committed later.
-            Backend::Postgres => {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(REVOCATION_LOG_LOCK)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(fail)?;
-            }
-            // The UPDATE below takes SQLite's single write lock at once (it comes before any
-            // read, so the lock is never upgraded, which WAL answers with SQLITE_BUSY).
-            Backend::Sqlite => {}
-        }
+        // On SQLite the UPDATE below takes the single write lock at once (it comes before any
+        // read, so the lock is never upgraded, which WAL answers with SQLITE_BUSY).
+        self.lock_log(&mut tx).await?;
         let sql = self.sql(format!("UPDATE sessions SET revoked_at = ? WHERE {LIVE} AND {filter} RETURNING id, kind"));
         let mut query = sqlx::query(&sql).bind(now).bind(now).bind(now).bind(first);
         if let Some(second) = second {
             query = query.bind(second);
         }
         let rows = query.fetch_all(&mut *tx).await.map_err(fail)?;
-        let insert = self.sql(
-            "INSERT INTO revocations (session_id, kind, revoked_at, active_until) VALUES (?, ?, ?, ?) RETURNING position",
-        );
-        let mut revoked = Vec::with_capacity(rows.len());
+        let mut matched = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: String = row.try_get("id").map_err(fail)?;
             let kind: String = row.try_get("kind").map_err(fail)?;
             let kind =
                 SessionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("session kind {kind:?}")))?;
-            let deadline = until(kind);
-            let cursor: i64 = sqlx::query_scalar(&insert)
-                .bind(id.clone())
-                .bind(kind.as_str())
-                .bind(now)
-                .bind(micros(deadline))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(fail)?;
-            revoked.push(Revocation {
-                cursor,
-                session_id: SessionId::from_uuid(uuid(&id)?),
-                kind,
-                revoked_at: at,
-                until: deadline,
-            });
+            matched.push((SessionId::from_uuid(uuid(&id)?), kind, until(kind)));
         }
+        let revoked = self.append_to_log(&mut tx, &matched, at).await?;
         if !revoked.is_empty() {
             self.announce_change(&mut tx).await?;
         }
@@ -539,16 +551,11 @@ impl SessionStore for SqlStore {
     }
 
     async fn revocations_after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
-        let sql = self.sql("SELECT * FROM revocations WHERE position > ? AND active_until > ? ORDER BY position");
-        let rows = sqlx::query(&sql).bind(cursor).bind(micros(now)).fetch_all(&self.pool).await.map_err(fail)?;
-        rows.iter().map(revocation_from).collect()
+        RevocationLog::after(self, cursor, now).await
     }
 
     async fn latest_cursor(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM revocations")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(fail)
+        RevocationLog::latest(self).await
     }
 
     async fn count_live(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
@@ -571,6 +578,37 @@ impl SessionStore for SqlStore {
         );
         let log = sqlx::query(&sql).bind(before).execute(&self.pool).await.map_err(fail)?;
         Ok(sessions.rows_affected() + log.rows_affected())
+    }
+}
+
+#[async_trait]
+impl RevocationLog for SqlStore {
+    async fn append(
+        &self,
+        revoked: &[(SessionId, SessionKind, OffsetDateTime)],
+        at: OffsetDateTime,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        self.lock_log(&mut tx).await?;
+        let entries = self.append_to_log(&mut tx, revoked, at).await?;
+        if !entries.is_empty() {
+            self.announce_change(&mut tx).await?;
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(entries)
+    }
+
+    async fn after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
+        let sql = self.sql("SELECT * FROM revocations WHERE position > ? AND active_until > ? ORDER BY position");
+        let rows = sqlx::query(&sql).bind(cursor).bind(micros(now)).fetch_all(&self.pool).await.map_err(fail)?;
+        rows.iter().map(revocation_from).collect()
+    }
+
+    async fn latest(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM revocations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(fail)
     }
 }
 

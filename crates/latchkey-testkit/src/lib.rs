@@ -1,7 +1,8 @@
 //! Shared test support. [`conformance`] is the one suite every store backend must pass;
 //! [`postgres`] makes scratch databases for tests against PostgreSQL; [`private_postgres`] runs a
-//! PostgreSQL server a fault test may stop and start.
+//! PostgreSQL server a fault test may stop and start; [`redis`] gives each test its own Redis key prefix.
 
 pub mod conformance;
 pub mod postgres;
 pub mod private_postgres;
+pub mod redis;

@@ -21,6 +21,8 @@ pub mod defaults {
     pub const PUBLIC_URL: &str = "http://localhost:8080";
     /// `LATCHKEY_DATA_DIR`.
     pub const DATA_DIR: &str = "./latchkey-data";
+    /// `LATCHKEY_REDIS_PREFIX`.
+    pub const REDIS_PREFIX: &str = "latchkey";
     /// `LATCHKEY_SIGNING_ALG`.
     pub const SIGNING_ALG: &str = "EdDSA";
     /// `LATCHKEY_ACCESS_TOKEN_TTL`.
@@ -96,9 +98,12 @@ pub struct SettingsArgs {
         long,
         env = "LATCHKEY_REDIS_URL",
         global = true,
-        help = "Redis for sessions, revocations, throttling (not available in this version) [default: none]"
+        help = "Redis for sessions (accounts, keys and the revocation log stay in SQL) [default: none]"
     )]
     redis_url: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_REDIS_PREFIX", global = true, help = format!("Prefix of latchkey's Redis keys [default: {}]", defaults::REDIS_PREFIX))]
+    redis_prefix: Option<String>,
 
     #[arg(long, env = "LATCHKEY_SIGNING_ALG", global = true, help = format!("EdDSA, ES256, RS256 or HS256 [default: {}]", defaults::SIGNING_ALG))]
     signing_alg: Option<String>,
@@ -215,6 +220,7 @@ impl SettingsArgs {
                 data_dir,
                 database_url,
                 redis_url,
+                redis_prefix,
                 signing_alg,
                 signing_key_file,
                 audience,
@@ -306,6 +312,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Database.
     pub database: Database,
+    /// Redis for sessions, if configured.
+    pub redis_url: Option<String>,
+    /// Prefix of Redis keys.
+    pub redis_prefix: String,
     /// Signing algorithm.
     pub signing_alg: SigningAlgorithm,
     /// Operator-provided signing key file.
@@ -364,11 +374,10 @@ impl Settings {
     }
 
     fn resolve(given: &SettingsArgs) -> Result<Self, SettingsError> {
-        if given.redis_url.is_some() {
-            return Err(invalid(
-                "LATCHKEY_REDIS_URL",
-                "Redis arrives with the scale-out release; this version runs on SQLite only",
-            ));
+        if let Some(url) = &given.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(invalid("LATCHKEY_REDIS_URL", "must start with redis:// or rediss://"));
         }
         let listen_text = given.listen.as_deref().unwrap_or(defaults::LISTEN);
         let listen = listen_text
@@ -431,6 +440,8 @@ impl Settings {
             public_origin,
             data_dir,
             database,
+            redis_url: given.redis_url.clone(),
+            redis_prefix: given.redis_prefix.clone().unwrap_or_else(|| defaults::REDIS_PREFIX.to_owned()),
             signing_alg,
             signing_key_file: given.signing_key_file.clone(),
             access_token_ttl: duration(

@@ -9,8 +9,9 @@ use latchkey_core::clock::SystemClock;
 use latchkey_core::keys;
 use latchkey_core::password::{HashError, PasswordHasher};
 use latchkey_core::service::{AuthError, Latchkey, Policy};
-use latchkey_core::store::Stores;
+use latchkey_core::store::{AllHealthy, Stores};
 use latchkey_http::{AppState, HttpConfig};
+use latchkey_redis::{RedisOpenError, RedisSessionStore};
 use latchkey_sql::{ChangeListener, SqlError, SqlStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,6 +33,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] SqlError),
+    /// Redis could not be reached.
+    #[error(transparent)]
+    Redis(#[from] RedisOpenError),
     /// The signing key file could not be read or used.
     #[error("signing key file {path}: {reason}")]
     KeyFile {
@@ -71,9 +75,22 @@ pub async fn open_store(settings: &Settings) -> Result<SqlStore, StartError> {
     Ok(store)
 }
 
+/// The stores the settings name: SQL for everything, or — with `LATCHKEY_REDIS_URL` — Redis
+/// for sessions, appending revocations to the SQL log so none is lost with Redis.
+pub async fn stores_for(settings: &Settings, sql: &SqlStore) -> Result<Stores, StartError> {
+    let mut stores = sql.clone().stores();
+    if let Some(url) = &settings.redis_url {
+        let redis = Arc::new(RedisSessionStore::open(url, &settings.redis_prefix, Arc::new(sql.clone())).await?);
+        stores.health = Arc::new(AllHealthy(vec![stores.health, redis.clone()]));
+        stores.sessions = redis;
+    }
+    Ok(stores)
+}
+
 /// Starts the domain service on the configured store.
 pub async fn start_service(settings: &Settings) -> Result<Latchkey, StartError> {
-    start_service_on(settings, open_store(settings).await?.stores()).await
+    let sql = open_store(settings).await?;
+    start_service_on(settings, stores_for(settings, &sql).await?).await
 }
 
 /// Starts the domain service on `stores`.
@@ -119,7 +136,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartError> {
         let store = open_store(settings).await?;
         let changes = store.change_listener().await?;
-        let service = start_service_on(settings, store.stores()).await?;
+        let service = start_service_on(settings, stores_for(settings, &store).await?).await?;
         let config = HttpConfig {
             public_url: settings.public_url.clone(),
             public_origin: settings.public_origin.clone(),

@@ -13,14 +13,14 @@ async fn invalid_settings_stop_the_start_naming_the_setting() {
         ("LATCHKEY_SIGNING_ALG", "none"),
         ("LATCHKEY_ALLOWED_ORIGINS", "not an origin"),
         ("LATCHKEY_LISTEN", "nowhere"),
-        ("LATCHKEY_REDIS_URL", "redis://127.0.0.1:6379"),
+        ("LATCHKEY_REDIS_URL", "http://127.0.0.1:6379"),
     ];
     for (name, value) in cases {
         let env = vec![
             ("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string()),
             (name.to_owned(), value.to_owned()),
         ];
-        let output = command(&["serve"], &env).output().unwrap();
+        let output = output_within(command(&["serve"], &env), Duration::from_secs(20));
         assert_eq!(output.status.code(), Some(2), "{name}");
         assert!(
             String::from_utf8_lossy(&output.stderr).contains(name),
@@ -42,7 +42,7 @@ async fn a_toml_file_configures_the_server_and_unknown_keys_are_refused() {
 
     std::fs::write(&file, "acces_token_ttl = \"2m\"\n").unwrap();
     let env = vec![("LATCHKEY_CONFIG".to_owned(), file.display().to_string())];
-    let output = command(&["serve"], &env).output().unwrap();
+    let output = output_within(command(&["serve"], &env), Duration::from_secs(20));
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("acces_token_ttl"));
 }

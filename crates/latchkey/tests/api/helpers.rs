@@ -26,6 +26,7 @@ pub struct Server {
     logs: Arc<Mutex<String>>,
     // Dropped after the process is killed (fields drop after `Drop::drop`).
     _database: Option<latchkey_testkit::postgres::ScratchDatabase>,
+    _redis: Option<latchkey_testkit::redis::ScratchPrefix>,
     /// A client without cookie jar or redirects: tests handle cookies by hand.
     pub client: Client,
 }
@@ -55,34 +56,59 @@ pub fn command(args: &[&str], env: &[(String, String)]) -> Command {
     command
 }
 
+/// Runs a command that must end by itself (a start that fails); kills it and fails the test
+/// if it is still running after `limit`, rather than hanging the suite.
+pub fn output_within(mut command: Command, limit: Duration) -> std::process::Output {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("output");
+    panic!("still running after {limit:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
 impl Server {
     /// A server with default settings.
     pub async fn start() -> Self {
         Self::with(&[]).await
     }
 
-    /// A server with extra `LATCHKEY_*` settings, on the backend `LATCHKEY_TEST_BACKEND` names
-    /// (`sqlite`, the default, or `postgres`: a scratch database per server).
+    /// A server with extra `LATCHKEY_*` settings, on the backend `LATCHKEY_TEST_BACKEND` names:
+    /// `sqlite` (the default), `postgres` (a scratch database per server), or `redis` (sessions
+    /// in Redis under a scratch prefix, the rest in a scratch PostgreSQL database).
     pub async fn with(extra: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut env = base_env(data_dir.path());
-        let database = match std::env::var("LATCHKEY_TEST_BACKEND").as_deref() {
-            Ok("postgres") => {
+        let backend = std::env::var("LATCHKEY_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into());
+        let database = match backend.as_str() {
+            "postgres" | "redis" => {
                 let database = latchkey_testkit::postgres::ScratchDatabase::create().await;
                 env.push(("LATCHKEY_DATABASE_URL".into(), database.url().to_owned()));
                 Some(database)
             }
-            Ok("sqlite") | Err(_) => None,
-            Ok(other) => panic!("LATCHKEY_TEST_BACKEND={other}: expected sqlite or postgres"),
+            "sqlite" => None,
+            other => panic!("LATCHKEY_TEST_BACKEND={other}: expected sqlite, postgres or redis"),
         };
+        let redis = (backend == "redis").then(|| {
+            let prefix = latchkey_testkit::redis::ScratchPrefix::new();
+            env.push(("LATCHKEY_REDIS_URL".into(), latchkey_testkit::redis::url()));
+            env.push(("LATCHKEY_REDIS_PREFIX".into(), prefix.prefix().to_owned()));
+            prefix
+        });
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        Self::spawn(data_dir, env, database)
+        Self::spawn(data_dir, env, database, redis)
     }
 
     fn spawn(
         data_dir: tempfile::TempDir,
         env: Vec<(String, String)>,
         database: Option<latchkey_testkit::postgres::ScratchDatabase>,
+        redis: Option<latchkey_testkit::redis::ScratchPrefix>,
     ) -> Self {
         let mut child =
             command(&["serve"], &env).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn latchkey");
@@ -105,7 +131,16 @@ impl Server {
             panic!("the server did not start; its log:\n{}", logs.lock().map(|l| l.clone()).unwrap_or_default())
         });
         let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { child, base: format!("http://{address}"), _data_dir: data_dir, env, logs, _database: database, client }
+        Self {
+            child,
+            base: format!("http://{address}"),
+            _data_dir: data_dir,
+            env,
+            logs,
+            _database: database,
+            _redis: redis,
+            client,
+        }
     }
 
     /// The URL of `path`.

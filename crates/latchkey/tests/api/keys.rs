@@ -145,7 +145,7 @@ async fn an_hs256_key_file_shorter_than_32_bytes_stops_the_start() {
         ("LATCHKEY_SIGNING_ALG".to_owned(), "HS256".to_owned()),
         ("LATCHKEY_SIGNING_KEY_FILE".to_owned(), secret.display().to_string()),
     ];
-    let output = command(&["serve"], &env).output().unwrap();
+    let output = output_within(command(&["serve"], &env), Duration::from_secs(20));
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("at least 32 bytes"),

@@ -99,7 +99,7 @@ async fn a_short_service_token_stops_the_start() {
         ("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string()),
         ("LATCHKEY_SERVICE_TOKEN".to_owned(), "short".to_owned()),
     ];
-    let output = command(&["serve"], &env).output().unwrap();
+    let output = output_within(command(&["serve"], &env), Duration::from_secs(20));
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("LATCHKEY_SERVICE_TOKEN"));
 }
