@@ -428,8 +428,16 @@ impl Latchkey {
         // token a moment ago, which the second pass answers through the grace window.
         for _ in 0..2 {
             let now = self.now();
+            // The denylist too: a store that logs a revocation before marking the session (Redis)
+            // may still hold it live if the mark failed.
             let session = match sessions.get(token.session_id).await? {
-                Some(session) if session.kind == SessionKind::Token && session.is_live(now) => session,
+                Some(session)
+                    if session.kind == SessionKind::Token
+                        && session.is_live(now)
+                        && !self.inner.denylist.denies(session.id, now) =>
+                {
+                    session
+                }
                 _ => return Err(AuthError::InvalidGrant),
             };
             let account = match self.inner.stores.accounts.by_id(session.user_id).await? {
