@@ -174,6 +174,22 @@ impl RedisSessionStore {
         format!("{}:u:{user}", self.prefix)
     }
 
+    /// Runs one of the per-session scripts (ARGV: prefix, sid, at, then `extra`).
+    async fn run(
+        &self,
+        script: &Script,
+        id: SessionId,
+        at: OffsetDateTime,
+        extra: Option<String>,
+    ) -> Result<i64, StoreError> {
+        let mut invocation = script.key(self.session_key(id));
+        invocation.arg(&*self.prefix).arg(id.to_string()).arg(micros(at));
+        if let Some(extra) = extra {
+            invocation.arg(extra);
+        }
+        invocation.invoke_async(&mut self.connection.clone()).await.map_err(fail)
+    }
+
     /// The live sessions among `ids`, read in one round trip.
     async fn read_many(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Option<Session>)>, StoreError> {
         let mut pipe = redis::pipe();
@@ -279,31 +295,11 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
-        let _: i64 = self
-            .scripts
-            .touch
-            .key(self.session_key(id))
-            .arg(&*self.prefix)
-            .arg(id.to_string())
-            .arg(micros(at))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(fail)?;
-        Ok(())
+        self.run(&self.scripts.touch, id, at, None).await.map(|_| ())
     }
 
     async fn rotate(&self, id: SessionId, expected: u64, at: OffsetDateTime) -> Result<Rotation, StoreError> {
-        let rotated: i64 = self
-            .scripts
-            .rotate
-            .key(self.session_key(id))
-            .arg(&*self.prefix)
-            .arg(id.to_string())
-            .arg(micros(at))
-            .arg(expected.to_string())
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(fail)?;
+        let rotated = self.run(&self.scripts.rotate, id, at, Some(expected.to_string())).await?;
         Ok(if rotated == 1 { Rotation::Rotated } else { Rotation::Lost })
     }
 
@@ -345,16 +341,7 @@ impl SessionStore for RedisSessionStore {
         // One script call per session (invoke loads the script if Redis lost it; a pipelined
         // EVALSHA would not). Revocations touch few sessions.
         for (id, _, _) in &live {
-            let _: i64 = self
-                .scripts
-                .revoke
-                .key(self.session_key(*id))
-                .arg(&*self.prefix)
-                .arg(id.to_string())
-                .arg(micros(at))
-                .invoke_async(&mut self.connection.clone())
-                .await
-                .map_err(fail)?;
+            self.run(&self.scripts.revoke, *id, at, None).await?;
         }
         Ok(entries)
     }
