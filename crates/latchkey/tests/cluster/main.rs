@@ -369,11 +369,13 @@ mod faults {
         let counts: Arc<Mutex<Counts>> = Arc::default();
         let restarted_at: Arc<Mutex<Option<Instant>>> = Arc::default();
         let first_login_after: Arc<Mutex<Option<Duration>>> = Arc::default();
+        let straddling: Arc<Mutex<u64>> = Arc::default();
         let mut workers = Vec::new();
         // One worker per probe, so requests that wait for the store cannot starve the others.
         for worker in 0..probes().len() {
             let (phase, stop, counts, creds) = (phase.clone(), stop.clone(), counts.clone(), creds.clone());
             let (restarted_at, first_login_after) = (restarted_at.clone(), first_login_after.clone());
+            let straddling = straddling.clone();
             let base = server.base.clone();
             workers.push(tokio::spawn(async move {
                 let client = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
@@ -384,6 +386,12 @@ mod faults {
                         Ok(response) => response.status().as_u16(),
                         Err(_) => 0,
                     };
+                    // A request that started in one phase and ended in the next (a login that
+                    // waited for a connection while PostgreSQL came back) belongs to neither.
+                    if usize::from(phase.load(Ordering::Relaxed)) != current {
+                        *straddling.lock().unwrap() += 1;
+                        continue;
+                    }
                     if current == 2 && probe.name == "login" && status == 200 {
                         let since = restarted_at.lock().unwrap().map(|at| at.elapsed());
                         let mut first = first_login_after.lock().unwrap();
@@ -413,6 +421,7 @@ mod faults {
         for ((phase, probe, status), count) in &counts {
             eprintln!("  {:<7} {:<15} {status:>3}: {count}", PHASES[*phase], probe);
         }
+        eprintln!("  requests that straddled a phase change (not counted): {}", straddling.lock().unwrap());
         let recovery = first_login_after.lock().unwrap().expect("logins work again after the restart");
         eprintln!(
             "  recovery: first successful login {:.0} ms after PostgreSQL was back",
