@@ -24,7 +24,7 @@ use latchkey_core::account::UserId;
 use latchkey_core::secret::TokenDigest;
 use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
 use latchkey_core::store::{Revocation, RevocationLog, RevokeScope, Rotation, SessionStore, StoreError, StoreHealth};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -146,7 +146,14 @@ impl RedisSessionStore {
     /// appended to `log` first. The connection reconnects by itself after an outage.
     pub async fn open(url: &str, prefix: &str, log: Arc<dyn RevocationLog>) -> Result<Self, RedisOpenError> {
         let client = redis::Client::open(url)?;
-        let connection = ConnectionManager::new(client).await?;
+        // Fail closed promptly: while Redis is unreachable a request waits at most about a
+        // second, then answers 503; the manager keeps reconnecting in the background.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(std::time::Duration::from_millis(500))
+            .set_response_timeout(std::time::Duration::from_secs(1))
+            .set_number_of_retries(1)
+            .set_max_delay(500);
+        let connection = ConnectionManager::new_with_config(client, config).await?;
         let with_extend = |body: &str| Script::new(&format!("{EXTEND}\n{body}"));
         Ok(Self {
             connection,
