@@ -48,8 +48,8 @@ pub struct Policy {
     pub refresh_reuse_grace: Duration,
     /// Sliding renewal writes `last_seen_at` at most once per this interval.
     pub touch_interval: Duration,
-    /// How long a cookie check may be answered from this instance's cache; revocations made
-    /// elsewhere (another process on the same store) reach it within the sync interval.
+    /// How long a cookie check may be answered from this instance's cache (zero: never;
+    /// every check reads the store). Revocations reach cached entries through the denylist.
     pub cookie_cache_ttl: Duration,
 }
 
@@ -486,7 +486,9 @@ impl Latchkey {
                     _ => return Ok(None),
                 };
                 let entry = Arc::new(CookieEntry { session, username });
-                self.inner.cookie_cache.insert(digest, Arc::clone(&entry));
+                if self.inner.policy.cookie_cache_ttl > Duration::ZERO {
+                    self.inner.cookie_cache.insert(digest, Arc::clone(&entry));
+                }
                 entry
             }
         };
@@ -499,9 +501,10 @@ impl Latchkey {
         if now - session.last_seen_at >= self.inner.policy.touch_interval {
             self.inner.stores.sessions.touch(session.id, now).await?;
             let touched = Session { last_seen_at: now, ..session.clone() };
-            self.inner
-                .cookie_cache
-                .insert(digest, Arc::new(CookieEntry { session: touched, username: entry.username.clone() }));
+            if self.inner.policy.cookie_cache_ttl > Duration::ZERO {
+                let entry = CookieEntry { session: touched, username: entry.username.clone() };
+                self.inner.cookie_cache.insert(digest, Arc::new(entry));
+            }
         }
         Ok(Some(Caller {
             user_id: session.user_id,

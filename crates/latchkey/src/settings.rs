@@ -39,6 +39,8 @@ pub mod defaults {
     pub const REFRESH_REUSE_GRACE: &str = "10s";
     /// `LATCHKEY_SESSION_TOUCH_INTERVAL`.
     pub const SESSION_TOUCH_INTERVAL: &str = "60s";
+    /// `LATCHKEY_SESSION_CACHE_TTL`.
+    pub const SESSION_CACHE_TTL: &str = "30s";
     /// `LATCHKEY_SYNC_INTERVAL`.
     pub const SYNC_INTERVAL: &str = "1s";
     /// `LATCHKEY_COOKIE_NAME`.
@@ -140,6 +142,9 @@ pub struct SettingsArgs {
     #[arg(long, env = "LATCHKEY_SESSION_TOUCH_INTERVAL", global = true, help = format!("Sliding renewal writes last_seen_at at most this often [default: {}]", defaults::SESSION_TOUCH_INTERVAL))]
     session_touch_interval: Option<String>,
 
+    #[arg(long, env = "LATCHKEY_SESSION_CACHE_TTL", global = true, help = format!("How long a cookie check may be answered from this instance's cache; 0s: always read the store [default: {}]", defaults::SESSION_CACHE_TTL))]
+    session_cache_ttl: Option<String>,
+
     #[arg(long, env = "LATCHKEY_SYNC_INTERVAL", global = true, help = format!("How often revocations and keys made by other processes are picked up [default: {}]", defaults::SYNC_INTERVAL))]
     sync_interval: Option<String>,
 
@@ -231,6 +236,7 @@ impl SettingsArgs {
                 refresh_absolute_timeout,
                 refresh_reuse_grace,
                 session_touch_interval,
+                session_cache_ttl,
                 sync_interval,
                 allowed_origins,
                 trusted_proxies,
@@ -336,6 +342,8 @@ pub struct Settings {
     pub refresh_reuse_grace: Duration,
     /// Sliding-renewal write interval.
     pub session_touch_interval: Duration,
+    /// How long a cookie check may be answered from the local cache (zero: never).
+    pub session_cache_ttl: Duration,
     /// How often other processes' revocations and keys are picked up.
     pub sync_interval: Duration,
     /// Extra allowed origins.
@@ -479,6 +487,12 @@ impl Settings {
                 given.session_touch_interval.as_deref(),
                 defaults::SESSION_TOUCH_INTERVAL,
             )?,
+            session_cache_ttl: {
+                let text = given.session_cache_ttl.as_deref().unwrap_or(defaults::SESSION_CACHE_TTL);
+                let parsed = humantime::parse_duration(text)
+                    .map_err(|err| invalid("LATCHKEY_SESSION_CACHE_TTL", format!("{text:?}: {err}")))?;
+                Duration::try_from(parsed).map_err(|err| invalid("LATCHKEY_SESSION_CACHE_TTL", err))?
+            },
             sync_interval: duration("LATCHKEY_SYNC_INTERVAL", given.sync_interval.as_deref(), defaults::SYNC_INTERVAL)?,
             allowed_origins,
             trusted_proxies,

@@ -117,7 +117,7 @@ async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchke
         refresh_absolute_timeout: settings.refresh_absolute_timeout,
         refresh_reuse_grace: settings.refresh_reuse_grace,
         touch_interval: settings.session_touch_interval,
-        cookie_cache_ttl: Policy::default().cookie_cache_ttl,
+        cookie_cache_ttl: settings.session_cache_ttl,
     };
     Ok(Latchkey::start(stores, Arc::new(SystemClock), hasher, policy, file_key).await?)
 }

@@ -200,3 +200,15 @@ async fn the_client_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy() 
         assert_eq!(list[0]["ip"], expected, "trusted proxies: {trusted:?}");
     }
 }
+
+#[tokio::test]
+async fn with_the_session_cache_off_a_revocation_by_another_process_bites_at_once() {
+    // The periodic sync is an hour away, so only a store read can see the CLI's revocation.
+    let server = Server::with(&[("LATCHKEY_SESSION_CACHE_TTL", "0s"), ("LATCHKEY_SYNC_INTERVAL", "1h")]).await;
+    server.sign_up("alice").await;
+    let web = server.cookie_login("alice").await;
+    assert_eq!(server.me_cookie(&web.cookie).await.status(), StatusCode::OK);
+    let (ok, out, err) = server.cli(&["sessions", "revoke", &web.session_id], "");
+    assert!(ok, "{out}{err}");
+    assert_eq!(server.me_cookie(&web.cookie).await.status(), StatusCode::UNAUTHORIZED);
+}
