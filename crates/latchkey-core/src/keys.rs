@@ -406,7 +406,6 @@ pub struct KeySet {
     signer: Arc<LoadedKey>,
     verifying: VerifyingKeys,
     jwks: Arc<str>,
-    settings: TokenSettings,
     fingerprint: Vec<(String, Option<OffsetDateTime>)>,
 }
 
@@ -456,7 +455,7 @@ impl KeySet {
         published.sort_by(|a, b| a.kid.cmp(&b.kid));
         let keys: Vec<&Jwk> = published.iter().filter_map(|key| key.jwk.as_ref()).collect();
         let jwks = serde_json::to_string(&serde_json::json!({ "keys": keys })).map_err(|_| KeyError::Signing)?;
-        Ok(Self { signer, verifying, jwks: jwks.into(), settings, fingerprint })
+        Ok(Self { signer, verifying, jwks: jwks.into(), fingerprint })
     }
 
     /// The JWKS document (RFC 7517): public keys only, never an HS256 secret.
@@ -496,11 +495,6 @@ impl KeySet {
     /// Verifies an access token against every key still inside its overlap window.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenRejection> {
         self.verifying.verify(token, now)
-    }
-
-    /// The issuer, audience and lifetime this set was built for.
-    pub fn settings(&self) -> &TokenSettings {
-        &self.settings
     }
 }
 

@@ -48,6 +48,12 @@ pub fn is_unsafe(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
 
+/// The token of an `Authorization: Bearer` header (scheme case-insensitive, RFC 6750).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let (scheme, token) = headers.get(header::AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Authenticates by `Authorization: Bearer`, else by the hybrid access-token cookie, else by
 /// the session cookie; applies the CSRF rule to cookie-carried credentials when the (original)
 /// method is unsafe.
@@ -57,14 +63,8 @@ pub async fn authenticate(
     unsafe_method: bool,
 ) -> Result<Authenticated, ApiError> {
     let service = &state.service;
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|text| text.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        let Some(token) = token else { return Err(ApiError::Unauthenticated { bad_bearer: false }) };
+    if headers.contains_key(header::AUTHORIZATION) {
+        let Some(token) = bearer_token(headers) else { return Err(ApiError::Unauthenticated { bad_bearer: false }) };
         return match service.authenticate_bearer(token).await? {
             Ok(caller) => Ok(Authenticated { caller, via: Via::Bearer }),
             Err(_) => Err(ApiError::Unauthenticated { bad_bearer: true }),

@@ -238,11 +238,6 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Which backend this store runs on.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// The query text for this backend: queries are written with `?` placeholders, which
     /// PostgreSQL spells `$1`, `$2`, ...
     fn sql<'a>(&self, text: impl Into<Cow<'a, str>>) -> Cow<'a, str> {

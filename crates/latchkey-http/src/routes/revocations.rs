@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::warn;
 
 use super::{NO_STORE, rfc3339};
+use crate::auth::bearer_token;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -41,12 +42,7 @@ pub(super) async fn revocations(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let Some(expected) = &state.config.service_token else { return Err(ApiError::NotFound) };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+    let presented = bearer_token(&headers);
     if !presented.is_some_and(|token| expected.matches(token)) {
         return Err(ApiError::Unauthenticated { bad_bearer: presented.is_some() });
     }
