@@ -294,7 +294,7 @@ mod faults {
     use latchkey_testkit::private_postgres::PrivatePostgres;
     use latchkey_testkit::private_redis::PrivateRedis;
     use reqwest::Client;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::helpers::*;
 
@@ -338,6 +338,7 @@ mod faults {
                 },
             },
             Probe { name: "readyz", request: |c, b, _| c.get(format!("{b}/readyz")) },
+            Probe { name: "healthz", request: |c, b, _| c.get(format!("{b}/healthz")) },
         ]
     }
 
@@ -347,6 +348,8 @@ mod faults {
     struct Outage {
         counts: Counts,
         recovery: Duration,
+        /// A password grant made during the outage: status and RFC 6749 `error`.
+        token_grant: (u16, Value),
     }
 
     /// Runs the probes against a server on `env`, calls `down` after 1.5 s and `up` 4 s later,
@@ -426,7 +429,10 @@ mod faults {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         down();
         phase.store(1, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let grant = server.password_grant("/v1/token", "alice", &[]).await;
+        let token_grant = (grant.status().as_u16(), grant.json::<Value>().await.unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         up();
         *restarted_at.lock().unwrap() = Some(Instant::now());
         phase.store(2, Ordering::Relaxed);
@@ -445,7 +451,7 @@ mod faults {
             "  recovery: first successful login {:.0} ms after the store was back",
             recovery.as_secs_f64() * 1000.0
         );
-        Outage { counts, recovery }
+        Outage { counts, recovery, token_grant }
     }
 
     /// What holds whichever store fails: no 500; revoked sessions never accepted; valid bearer
@@ -460,12 +466,18 @@ mod faults {
             if *probe == "bearer valid" {
                 assert_eq!(*status, 200, "a valid bearer token must keep working: {context}");
             }
+            if *probe == "healthz" {
+                assert_eq!(*status, 200, "the process is up whatever the store: {context}");
+            }
             if *phase == 1 && (*probe == "login" || *probe == "readyz") {
                 assert_eq!(*status, 503, "what needs the store fails closed with 503: {context}");
             }
         }
         assert!(outage.counts.keys().any(|(phase, probe, status)| *phase == 1 && *probe == "login" && *status == 503));
         assert!(outage.recovery < Duration::from_secs(5), "recovered after {:?}", outage.recovery);
+        let (status, body) = &outage.token_grant;
+        assert_eq!(*status, 503, "the token endpoint fails closed: {body}");
+        assert_eq!(body["error"], "temporarily_unavailable", "in the RFC 6749 shape: {body}");
     }
 
     #[tokio::test]
