@@ -369,11 +369,12 @@ impl Latchkey {
         let now = self.now();
         let policy = &self.inner.policy;
         let cookie_secret = (kind == SessionKind::Cookie).then(SecretToken::generate);
+        let secret_digest = cookie_secret.as_ref().map(SecretToken::digest);
         let session = Session {
-            id: SessionId::generate(),
+            id: secret_digest.as_ref().map_or_else(SessionId::generate, SessionId::for_cookie),
             user_id: account.id,
             kind,
-            secret_digest: cookie_secret.as_ref().map(SecretToken::digest),
+            secret_digest,
             refresh_counter: 0,
             rotated_at: None,
             created_at: now,
@@ -480,7 +481,8 @@ impl Latchkey {
         let entry = match self.inner.cookie_cache.get(&digest) {
             Some(entry) => entry,
             None => {
-                let Some(session) = self.inner.stores.sessions.by_secret(&digest).await? else { return Ok(None) };
+                let id = SessionId::for_cookie(&digest);
+                let Some(session) = self.inner.stores.sessions.get(id).await? else { return Ok(None) };
                 let username = match self.inner.stores.accounts.by_id(session.user_id).await? {
                     Some(account) if !account.disabled => account.username,
                     _ => return Ok(None),
@@ -726,6 +728,12 @@ impl Latchkey {
         Ok(())
     }
 
+    /// Refuses a session revoked elsewhere at once (announced by another instance), ahead of
+    /// the log sync that brings the same revocation in order.
+    pub fn deny(&self, session: SessionId, until: OffsetDateTime) {
+        self.inner.denylist.insert(session, until);
+    }
+
     /// Revocations as this instance learns of them, in log order (for the revocation feed).
     /// Subscribe before reading the backlog with [`Latchkey::revocations_after`], then skip
     /// entries at or before the last position already sent.
@@ -773,8 +781,8 @@ impl Latchkey {
         Ok(sessions + keys)
     }
 
-    /// Number of live sessions, both kinds.
-    pub async fn count_live_sessions(&self) -> Result<u64, AuthError> {
+    /// Number of live sessions, both kinds, where the store counts them.
+    pub async fn count_live_sessions(&self) -> Result<Option<u64>, AuthError> {
         Ok(self.inner.stores.sessions.count_live(self.now()).await?)
     }
 }

@@ -20,6 +20,17 @@ impl SessionId {
         Self(Uuid::new_v4())
     }
 
+    /// The id of the cookie session whose secret has `digest`: a second, domain-separated
+    /// hash of the secret. A cookie session is thus found by a hash of its secret (the
+    /// contract's "keyed by a hash of the secret") with a plain lookup by id, and a store needs
+    /// no second index. The id is public; it reveals nothing that helps find the secret.
+    pub fn for_cookie(digest: &TokenDigest) -> Self {
+        let hashed = TokenDigest::of(&[b"latchkey cookie session id\0".as_slice(), digest.as_bytes()].concat());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&hashed.as_bytes()[..16]);
+        Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+
     /// Parses the textual form; `None` for anything that is not a UUID.
     pub fn parse(text: &str) -> Option<Self> {
         Uuid::try_parse(text).ok().map(Self)

@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 
 use crate::account::{Account, UserId, Username};
 use crate::password::PasswordHash;
-use crate::secret::TokenDigest;
 use crate::session::{Session, SessionId, SessionKind};
 
 /// An infrastructure failure of a store. Never an authentication decision.
@@ -106,8 +105,6 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn insert(&self, session: &Session) -> Result<(), StoreError>;
     /// A session by id, revoked or not.
     async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
-    /// A cookie session by the digest of its secret, revoked or not.
-    async fn by_secret(&self, digest: &TokenDigest) -> Result<Option<Session>, StoreError>;
     /// Records activity: moves `last_seen_at` forward.
     async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Atomically advances the refresh counter from `expected` to `expected + 1`, setting
@@ -127,9 +124,11 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn revocations_after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
     /// The newest cursor of the revocation log (0 when empty).
     async fn latest_cursor(&self) -> Result<i64, StoreError>;
-    /// Number of sessions live at `now`, both kinds.
-    async fn count_live(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
-    /// Deletes sessions that ended before `before` and log entries no longer needed.
+    /// Number of sessions live at `now`, both kinds; `None` from a store that cannot count
+    /// them cheaply.
+    async fn count_live(&self, now: OffsetDateTime) -> Result<Option<u64>, StoreError>;
+    /// Deletes sessions that ended before `before` and log entries no longer needed. A store
+    /// whose sessions expire by themselves may leave this to its expiry.
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }
 

@@ -6,9 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, Method, header};
-use axum_extra::extract::cookie::CookieJar;
 use latchkey_core::service::Caller;
 
+use crate::cookies::request_cookie;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -70,16 +70,15 @@ pub async fn authenticate(
             Err(_) => Err(ApiError::Unauthenticated { bad_bearer: true }),
         };
     }
-    let jar = CookieJar::from_headers(headers);
     let names = &state.cookies;
     let mut caller = None;
-    if let Some(cookie) = jar.get(&names.access) {
-        caller = service.authenticate_bearer(cookie.value()).await?.ok();
+    if let Some(token) = request_cookie(headers, &names.access) {
+        caller = service.authenticate_bearer(token).await?.ok();
     }
     if caller.is_none()
-        && let Some(cookie) = jar.get(&names.session)
+        && let Some(secret) = request_cookie(headers, &names.session)
     {
-        caller = service.authenticate_cookie(cookie.value()).await?;
+        caller = service.authenticate_cookie(secret).await?;
     }
     let caller = caller.ok_or(ApiError::Unauthenticated { bad_bearer: false })?;
     if unsafe_method {

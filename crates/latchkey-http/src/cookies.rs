@@ -1,6 +1,7 @@
 //! The cookies latchkey sets: names with the `__Host-`/`__Secure-` prefixes when the public URL
 //! is https, and the attributes of API.md (HttpOnly, SameSite=Lax, Secure, paths).
 
+use axum::http::{HeaderMap, header};
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use time::Duration;
 
@@ -8,6 +9,20 @@ use crate::config::HttpConfig;
 
 /// The path the hybrid refresh cookie is scoped to.
 pub const REFRESH_COOKIE_PATH: &str = "/v1/token";
+
+/// The value of the request's cookie `name`, read straight from its `Cookie` headers: the
+/// verify hot path needs one or two cookies, not a jar of all of them, each copied and
+/// percent-decoded (latchkey's values are base64url and JWTs, never percent-encoded).
+pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name_raw() == Some(name))
+        .and_then(|cookie| cookie.value_raw())
+}
 
 /// The names of latchkey's three cookies, computed once from the configuration.
 #[derive(Debug, Clone)]
@@ -80,5 +95,30 @@ impl CookieNames {
             self.build(&self.access, String::new(), "/", Duration::ZERO),
             self.build(&self.refresh, String::new(), REFRESH_COOKIE_PATH, Duration::ZERO),
         ]
+    }
+}
+
+#[cfg(test)]
+mod request_cookie_tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn finds_a_cookie_among_several_headers_and_pairs() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("theme=dark; __Host-latchkey_session=abc_-123"));
+        headers.append(header::COOKIE, HeaderValue::from_static("other=1;latchkey_at=eyJ.x.y"));
+        assert_eq!(request_cookie(&headers, "__Host-latchkey_session"), Some("abc_-123"));
+        assert_eq!(request_cookie(&headers, "latchkey_at"), Some("eyJ.x.y"));
+        assert_eq!(request_cookie(&headers, "latchkey_session"), None, "a name is matched whole");
+        assert_eq!(request_cookie(&HeaderMap::new(), "theme"), None);
+    }
+
+    #[test]
+    fn broken_pairs_are_skipped() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("=novalue; ;; theme=light"));
+        assert_eq!(request_cookie(&headers, "theme"), Some("light"));
     }
 }

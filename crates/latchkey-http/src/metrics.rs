@@ -63,7 +63,9 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     logins: Family<LoginLabels, Counter>,
-    active_sessions: Gauge,
+    /// One unlabelled series, created at the first count: a store that cannot count its
+    /// sessions (Redis) shows no sample rather than a false zero.
+    active_sessions: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Default for Metrics {
@@ -79,7 +81,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let logins = Family::<LoginLabels, Counter>::default();
-        let active_sessions = Gauge::default();
+        let active_sessions = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
         registry.register("logins", "Login attempts by session kind and outcome", logins.clone());
@@ -104,11 +106,25 @@ impl Metrics {
     /// Renders the Prometheus text format, with the live-session count given by the caller.
     pub fn render(&self, active_sessions: Option<u64>) -> String {
         if let Some(count) = active_sessions {
-            self.active_sessions.set(i64::try_from(count).unwrap_or(i64::MAX));
+            self.active_sessions.get_or_create(&Vec::new()).set(i64::try_from(count).unwrap_or(i64::MAX));
         }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_gauge_shows_a_count_or_no_sample() {
+        let metrics = Metrics::new();
+        let uncounted = metrics.render(None);
+        assert!(!uncounted.contains("latchkey_active_sessions{"), "{uncounted}");
+        let counted = metrics.render(Some(2));
+        assert!(counted.contains("\nlatchkey_active_sessions{} 2\n"), "{counted}");
     }
 }

@@ -34,7 +34,11 @@ async fn main() {
     let _: () = redis::cmd("FLUSHDB").query_async(&mut admin).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let log = SqlStore::open_sqlite_file(&dir.path().join("log.db")).await.unwrap();
-    let store = Arc::new(RedisSessionStore::open(&url, "latchkey", Arc::new(log)).await.unwrap());
+    let store = Arc::new(
+        RedisSessionStore::open(&latchkey_redis::RedisTarget::Standalone(url.clone()), "latchkey", Arc::new(log))
+            .await
+            .unwrap(),
+    );
 
     let before = used_memory(&mut admin).await;
     let started = Instant::now();
@@ -77,11 +81,12 @@ async fn main() {
     let _: () = redis::cmd("FLUSHDB").query_async(&mut admin).await.unwrap();
     println!(
         "{count} sessions ({keys} keys) in {:.1} s: used_memory {} -> {} bytes, {:.0} bytes per session including indexes \
-         (user agent {} bytes of it)",
+         (its user agent of {} bytes packed to {})",
         elapsed.as_secs_f64(),
         before,
         after,
         (after - before) as f64 / count as f64,
         USER_AGENT.len(),
+        latchkey_redis::user_agent::pack(USER_AGENT).len(),
     );
 }

@@ -460,11 +460,6 @@ impl SessionStore for SqlStore {
         self.one(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"), id.to_string(), session_from).await
     }
 
-    async fn by_secret(&self, digest: &TokenDigest) -> Result<Option<Session>, StoreError> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE secret_digest = ?");
-        self.one(&sql, digest.as_bytes().to_vec(), session_from).await
-    }
-
     async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query(&self.sql("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?"))
             .bind(micros(at))
@@ -553,11 +548,11 @@ impl SessionStore for SqlStore {
         RevocationLog::latest(self).await
     }
 
-    async fn count_live(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn count_live(&self, now: OffsetDateTime) -> Result<Option<u64>, StoreError> {
         let now = micros(now);
         let sql = self.sql(format!("SELECT count(*) FROM sessions WHERE {LIVE}"));
         let count: i64 = sqlx::query_scalar(&sql).bind(now).bind(now).fetch_one(&self.pool).await.map_err(fail)?;
-        Ok(u64::try_from(count).unwrap_or_default())
+        Ok(Some(u64::try_from(count).unwrap_or_default()))
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError> {

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use latchkey_core::keys::SigningAlgorithm;
 use latchkey_core::password::Argon2Settings;
 use latchkey_http::{Origin, ServiceToken};
+use latchkey_redis::RedisTarget;
 use serde::{Deserialize, Deserializer};
 use time::Duration;
 
@@ -103,6 +104,14 @@ pub struct SettingsArgs {
         help = "Redis for sessions (accounts, keys and the revocation log stay in SQL) [default: none]"
     )]
     redis_url: Option<String>,
+
+    #[arg(
+        long,
+        env = "LATCHKEY_REDIS_CLUSTER_NODES",
+        global = true,
+        help = "Redis Cluster for sessions instead: comma-separated seed nodes, redis://host:port,... [default: none]"
+    )]
+    redis_cluster_nodes: Option<String>,
 
     #[arg(long, env = "LATCHKEY_REDIS_PREFIX", global = true, help = format!("Prefix of latchkey's Redis keys [default: {}]", defaults::REDIS_PREFIX))]
     redis_prefix: Option<String>,
@@ -225,6 +234,7 @@ impl SettingsArgs {
                 data_dir,
                 database_url,
                 redis_url,
+                redis_cluster_nodes,
                 redis_prefix,
                 signing_alg,
                 signing_key_file,
@@ -318,8 +328,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Database.
     pub database: Database,
-    /// Redis for sessions, if configured.
-    pub redis_url: Option<String>,
+    /// Redis (standalone or a cluster) for sessions, if configured.
+    pub redis: Option<RedisTarget>,
     /// Prefix of Redis keys.
     pub redis_prefix: String,
     /// Signing algorithm.
@@ -382,11 +392,7 @@ impl Settings {
     }
 
     fn resolve(given: &SettingsArgs) -> Result<Self, SettingsError> {
-        if let Some(url) = &given.redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err(invalid("LATCHKEY_REDIS_URL", "must start with redis:// or rediss://"));
-        }
+        let redis = redis_target(given)?;
         let listen_text = given.listen.as_deref().unwrap_or(defaults::LISTEN);
         let listen = listen_text
             .parse()
@@ -448,7 +454,7 @@ impl Settings {
             public_origin,
             data_dir,
             database,
-            redis_url: given.redis_url.clone(),
+            redis,
             redis_prefix: given.redis_prefix.clone().unwrap_or_else(|| defaults::REDIS_PREFIX.to_owned()),
             signing_alg,
             signing_key_file: given.signing_key_file.clone(),
@@ -519,6 +525,31 @@ impl Settings {
             return Err(invalid("LATCHKEY_REFRESH_IDLE_TIMEOUT", "longer than LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT"));
         }
         Ok(settings)
+    }
+}
+
+/// Where sessions live in Redis, if anywhere: `LATCHKEY_REDIS_URL` or
+/// `LATCHKEY_REDIS_CLUSTER_NODES`, never both.
+fn redis_target(given: &SettingsArgs) -> Result<Option<RedisTarget>, SettingsError> {
+    let is_redis_url = |url: &str| url.starts_with("redis://") || url.starts_with("rediss://");
+    match (&given.redis_url, &given.redis_cluster_nodes) {
+        (Some(_), Some(_)) => Err(invalid(
+            "LATCHKEY_REDIS_CLUSTER_NODES",
+            "set either LATCHKEY_REDIS_URL (one server) or LATCHKEY_REDIS_CLUSTER_NODES (a cluster), not both",
+        )),
+        (Some(url), None) if !is_redis_url(url) => {
+            Err(invalid("LATCHKEY_REDIS_URL", "must start with redis:// or rediss://"))
+        }
+        (Some(url), None) => Ok(Some(RedisTarget::Standalone(url.clone()))),
+        (None, Some(nodes)) => {
+            let seeds: Vec<String> =
+                nodes.split(',').map(str::trim).filter(|node| !node.is_empty()).map(str::to_owned).collect();
+            if seeds.is_empty() || !seeds.iter().all(|seed| is_redis_url(seed)) {
+                return Err(invalid("LATCHKEY_REDIS_CLUSTER_NODES", "must be comma-separated redis://host:port URLs"));
+            }
+            Ok(Some(RedisTarget::Cluster(seeds)))
+        }
+        (None, None) => Ok(None),
     }
 }
 

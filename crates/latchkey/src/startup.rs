@@ -11,7 +11,7 @@ use latchkey_core::password::{HashError, PasswordHasher};
 use latchkey_core::service::{AuthError, Latchkey, Policy};
 use latchkey_core::store::{AllHealthy, Stores};
 use latchkey_http::{AppState, HttpConfig};
-use latchkey_redis::{RedisOpenError, RedisSessionStore};
+use latchkey_redis::{RedisOpenError, RedisSessionStore, RevocationListener};
 use latchkey_sql::{ChangeListener, SqlError, SqlStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -79,8 +79,8 @@ pub async fn open_store(settings: &Settings) -> Result<SqlStore, StartError> {
 /// for sessions, appending revocations to the SQL log so none is lost with Redis.
 pub async fn stores_for(settings: &Settings, sql: &SqlStore) -> Result<Stores, StartError> {
     let mut stores = sql.clone().stores();
-    if let Some(url) = &settings.redis_url {
-        let redis = Arc::new(RedisSessionStore::open(url, &settings.redis_prefix, Arc::new(sql.clone())).await?);
+    if let Some(target) = &settings.redis {
+        let redis = Arc::new(RedisSessionStore::open(target, &settings.redis_prefix, Arc::new(sql.clone())).await?);
         stores.health = Arc::new(AllHealthy(vec![stores.health, redis.clone()]));
         stores.sessions = redis;
     }
@@ -126,6 +126,8 @@ async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchke
 pub struct Application {
     listener: TcpListener,
     changes: Option<ChangeListener>,
+    /// Where to subscribe to revocations announced over Redis, and the key prefix.
+    redis_announcements: Option<(String, String)>,
     state: AppState,
     sync_interval: StdDuration,
     shutdown: watch::Sender<bool>,
@@ -150,9 +152,15 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { address: settings.listen, source })?;
         let (shutdown, stopping) = watch::channel(false);
+        let redis_announcements = settings
+            .redis
+            .as_ref()
+            .and_then(|target| target.subscription_url())
+            .map(|url| (url.to_owned(), settings.redis_prefix.clone()));
         Ok(Self {
             listener,
             changes,
+            redis_announcements,
             state: AppState::with_shutdown(service, config, stopping),
             sync_interval: settings.sync_interval.unsigned_abs(),
             shutdown,
@@ -169,7 +177,10 @@ impl Application {
         let address = self.local_addr()?;
         let service = self.state.service.clone();
         let sync = tokio::spawn(keep_in_sync(service.clone(), self.sync_interval));
-        let listen = self.changes.map(|changes| tokio::spawn(follow_changes(service, changes)));
+        let listen = self.changes.map(|changes| tokio::spawn(follow_changes(service.clone(), changes)));
+        let announcements = self
+            .redis_announcements
+            .map(|(url, prefix)| tokio::spawn(follow_redis_announcements(service, url, prefix)));
         info!(%address, "listening on http://{address}");
         let app = latchkey_http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = self.shutdown;
@@ -181,8 +192,8 @@ impl Application {
         };
         let served = axum::serve(self.listener, app).with_graceful_shutdown(signal).await;
         sync.abort();
-        if let Some(listen) = listen {
-            listen.abort();
+        for task in [listen, announcements].into_iter().flatten() {
+            task.abort();
         }
         info!("stopped");
         served
@@ -227,6 +238,33 @@ async fn follow_changes(service: Latchkey, mut changes: ChangeListener) {
                 tokio::time::sleep(StdDuration::from_secs(1)).await;
             }
         }
+    }
+}
+
+/// Refuses sessions revoked on other instances as their announcements arrive over Redis
+/// pub/sub. Pub/sub delivers nothing while disconnected, so every (re)subscription is followed
+/// by a sync from the durable log: a lost message cannot leave a revoked session alive.
+async fn follow_redis_announcements(service: Latchkey, url: String, prefix: String) {
+    loop {
+        match RevocationListener::connect(&url, &prefix).await {
+            Ok(mut listener) => {
+                if let Err(err) = service.sync().await {
+                    warn!(error = %err, "sync after subscribing to Redis failed; the periodic sync will retry");
+                }
+                while let Some(announced) = listener.next().await {
+                    for revocation in &announced {
+                        service.deny(revocation.session_id, revocation.until);
+                    }
+                    // Brings the same entries in log order to the revocation feed.
+                    if let Err(err) = service.sync().await {
+                        warn!(error = %err, "sync after a Redis announcement failed; will retry");
+                    }
+                }
+                warn!("the Redis revocation subscription dropped; resubscribing");
+            }
+            Err(err) => warn!(error = %err, "subscribing to Redis revocations failed; retrying in 1 s"),
+        }
+        tokio::time::sleep(StdDuration::from_secs(1)).await;
     }
 }
 

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::NO_STORE;
 use crate::auth::{CSRF_HEADER, check_origin};
 use crate::body::OAuthParams;
+use crate::cookies::request_cookie;
 use crate::error::{ApiError, OAuthError};
 use crate::metrics::LoginOutcome;
 use crate::routes::session::client_info;
@@ -75,10 +76,9 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, Response>
             Ok(respond(state, delivery, &login.session, pair))
         }
         Some("refresh_token") => {
-            let jar = CookieJar::from_headers(&headers);
             let presented = match delivery {
                 Delivery::Body => params.get("refresh_token").map(str::to_owned),
-                Delivery::Cookie => jar.get(&state.cookies.refresh).map(|cookie| cookie.value().to_owned()),
+                Delivery::Cookie => request_cookie(&headers, &state.cookies.refresh).map(str::to_owned),
             };
             let Some(presented) = presented else {
                 return Err(invalid_request("the refresh_token grant needs a refresh token"));

@@ -1,0 +1,282 @@
+//! A session packed into one compact binary value.
+//!
+//! The fields scripts change sit at fixed offsets, as little-endian 64-bit integers, so the
+//! Lua scripts read and rewrite them in place (`struct.unpack('<i8', …)`); times are
+//! microseconds since the epoch, well inside the 2^53 a Lua number holds exactly.
+//!
+//! ```text
+//! 0  format (1)        1  kind (0 cookie, 1 token)   2  flags (1 rotated, 2 revoked,
+//!                                                        4 user agent, 8 ip as text,
+//!                                                        16 ip as 4 or 16 bytes)
+//! 3  last seen         11 refresh counter             19 created
+//! 27 absolute end      35 idle timeout                43 user id (16 bytes)
+//! 59 rotated at, if flag 1; then revoked at, if flag 2
+//!    digest length (0 or 32), digest; ip length, ip; the packed user agent to the end
+//! ```
+//!
+//! Most sessions are never rotated or revoked, so those two times take room only once set;
+//! the scripts insert them in place. Every byte counts: Redis holds a million sessions.
+
+use std::net::IpAddr;
+
+use latchkey_core::account::UserId;
+use latchkey_core::secret::TokenDigest;
+use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::store::StoreError;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::user_agent;
+
+const FORMAT: u8 = 1;
+
+const ROTATED: u8 = 1;
+const REVOKED: u8 = 2;
+const HAS_USER_AGENT: u8 = 4;
+const IP_TEXT: u8 = 8;
+const IP_BINARY: u8 = 16;
+
+const LAST_SEEN: usize = 3;
+const COUNTER: usize = 11;
+const CREATED: usize = 19;
+const ABSOLUTE: usize = 27;
+const IDLE: usize = 35;
+const USER: usize = 43;
+const OPTIONAL: usize = 59;
+
+/// Microseconds since the epoch, the unit of every stored time.
+pub fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("Redis session record: {what}"))
+}
+
+/// Packs `session` (its id is the key, not part of the value).
+pub fn encode(session: &Session) -> Vec<u8> {
+    let user_agent = session.client.user_agent.as_deref().map(user_agent::pack);
+    let ip = session.client.ip.as_deref().map(pack_ip).filter(|(_, ip)| ip.len() <= usize::from(u8::MAX));
+    let mut flags = ip.as_ref().map_or(0, |(flag, _)| *flag);
+    for (present, flag) in [
+        (session.rotated_at.is_some(), ROTATED),
+        (session.revoked_at.is_some(), REVOKED),
+        (user_agent.is_some(), HAS_USER_AGENT),
+    ] {
+        if present {
+            flags |= flag;
+        }
+    }
+    let mut value = Vec::with_capacity(OPTIONAL + 64 + user_agent.as_ref().map_or(0, Vec::len));
+    value.push(FORMAT);
+    value.push(match session.kind {
+        SessionKind::Cookie => 0,
+        SessionKind::Token => 1,
+    });
+    value.push(flags);
+    let counter = i64::try_from(session.refresh_counter).unwrap_or(i64::MAX);
+    for number in [
+        micros(session.last_seen_at),
+        counter,
+        micros(session.created_at),
+        micros(session.absolute_expires_at),
+        i64::try_from(session.idle_timeout.whole_microseconds()).unwrap_or(i64::MAX),
+    ] {
+        value.extend_from_slice(&number.to_le_bytes());
+    }
+    value.extend_from_slice(session.user_id.as_uuid().as_bytes());
+    for at in [session.rotated_at, session.revoked_at].into_iter().flatten() {
+        value.extend_from_slice(&micros(at).to_le_bytes());
+    }
+    match &session.secret_digest {
+        Some(digest) => {
+            value.push(32);
+            value.extend_from_slice(digest.as_bytes());
+        }
+        None => value.push(0),
+    }
+    let ip = ip.map(|(_, ip)| ip).unwrap_or_default();
+    // Filtered above to fit.
+    value.push(u8::try_from(ip.len()).unwrap_or(0));
+    value.extend_from_slice(&ip);
+    if let Some(packed) = user_agent {
+        value.extend_from_slice(&packed);
+    }
+    value
+}
+
+/// Unpacks a value [`encode`] made for session `id`.
+pub fn decode(id: SessionId, value: &[u8]) -> Result<Session, StoreError> {
+    if value.len() < OPTIONAL + 2 || value[0] != FORMAT {
+        return Err(corrupt("unknown format"));
+    }
+    let number = |at: usize| -> i64 {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&value[at..at + 8]);
+        i64::from_le_bytes(bytes)
+    };
+    let time = |at: usize| -> Result<OffsetDateTime, StoreError> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(number(at)) * 1_000).map_err(|_| corrupt("time"))
+    };
+    let flags = value[2];
+    let kind = match value[1] {
+        0 => SessionKind::Cookie,
+        1 => SessionKind::Token,
+        _ => return Err(corrupt("kind")),
+    };
+    let mut user = [0u8; 16];
+    user.copy_from_slice(&value[USER..OPTIONAL]);
+    let mut rest = &value[OPTIONAL..];
+    let mut take = |len: usize| -> Result<&[u8], StoreError> {
+        let (head, tail) = rest.split_at_checked(len).ok_or_else(|| corrupt("truncated"))?;
+        rest = tail;
+        Ok(head)
+    };
+    let mut optional_time = |flag: u8| -> Result<Option<OffsetDateTime>, StoreError> {
+        if flags & flag == 0 {
+            return Ok(None);
+        }
+        let bytes: [u8; 8] = take(8)?.try_into().map_err(|_| corrupt("time"))?;
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(i64::from_le_bytes(bytes)) * 1_000);
+        at.map(Some).map_err(|_| corrupt("time"))
+    };
+    let rotated_at = optional_time(ROTATED)?;
+    let revoked_at = optional_time(REVOKED)?;
+    let digest_len = usize::from(take(1)?[0]);
+    let secret_digest = match digest_len {
+        0 => None,
+        _ => Some(TokenDigest::from_slice(take(digest_len)?).ok_or_else(|| corrupt("digest"))?),
+    };
+    let ip_len = usize::from(take(1)?[0]);
+    let ip = take(ip_len)?;
+    let ip = unpack_ip(flags, ip)?;
+    let user_agent = if flags & HAS_USER_AGENT != 0 {
+        Some(user_agent::unpack(rest).ok_or_else(|| corrupt("user agent"))?)
+    } else {
+        None
+    };
+    Ok(Session {
+        id,
+        user_id: UserId::from_uuid(Uuid::from_bytes(user)),
+        kind,
+        secret_digest,
+        refresh_counter: u64::try_from(number(COUNTER)).map_err(|_| corrupt("counter"))?,
+        rotated_at,
+        created_at: time(CREATED)?,
+        last_seen_at: time(LAST_SEEN)?,
+        absolute_expires_at: time(ABSOLUTE)?,
+        idle_timeout: Duration::microseconds(number(IDLE)),
+        client: ClientInfo { user_agent, ip },
+        revoked_at,
+    })
+}
+
+/// An address as its 4 or 16 bytes when that gives back exactly the same text, else the text.
+fn pack_ip(text: &str) -> (u8, Vec<u8>) {
+    match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) if v4.to_string() == text => (IP_BINARY, v4.octets().to_vec()),
+        Ok(IpAddr::V6(v6)) if v6.to_string() == text => (IP_BINARY, v6.octets().to_vec()),
+        _ => (IP_TEXT, text.as_bytes().to_vec()),
+    }
+}
+
+fn unpack_ip(flags: u8, bytes: &[u8]) -> Result<Option<String>, StoreError> {
+    if flags & IP_BINARY != 0 {
+        let address = match bytes.len() {
+            4 => IpAddr::from(<[u8; 4]>::try_from(bytes).map_err(|_| corrupt("ip"))?),
+            16 => IpAddr::from(<[u8; 16]>::try_from(bytes).map_err(|_| corrupt("ip"))?),
+            _ => return Err(corrupt("ip")),
+        };
+        Ok(Some(address.to_string()))
+    } else if flags & IP_TEXT != 0 {
+        String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| corrupt("ip"))
+    } else {
+        Ok(None)
+    }
+}
+
+/// A session id from its 16 raw bytes (an index member).
+pub fn session_id(bytes: &[u8]) -> Option<SessionId> {
+    Uuid::from_slice(bytes).ok().map(SessionId::from_uuid)
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_core::secret::SecretToken;
+
+    use super::*;
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_900_000_000 + seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            + Duration::microseconds(123_456)
+    }
+
+    fn sample(kind: SessionKind) -> Session {
+        Session {
+            id: SessionId::generate(),
+            user_id: UserId::generate(),
+            kind,
+            secret_digest: (kind == SessionKind::Cookie).then(|| SecretToken::generate().digest()),
+            refresh_counter: 42,
+            rotated_at: Some(at(5)),
+            created_at: at(0),
+            last_seen_at: at(7),
+            absolute_expires_at: at(86_400),
+            idle_timeout: Duration::hours(12),
+            client: ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0"), Some("2001:db8::1".into())),
+            revoked_at: Some(at(9)),
+        }
+    }
+
+    #[test]
+    fn every_field_round_trips() {
+        for kind in [SessionKind::Cookie, SessionKind::Token] {
+            let full = sample(kind);
+            assert_eq!(decode(full.id, &encode(&full)).ok(), Some(full.clone()));
+            let bare = Session {
+                rotated_at: None,
+                revoked_at: None,
+                client: ClientInfo { user_agent: None, ip: None },
+                ..full
+            };
+            assert_eq!(decode(bare.id, &encode(&bare)).ok(), Some(bare.clone()));
+            for ip in ["", "192.0.2.1", "::ffff:192.0.2.1", "2001:DB8::1", "010.1.1.1", "not an address"] {
+                let odd = Session {
+                    client: ClientInfo { user_agent: Some(String::new()), ip: Some(ip.into()) },
+                    revoked_at: Some(at(3)),
+                    ..bare.clone()
+                };
+                assert_eq!(decode(odd.id, &encode(&odd)).ok(), Some(odd.clone()), "{ip}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_fixed_offsets_hold_the_fields_scripts_change() {
+        let session = sample(SessionKind::Token);
+        let value = encode(&session);
+        let read = |offset: usize| i64::from_le_bytes(value[offset..offset + 8].try_into().unwrap_or_default());
+        assert_eq!(read(LAST_SEEN), micros(session.last_seen_at));
+        assert_eq!(read(COUNTER), 42);
+        assert_eq!(read(ABSOLUTE), micros(session.absolute_expires_at));
+        assert_eq!(read(IDLE), Duration::hours(12).whole_microseconds() as i64);
+        assert_eq!(value[2], ROTATED | REVOKED | HAS_USER_AGENT | IP_BINARY);
+        let read_at = |offset: usize| read(offset);
+        assert_eq!(read_at(OPTIONAL), micros(session.rotated_at.unwrap_or(OffsetDateTime::UNIX_EPOCH)));
+        assert_eq!(read_at(OPTIONAL + 8), micros(session.revoked_at.unwrap_or(OffsetDateTime::UNIX_EPOCH)));
+    }
+
+    #[test]
+    fn damaged_values_are_errors_not_panics() {
+        let value = encode(&sample(SessionKind::Cookie));
+        for len in 0..value.len() {
+            let _ = decode(SessionId::generate(), &value[..len]);
+        }
+        let mut wrong_kind = value.clone();
+        wrong_kind[1] = 9;
+        assert!(decode(SessionId::generate(), &wrong_kind).is_err());
+        let mut wrong_format = value;
+        wrong_format[0] = 2;
+        assert!(decode(SessionId::generate(), &wrong_format).is_err());
+    }
+}
