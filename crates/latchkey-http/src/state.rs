@@ -12,17 +12,29 @@ use crate::config::HttpConfig;
 use crate::cookies::CookieNames;
 use crate::metrics::{LoginOutcome, Metrics};
 
-/// What every handler can reach.
+/// What every handler can reach. Axum clones the state for each request (and each
+/// middleware), so it is one shared pointer: a clone is one atomic increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of the application state.
+pub struct Shared {
     /// The domain service.
     pub service: Latchkey,
     /// HTTP settings.
     pub config: Arc<HttpConfig>,
     /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
+    pub metrics: Metrics,
     /// Cookie names, computed once.
-    pub cookies: Arc<CookieNames>,
+    pub cookies: CookieNames,
     /// Turns `true` when the server shuts down, so long-lived responses (the revocation feed's
     /// event streams) end and graceful shutdown can complete.
     pub shutdown: watch::Receiver<bool>,
@@ -36,8 +48,8 @@ impl AppState {
 
     /// Bundles the parts with the signal that ends event streams at shutdown.
     pub fn with_shutdown(service: Latchkey, config: HttpConfig, shutdown: watch::Receiver<bool>) -> Self {
-        let cookies = Arc::new(CookieNames::new(&config));
-        Self { service, config: Arc::new(config), metrics: Arc::new(Metrics::new()), cookies, shutdown }
+        let cookies = CookieNames::new(&config);
+        Self(Arc::new(Shared { service, config: Arc::new(config), metrics: Metrics::new(), cookies, shutdown }))
     }
 }
 

@@ -8,18 +8,24 @@ use crate::helpers::*;
 #[tokio::test]
 async fn invalid_settings_stop_the_start_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
-    let cases = [
-        ("LATCHKEY_ACCESS_TOKEN_TTL", "soon"),
-        ("LATCHKEY_SIGNING_ALG", "none"),
-        ("LATCHKEY_ALLOWED_ORIGINS", "not an origin"),
-        ("LATCHKEY_LISTEN", "nowhere"),
-        ("LATCHKEY_REDIS_URL", "http://127.0.0.1:6379"),
+    let cases: [(&str, &[(&str, &str)]); 7] = [
+        ("LATCHKEY_ACCESS_TOKEN_TTL", &[("LATCHKEY_ACCESS_TOKEN_TTL", "soon")]),
+        ("LATCHKEY_SIGNING_ALG", &[("LATCHKEY_SIGNING_ALG", "none")]),
+        ("LATCHKEY_ALLOWED_ORIGINS", &[("LATCHKEY_ALLOWED_ORIGINS", "not an origin")]),
+        ("LATCHKEY_LISTEN", &[("LATCHKEY_LISTEN", "nowhere")]),
+        ("LATCHKEY_REDIS_URL", &[("LATCHKEY_REDIS_URL", "http://127.0.0.1:6379")]),
+        ("LATCHKEY_REDIS_CLUSTER_NODES", &[("LATCHKEY_REDIS_CLUSTER_NODES", "127.0.0.1:7000,127.0.0.1:7001")]),
+        (
+            "LATCHKEY_REDIS_CLUSTER_NODES",
+            &[
+                ("LATCHKEY_REDIS_URL", "redis://127.0.0.1:6379"),
+                ("LATCHKEY_REDIS_CLUSTER_NODES", "redis://127.0.0.1:7000"),
+            ],
+        ),
     ];
-    for (name, value) in cases {
-        let env = vec![
-            ("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string()),
-            (name.to_owned(), value.to_owned()),
-        ];
+    for (name, settings) in cases {
+        let mut env = vec![("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string())];
+        env.extend(settings.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
         let output = output_within(command(&["serve"], &env), Duration::from_secs(20));
         assert_eq!(output.status.code(), Some(2), "{name}");
         assert!(
@@ -57,6 +63,7 @@ async fn serve_help_lists_every_setting_with_its_default() {
         "LATCHKEY_DATA_DIR",
         "LATCHKEY_DATABASE_URL",
         "LATCHKEY_REDIS_URL",
+        "LATCHKEY_REDIS_CLUSTER_NODES",
         "LATCHKEY_SIGNING_ALG",
         "LATCHKEY_SIGNING_KEY_FILE",
         "LATCHKEY_AUDIENCE",

@@ -234,12 +234,32 @@ async fn a_revocation_on_one_instance_reaches_every_other_within_the_bound() {
 
 #[tokio::test]
 async fn log_out_everywhere_on_one_instance_ends_every_session_on_every_instance() {
-    let cluster = Cluster::start(&[]).await;
+    log_out_everywhere_on(&Cluster::start(&[]).await).await;
+}
+
+#[tokio::test]
+async fn three_instances_on_a_redis_cluster_behave_as_one_server() {
+    let redis = latchkey_testkit::redis_cluster::RedisCluster::start();
+    let nodes = redis.node_urls().join(",");
+    let cluster = Cluster::start(&[("LATCHKEY_REDIS_CLUSTER_NODES", &nodes)]).await;
+    log_out_everywhere_on(&cluster).await;
+    let spread = redis.keys_per_node();
+    assert!(spread.iter().filter(|&&keys| keys > 0).count() >= 2, "sessions did not spread: {spread:?}");
+}
+
+/// Logs in with both kinds on every instance, checks every credential works everywhere, logs
+/// out everywhere on the last instance, and waits until every instance refuses them all.
+async fn log_out_everywhere_on(cluster: &Cluster) {
     cluster.sign_up("alice").await;
     let mut credentials = Vec::new();
     for base in &cluster.instances {
         credentials.push(Credential::Bearer(cluster.token_login(base, "alice").await.access));
         credentials.push(Credential::Cookie(cluster.cookie_login(base, "alice").await.cookie));
+    }
+    for base in &cluster.instances {
+        for credential in &credentials {
+            assert_eq!(cluster.verify(base, credential).await, StatusCode::OK, "{base}");
+        }
     }
     let Credential::Bearer(first) = &credentials[0] else { unreachable!() };
     let all = cluster
@@ -251,7 +271,7 @@ async fn log_out_everywhere_on_one_instance_ends_every_session_on_every_instance
     let since = Instant::now();
     for base in &cluster.instances {
         for credential in &credentials {
-            refused_after(&cluster, base, credential, since).await;
+            refused_after(cluster, base, credential, since).await;
         }
     }
 }
