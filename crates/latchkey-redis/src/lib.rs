@@ -168,11 +168,6 @@ impl RedisSessionStore {
         self.key("u", user.as_uuid().as_bytes())
     }
 
-    /// The channel revocations are announced on.
-    pub fn revocation_channel(&self) -> String {
-        subscription::channel(&self.prefix)
-    }
-
     /// Runs a per-session script (KEYS: the session).
     async fn run(&self, script: &Script, id: SessionId, args: &[i64]) -> Result<i64, StoreError> {
         let mut invocation = script.key(self.session_key(id));
@@ -287,13 +282,15 @@ impl SessionStore for RedisSessionStore {
         // The durable fact first: if Redis fails after this, every instance's denylist still
         // learns of the revocation, and a retry finds the sessions live and marks them.
         let logged = self.log.append(&entries, at).await?;
-        // One script call per session: each names its own key (a cluster may hold them on
-        // different nodes), and `invoke` reloads a script Redis lost where EVALSHA would not.
-        for session in &live {
-            self.run(&self.scripts.revoke, session.id, &[record::micros(at)]).await?;
-        }
-        for session in &live {
-            self.unindex(session.user_id, &[session.id]).await?;
+        // One script call per session, sent together: each names its own key (a cluster may
+        // hold them on different nodes), and `invoke` reloads a script Redis lost where a
+        // pipelined EVALSHA would not.
+        let at_micros = [record::micros(at)];
+        try_join_all(live.iter().map(|session| self.run(&self.scripts.revoke, session.id, &at_micros))).await?;
+        // Every scope names sessions of one user.
+        if let Some(user) = live.first().map(|session| session.user_id) {
+            let ids: Vec<SessionId> = live.iter().map(|session| session.id).collect();
+            self.unindex(user, &ids).await?;
         }
         subscription::announce(&mut self.connection.clone(), &self.prefix, &logged).await;
         Ok(logged)
