@@ -7,7 +7,7 @@ use aws_lc_rs::{digest, hmac};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Number of random bytes in every opaque secret latchkey mints (256 bits).
 pub const SECRET_BYTES: usize = 32;
@@ -44,15 +44,17 @@ impl SecretToken {
         Self(Zeroizing::new(b64url(bytes.as_ref())))
     }
 
-    /// Accepts a presented secret only if it has the exact shape latchkey mints.
-    pub fn parse(presented: &str) -> Option<Self> {
+    /// The digest of a presented secret, if it has the exact shape latchkey mints (43
+    /// base64url characters, 32 bytes); `None` otherwise. Nothing is copied or allocated: this
+    /// runs on every cookie check.
+    pub fn digest_presented(presented: &str) -> Option<TokenDigest> {
         if presented.len() != 43 {
             return None;
         }
-        let mut bytes = b64url_decode(presented)?;
-        let ok = bytes.len() == SECRET_BYTES;
-        bytes.zeroize();
-        ok.then(|| Self(Zeroizing::new(presented.to_owned())))
+        // One spare byte, so that input decoding to more than 32 bytes is an error, not a panic.
+        let mut bytes = Zeroizing::new([0u8; SECRET_BYTES + 1]);
+        let decoded = URL_SAFE_NO_PAD.decode_slice(presented, bytes.as_mut()).ok()?;
+        (decoded == SECRET_BYTES).then(|| TokenDigest::of(presented.as_bytes()))
     }
 
     /// The secret as the client must receive it. Callers put it on the wire, never in a log.
@@ -164,15 +166,18 @@ mod tests {
         let a = SecretToken::generate();
         let b = SecretToken::generate();
         assert_ne!(a.expose(), b.expose());
-        let parsed = SecretToken::parse(a.expose()).map(|s| s.digest());
+        let parsed = SecretToken::digest_presented(a.expose());
         assert!(parsed.is_some_and(|d| d.matches(&a.digest())));
     }
 
     #[test]
     fn secrets_of_the_wrong_shape_are_refused() {
-        assert!(SecretToken::parse("").is_none());
-        assert!(SecretToken::parse("short").is_none());
-        assert!(SecretToken::parse(&"!".repeat(43)).is_none());
+        assert!(SecretToken::digest_presented("").is_none());
+        assert!(SecretToken::digest_presented("short").is_none());
+        assert!(SecretToken::digest_presented(&"!".repeat(43)).is_none());
+        assert!(SecretToken::digest_presented(&"A".repeat(44)).is_none(), "33 bytes");
+        // 43 characters whose last one carries bits past the 32nd byte: not canonical.
+        assert!(SecretToken::digest_presented(&format!("{}B", "A".repeat(42))).is_none());
     }
 
     #[test]

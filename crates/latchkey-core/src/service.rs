@@ -475,8 +475,7 @@ impl Latchkey {
 
     /// Checks a cookie session's secret. `Ok(None)` for anything that is not a live session.
     pub async fn authenticate_cookie(&self, presented: &str) -> Result<Option<Caller>, AuthError> {
-        let Some(secret) = SecretToken::parse(presented) else { return Ok(None) };
-        let digest = secret.digest();
+        let Some(digest) = SecretToken::digest_presented(presented) else { return Ok(None) };
         let now = self.now();
         let entry = match self.inner.cookie_cache.get(&digest) {
             Some(entry) => entry,

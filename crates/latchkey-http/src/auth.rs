@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, Method, header};
 use latchkey_core::service::Caller;
 
-use crate::cookies::request_cookie;
+use crate::cookies::request_cookies;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -71,12 +71,13 @@ pub async fn authenticate(
         };
     }
     let names = &state.cookies;
+    let [access_token, session_secret] = request_cookies(headers, [&names.access, &names.session]);
     let mut caller = None;
-    if let Some(token) = request_cookie(headers, &names.access) {
+    if let Some(token) = access_token {
         caller = service.authenticate_bearer(token).await?.ok();
     }
     if caller.is_none()
-        && let Some(secret) = request_cookie(headers, &names.session)
+        && let Some(secret) = session_secret
     {
         caller = service.authenticate_cookie(secret).await?;
     }

@@ -14,14 +14,32 @@ pub const REFRESH_COOKIE_PATH: &str = "/v1/token";
 /// verify hot path needs one or two cookies, not a jar of all of them, each copied and
 /// percent-decoded (latchkey's values are base64url and JWTs, never percent-encoded).
 pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
+    let [value] = request_cookies(headers, [name]);
+    value
+}
+
+/// The values of the request's cookies `names`, in one pass over its `Cookie` headers (the
+/// first of each name wins).
+pub fn request_cookies<'a, const N: usize>(headers: &'a HeaderMap, names: [&str; N]) -> [Option<&'a str>; N] {
+    let mut found = [None; N];
+    let pairs = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|cookie| cookie.name_raw() == Some(name))
-        .and_then(|cookie| cookie.value_raw())
+        .filter_map(Result::ok);
+    for cookie in pairs {
+        let (Some(name), Some(value)) = (cookie.name_raw(), cookie.value_raw()) else { continue };
+        if let Some(slot) = names.iter().position(|wanted| *wanted == name).map(|at| &mut found[at])
+            && slot.is_none()
+        {
+            *slot = Some(value);
+        }
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    found
 }
 
 /// The names of latchkey's three cookies, computed once from the configuration.
@@ -113,6 +131,14 @@ mod request_cookie_tests {
         assert_eq!(request_cookie(&headers, "latchkey_at"), Some("eyJ.x.y"));
         assert_eq!(request_cookie(&headers, "latchkey_session"), None, "a name is matched whole");
         assert_eq!(request_cookie(&HeaderMap::new(), "theme"), None);
+    }
+
+    #[test]
+    fn several_cookies_are_found_in_one_pass_and_the_first_of_a_name_wins() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; b=2; a=3"));
+        headers.append(header::COOKIE, HeaderValue::from_static("c=4"));
+        assert_eq!(request_cookies(&headers, ["c", "a", "z"]), [Some("4"), Some("1"), None]);
     }
 
     #[test]
