@@ -104,7 +104,7 @@ fn checks(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async { assert!(hasher.verify(&password, Some(&stored)).await.unwrap()) })
     });
     group.bench_function("check_password", |b| {
-        b.to_async(&runtime).iter(|| async { service.check_password("alice", PASSWORD.into()).await.unwrap() })
+        b.to_async(&runtime).iter(|| async { service.check_password("alice", PASSWORD.into(), None).await.unwrap() })
     });
     group.bench_function("cookie_login", |b| {
         b.to_async(&runtime).iter(|| async {

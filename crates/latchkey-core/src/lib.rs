@@ -13,6 +13,7 @@ pub mod secret;
 pub mod service;
 pub mod session;
 pub mod store;
+pub mod throttle;
 
 pub use account::{Account, UserId, Username};
 pub use clock::{Clock, ManualClock, SystemClock};

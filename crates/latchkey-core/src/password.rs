@@ -75,7 +75,8 @@ impl Password {
         Some(Self(raw))
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    /// The password's bytes, for hashing and for keying its throttle counter.
+    pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
 }

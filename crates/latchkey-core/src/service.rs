@@ -2,6 +2,7 @@
 //! detection, revocation, and the keyring. The HTTP layer and the CLI call only this.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -22,6 +23,7 @@ use crate::password::{HashError, Password, PasswordError, PasswordHasher};
 use crate::secret::{SecretToken, ServerSecret, TokenDigest, b64url, b64url_decode, fill_random};
 use crate::session::{ClientInfo, RefreshToken, Session, SessionId, SessionKind};
 use crate::store::{CreateAccount, Revocation, RevokeScope, Rotation, StoreError, StoredKey, Stores};
+use crate::throttle::{AttemptKeys, Throttle, ThrottlePolicy, Throttled};
 
 const CSRF_PURPOSE: &str = "latchkey/csrf-token/v1";
 
@@ -51,6 +53,8 @@ pub struct Policy {
     /// How long a cookie check may be answered from this instance's cache (zero: never;
     /// every check reads the store). Revocations reach cached entries through the denylist.
     pub cookie_cache_ttl: Duration,
+    /// How failed password attempts are throttled.
+    pub throttle: ThrottlePolicy,
 }
 
 impl Default for Policy {
@@ -67,6 +71,7 @@ impl Default for Policy {
             refresh_reuse_grace: Duration::seconds(10),
             touch_interval: Duration::seconds(60),
             cookie_cache_ttl: Duration::seconds(30),
+            throttle: ThrottlePolicy::default(),
         }
     }
 }
@@ -111,6 +116,9 @@ pub enum AuthError {
     /// Unknown user, wrong password or disabled account: deliberately one answer.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Too many failed password attempts: this one was refused unchecked.
+    #[error("too many failed attempts; retry in {}s", .0.retry_after.whole_seconds())]
+    Throttled(Throttled),
     /// A refresh token that is not valid (any reason).
     #[error("invalid grant")]
     InvalidGrant,
@@ -212,6 +220,7 @@ struct Inner {
     // Swapped whole when the store's keys change; readers clone the Arc and drop the lock.
     keys: RwLock<Arc<KeySet>>,
     denylist: Denylist,
+    throttle: Throttle,
     // Why caches: a cookie check would otherwise be a store read and a bearer check a signature
     // verification on every request. Both are safe to cache because every hit is checked
     // against the denylist and the expiry at `now`.
@@ -275,6 +284,7 @@ impl Latchkey {
             .max_capacity(100_000)
             .time_to_live(policy.access_token_ttl.unsigned_abs() + std::time::Duration::from_secs(5))
             .build();
+        let throttle = Throttle::new(Arc::clone(&stores.throttle), policy.throttle.clone());
         let service = Self {
             inner: Arc::new(Inner {
                 stores,
@@ -285,6 +295,7 @@ impl Latchkey {
                 file_key,
                 keys: RwLock::new(Arc::new(key_set)),
                 denylist: Denylist::new(),
+                throttle,
                 cookie_cache,
                 bearer_cache,
                 revocation_cursor: AtomicI64::new(0),
@@ -333,22 +344,40 @@ impl Latchkey {
         }
     }
 
-    /// Checks a username and password. Unknown users, wrong passwords and disabled accounts
-    /// cost the same Argon2 work and give the same answer.
-    pub async fn check_password(&self, username: &str, password: String) -> Result<Account, AuthError> {
+    /// Checks a username and password presented from `address`. Unknown users, wrong
+    /// passwords and disabled accounts cost the same Argon2 work and give the same answer; a
+    /// password longer than any password can be is refused without hashing. Throttled
+    /// attempts are refused before any of that (see [`crate::throttle`]).
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: String,
+        address: Option<IpAddr>,
+    ) -> Result<Account, AuthError> {
         let hasher = &self.inner.hasher;
-        let Some(password) = Password::parse_presented(password) else {
-            return Err(AuthError::InvalidCredentials);
-        };
-        let account = match Username::parse(username) {
-            Ok(username) => self.inner.stores.accounts.by_username(&username).await?,
+        let password = Password::parse_presented(password);
+        let username = Username::parse(username).map_err(|_| username.to_owned());
+        let keys = AttemptKeys::new(
+            &self.inner.server_secret,
+            username.as_ref().map_or_else(String::as_str, Username::as_str),
+            address,
+            password.as_ref().map(Password::as_bytes),
+        );
+        let now = self.now();
+        self.inner.throttle.admit(&keys, now).await?.map_err(AuthError::Throttled)?;
+        let account = match &username {
+            Ok(username) => self.inner.stores.accounts.by_username(username).await?,
             Err(_) => None,
         };
-        let matched = hasher.verify(&password, account.as_ref().map(|a| &a.password_hash)).await?;
-        let account = match account {
-            Some(account) if matched && !account.disabled => account,
-            _ => return Err(AuthError::InvalidCredentials),
+        let matched = match &password {
+            Some(password) => hasher.verify(password, account.as_ref().map(|a| &a.password_hash)).await?,
+            None => false,
         };
+        let (Some(account), Some(password)) = (account.filter(|account| matched && !account.disabled), password) else {
+            self.inner.throttle.failed(&keys, now).await?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        self.inner.throttle.succeeded(&keys).await?;
         if hasher.needs_rehash(&account.password_hash) {
             let upgraded = hasher.hash(&password).await?;
             self.inner.stores.accounts.set_password_hash(account.id, &upgraded).await?;
@@ -365,7 +394,8 @@ impl Latchkey {
         kind: SessionKind,
         client: ClientInfo,
     ) -> Result<Login, AuthError> {
-        let account = self.check_password(username, password).await?;
+        let address = client.ip.as_deref().and_then(|ip| ip.parse().ok());
+        let account = self.check_password(username, password, address).await?;
         let now = self.now();
         let policy = &self.inner.policy;
         let cookie_secret = (kind == SessionKind::Cookie).then(SecretToken::generate);
@@ -670,10 +700,21 @@ impl Latchkey {
     /// Changes the caller's password and revokes every other session of theirs.
     pub async fn change_password(&self, caller: &Caller, current: String, new: String) -> Result<(), AuthError> {
         let account = self.inner.stores.accounts.by_id(caller.user_id).await?.ok_or(AuthError::InvalidCredentials)?;
-        let current = Password::parse_presented(current).ok_or(AuthError::InvalidCredentials)?;
-        if !self.inner.hasher.verify(&current, Some(&account.password_hash)).await? {
+        // The current password is guessed against the account's counter too: a stolen session
+        // must not become an unthrottled password oracle.
+        let keys = AttemptKeys::new(&self.inner.server_secret, account.username.as_str(), None, None);
+        let now = self.now();
+        self.inner.throttle.admit(&keys, now).await?.map_err(AuthError::Throttled)?;
+        let current = Password::parse_presented(current);
+        let matched = match &current {
+            Some(current) => self.inner.hasher.verify(current, Some(&account.password_hash)).await?,
+            None => false,
+        };
+        if !matched {
+            self.inner.throttle.failed(&keys, now).await?;
             return Err(AuthError::InvalidCredentials);
         }
+        self.inner.throttle.succeeded(&keys).await?;
         let new = Password::parse_new(new)?;
         let hash = self.inner.hasher.hash(&new).await?;
         self.inner.stores.accounts.set_password_hash(account.id, &hash).await?;

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::account::{Account, UserId, Username};
 use crate::password::PasswordHash;
 use crate::session::{Session, SessionId, SessionKind};
+use crate::throttle::{Failures, ThrottleKey};
 
 /// An infrastructure failure of a store. Never an authentication decision.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +191,24 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn delete_retired_before(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
+/// Counters of failed password attempts (see [`crate::throttle`]). Each key's counter is
+/// forgotten `forget_after` its latest failure.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync + 'static {
+    /// The counter's state, if it has one.
+    async fn failures(&self, key: &ThrottleKey) -> Result<Option<Failures>, StoreError>;
+    /// Counts one more failure at `at` (atomically: concurrent failures are all counted) and
+    /// returns the new state.
+    async fn record_failure(
+        &self,
+        key: &ThrottleKey,
+        at: OffsetDateTime,
+        forget_after: time::Duration,
+    ) -> Result<Failures, StoreError>;
+    /// Forgets the counter (after a successful login on the account).
+    async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError>;
+}
+
 /// The stores a latchkey service runs on.
 #[derive(Clone)]
 pub struct Stores {
@@ -199,6 +218,8 @@ pub struct Stores {
     pub sessions: std::sync::Arc<dyn SessionStore>,
     /// Keys.
     pub keys: std::sync::Arc<dyn KeyStore>,
+    /// Counters of failed password attempts.
+    pub throttle: std::sync::Arc<dyn ThrottleStore>,
     /// Whether the stores answer (for `/readyz`).
     pub health: std::sync::Arc<dyn StoreHealth>,
 }

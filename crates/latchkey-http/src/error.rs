@@ -45,6 +45,12 @@ pub enum ApiError {
         /// 401 at login, 403 for a password change's wrong current password.
         status: StatusCode,
     },
+    /// Too many failed password attempts; retry after this many seconds.
+    #[error("too many failed attempts; retry in {retry_after} s")]
+    TooManyAttempts {
+        /// Seconds until an attempt will be checked again (`Retry-After`).
+        retry_after: u64,
+    },
     /// No credential, or one that is not valid.
     #[error("authentication required")]
     Unauthenticated {
@@ -81,6 +87,7 @@ impl ApiError {
             Self::NotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::InvalidCredentials { status } => *status,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::CsrfRejected(_) => StatusCode::FORBIDDEN,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -98,6 +105,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::UsernameTaken => "username_taken",
             Self::InvalidCredentials { .. } => "invalid_credentials",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Unauthenticated { bad_bearer: true } => "invalid_token",
             Self::Unauthenticated { bad_bearer: false } => "unauthenticated",
             Self::CsrfRejected(_) => "csrf_rejected",
@@ -117,6 +125,7 @@ impl ApiError {
             Self::NotFound => "Not found",
             Self::UsernameTaken => "Username taken",
             Self::InvalidCredentials { .. } => "Invalid credentials",
+            Self::TooManyAttempts { .. } => "Too many attempts",
             Self::Unauthenticated { .. } => "Unauthenticated",
             Self::CsrfRejected(_) => "CSRF check failed",
             Self::SessionNotFound => "Session not found",
@@ -129,6 +138,8 @@ impl ApiError {
     pub fn into_oauth(self) -> Response {
         let (status, error) = match &self {
             Self::InvalidCredentials { .. } => (StatusCode::BAD_REQUEST, "invalid_grant"),
+            // An extension error code (RFC 6749 §8.5), as other OAuth servers answer it.
+            Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::CsrfRejected(_) => (StatusCode::FORBIDDEN, "invalid_request"),
             Self::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
@@ -144,7 +155,15 @@ impl ApiError {
             Self::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         };
-        OAuthError::new(status, error, description).into_response()
+        let mut response = OAuthError::new(status, error, description).into_response();
+        self.add_retry_after(response.headers_mut());
+        response
+    }
+
+    fn add_retry_after(&self, headers: &mut HeaderMap) {
+        if let Self::TooManyAttempts { retry_after } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
     }
 }
 
@@ -156,6 +175,12 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidPassword(why) => Self::invalid("password", why),
             AuthError::InvalidCredentials | AuthError::InvalidGrant => {
                 Self::InvalidCredentials { status: StatusCode::UNAUTHORIZED }
+            }
+            AuthError::Throttled(throttled) => {
+                // Whole seconds, rounded up, so a client that waits as told is let through.
+                let millis = throttled.retry_after.whole_milliseconds().max(1);
+                let retry_after = u64::try_from((millis + 999) / 1000).unwrap_or(u64::MAX);
+                Self::TooManyAttempts { retry_after }
             }
             AuthError::NotFound => Self::SessionNotFound,
             AuthError::Store(err) => {
@@ -196,6 +221,7 @@ impl IntoResponse for ApiError {
             let challenge = if *bad_bearer { r#"Bearer error="invalid_token""# } else { "Bearer" };
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
+        self.add_retry_after(&mut headers);
         (status, headers, body.to_string()).into_response()
     }
 }

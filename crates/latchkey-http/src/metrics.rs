@@ -35,6 +35,8 @@ pub enum LoginOutcome {
     InvalidCredentials,
     /// Refused before the password was checked (CSRF, bad input).
     Refused,
+    /// Refused unchecked by the throttle.
+    Throttled,
     /// The infrastructure failed.
     Error,
 }
@@ -45,6 +47,7 @@ impl LoginOutcome {
             Self::Success => "success",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Refused => "refused",
+            Self::Throttled => "throttled",
             Self::Error => "error",
         }
     }

@@ -66,6 +66,7 @@ impl AppState {
         let outcome = match &result {
             Ok(_) => LoginOutcome::Success,
             Err(AuthError::InvalidCredentials) => LoginOutcome::InvalidCredentials,
+            Err(AuthError::Throttled(_)) => LoginOutcome::Throttled,
             Err(_) => LoginOutcome::Error,
         };
         self.metrics.observe_login(kind.as_str(), outcome);

@@ -10,6 +10,7 @@
 //!
 //! Keys, under a configurable prefix `P` (ids as their 16 raw bytes, which halves the key):
 //! - `P:s:<sid>`: the session, packed by [`record`]. Expires when the session ends.
+//! - `P:t:<counter>`: a failed-attempt counter ([`RedisThrottle`]).
 //! - `P:u:<user>`: sorted set of the user's session ids, scored by each session's absolute
 //!   end (ms). Expires with the latest absolute end among them; entries whose session ended
 //!   are pruned whenever the user logs in again or lists or revokes sessions.
@@ -21,6 +22,7 @@
 mod connection;
 mod record;
 mod subscription;
+mod throttle;
 pub mod user_agent;
 
 use std::fmt;
@@ -37,6 +39,7 @@ use time::OffsetDateTime;
 use connection::Connection;
 pub use connection::RedisTarget;
 pub use subscription::{RevocationListener, RevocationMessage};
+pub use throttle::RedisThrottle;
 
 /// Lua shared by the scripts: reads and writes the packed session's fixed-offset fields (see
 /// [`record`]) and computes its end in milliseconds.
@@ -148,6 +151,11 @@ impl RedisSessionStore {
                 index: Script::new(INDEX),
             }),
         })
+    }
+
+    /// Failed-attempt counters on the same connection, under the same prefix.
+    pub fn throttle(&self) -> RedisThrottle {
+        RedisThrottle::new(self.connection.clone(), Arc::clone(&self.prefix))
     }
 
     fn key(&self, kind: &str, id: &[u8; 16]) -> Vec<u8> {

@@ -41,6 +41,7 @@ async fn the_redis_session_store_passes_the_conformance_suite() {
         let redis = open(&RedisTarget::Standalone(url()), prefix.prefix(), &sql).await;
         prefixes.lock().unwrap_or_else(|p| p.into_inner()).push(prefix);
         let mut stores = sql.stores();
+        stores.throttle = Arc::new(redis.throttle());
         stores.sessions = Arc::new(redis);
         stores
     })
@@ -57,6 +58,7 @@ async fn the_redis_session_store_passes_the_conformance_suite_on_a_cluster() {
         let sql = sql_in(&dir, &counter).await;
         let redis = open(&target, &format!("check{}", counter.load(Ordering::Relaxed)), &sql).await;
         let mut stores = sql.stores();
+        stores.throttle = Arc::new(redis.throttle());
         stores.sessions = Arc::new(redis);
         stores
     })

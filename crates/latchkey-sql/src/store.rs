@@ -274,10 +274,13 @@ impl SqlStore {
         sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await.map_err(fail)?.as_ref().map(decode).transpose()
     }
 
-    /// This store behind every trait.
+    /// This store behind every trait, with failed-attempt counters in this process.
     pub fn stores(self) -> Stores {
         let store = Arc::new(self);
-        Stores { accounts: store.clone(), sessions: store.clone(), keys: store.clone(), health: store }
+        // Failed-attempt counters are short-lived and hot: they stay in this process's memory
+        // (in Redis when the deployment has one), never in SQL.
+        let throttle = Arc::new(latchkey_core::throttle::LocalThrottle::new());
+        Stores { accounts: store.clone(), sessions: store.clone(), keys: store.clone(), health: store, throttle }
     }
 
     /// Closes the pool, waiting for connections to finish.

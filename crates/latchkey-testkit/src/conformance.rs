@@ -9,8 +9,10 @@ use std::sync::Arc;
 use latchkey_core::account::{Account, UserId, Username};
 use latchkey_core::password::PasswordHash;
 use latchkey_core::secret::SecretToken;
+use latchkey_core::secret::ServerSecret;
 use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
 use latchkey_core::store::{CreateAccount, RevokeScope, Rotation, StoreError, StoredKey, Stores};
+use latchkey_core::throttle::ThrottleKey;
 use time::{Duration, OffsetDateTime};
 
 type CheckResult = Result<(), String>;
@@ -47,6 +49,9 @@ where
         ("purge_deletes_only_ended_sessions", |s| Box::pin(purge_deletes_only_ended_sessions(s))),
         ("keys_have_one_active_per_algorithm", |s| Box::pin(keys_have_one_active_per_algorithm(s))),
         ("health_answers", |s| Box::pin(health_answers(s))),
+        ("throttle_counts_failures_until_cleared", |s| Box::pin(throttle_counts_failures_until_cleared(s))),
+        ("throttle_counts_concurrent_failures_exactly", |s| Box::pin(throttle_counts_concurrent_failures_exactly(s))),
+        ("throttle_forgets_a_counter_after_its_window", |s| Box::pin(throttle_forgets_a_counter_after_its_window(s))),
     ];
     let mut failures = Vec::new();
     for (name, check) in checks {
@@ -337,4 +342,50 @@ async fn keys_have_one_active_per_algorithm(stores: Stores) -> CheckResult {
 
 async fn health_answers(stores: Stores) -> CheckResult {
     stores.health.ping().await.map_err(store)
+}
+
+fn throttle_key(name: &str) -> ThrottleKey {
+    ThrottleKey::account(&ServerSecret::generate().0, name)
+}
+
+async fn throttle_counts_failures_until_cleared(stores: Stores) -> CheckResult {
+    let throttle = &stores.throttle;
+    let (key, other) = (throttle_key("alice"), throttle_key("bob"));
+    ensure!(throttle.failures(&key).await.map_err(store)?.is_none(), "a new counter is empty");
+    let hour = Duration::hours(1);
+    throttle.record_failure(&key, t0(), hour).await.map_err(store)?;
+    let second = throttle.record_failure(&key, t0() + Duration::seconds(3), hour).await.map_err(store)?;
+    ensure!(
+        second.count == 2 && second.last_at == t0() + Duration::seconds(3),
+        "record returns the new state: {second:?}"
+    );
+    let read = throttle.failures(&key).await.map_err(store)?;
+    ensure!(read == Some(second), "read back {read:?}, recorded {second:?}");
+    ensure!(throttle.failures(&other).await.map_err(store)?.is_none(), "counters are separate");
+    throttle.clear(&key).await.map_err(store)?;
+    ensure!(throttle.failures(&key).await.map_err(store)?.is_none(), "a cleared counter is empty");
+    throttle.clear(&other).await.map_err(store)?;
+    Ok(())
+}
+
+async fn throttle_counts_concurrent_failures_exactly(stores: Stores) -> CheckResult {
+    let key = throttle_key("carol");
+    let attempts = (0..40).map(|_| stores.throttle.record_failure(&key, t0(), Duration::hours(1)));
+    let counts = futures_util::future::try_join_all(attempts).await.map_err(store)?;
+    let mut seen: Vec<u32> = counts.iter().map(|failures| failures.count).collect();
+    seen.sort_unstable();
+    ensure!(seen == (1..=40).collect::<Vec<_>>(), "each concurrent failure got its own count: {seen:?}");
+    let total = stores.throttle.failures(&key).await.map_err(store)?.map(|failures| failures.count);
+    ensure!(total == Some(40), "40 failures counted, not {total:?}");
+    Ok(())
+}
+
+async fn throttle_forgets_a_counter_after_its_window(stores: Stores) -> CheckResult {
+    let key = throttle_key("dave");
+    stores.throttle.record_failure(&key, t0(), Duration::milliseconds(300)).await.map_err(store)?;
+    ensure!(stores.throttle.failures(&key).await.map_err(store)?.is_some(), "counted");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let left = stores.throttle.failures(&key).await.map_err(store)?;
+    ensure!(left.is_none(), "a counter outlived its window: {left:?}");
+    Ok(())
 }

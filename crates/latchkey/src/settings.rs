@@ -9,6 +9,7 @@ use clap::Args;
 use ipnet::IpNet;
 use latchkey_core::keys::SigningAlgorithm;
 use latchkey_core::password::Argon2Settings;
+use latchkey_core::throttle::ThrottlePolicy;
 use latchkey_http::{Origin, ServiceToken};
 use latchkey_redis::RedisTarget;
 use serde::{Deserialize, Deserializer};
@@ -54,6 +55,14 @@ pub mod defaults {
     pub const ARGON2_PARALLELISM: u32 = 1;
     /// `LATCHKEY_LOG_FORMAT`.
     pub const LOG_FORMAT: &str = "text";
+    /// `LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS`.
+    pub const THROTTLE_ACCOUNT_ATTEMPTS: u32 = 5;
+    /// `LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS`.
+    pub const THROTTLE_ADDRESS_ATTEMPTS: u32 = 20;
+    /// `LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS`.
+    pub const THROTTLE_PASSWORD_ATTEMPTS: u32 = 20;
+    /// `LATCHKEY_THROTTLE_MAX_DELAY`.
+    pub const THROTTLE_MAX_DELAY: &str = "15m";
 }
 
 /// Accepts a TOML list either as an array of strings or as one comma-separated string.
@@ -214,6 +223,18 @@ pub struct SettingsArgs {
 
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", global = true, help = format!("text or json [default: {}]", defaults::LOG_FORMAT))]
     log_format: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS", global = true, help = format!("Failed password attempts on one account before waits begin [default: {}]", defaults::THROTTLE_ACCOUNT_ATTEMPTS))]
+    throttle_account_attempts: Option<u32>,
+
+    #[arg(long, env = "LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS", global = true, help = format!("Failed password attempts from one client address (IPv6: /64) before waits begin [default: {}]", defaults::THROTTLE_ADDRESS_ATTEMPTS))]
+    throttle_address_attempts: Option<u32>,
+
+    #[arg(long, env = "LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS", global = true, help = format!("Failed attempts with one password, over any accounts, before waits begin (password spraying) [default: {}]", defaults::THROTTLE_PASSWORD_ATTEMPTS))]
+    throttle_password_attempts: Option<u32>,
+
+    #[arg(long, env = "LATCHKEY_THROTTLE_MAX_DELAY", global = true, help = format!("Longest wait after failed attempts (waits start at 1s and double) [default: {}]", defaults::THROTTLE_MAX_DELAY))]
+    throttle_max_delay: Option<String>,
 }
 
 macro_rules! overlay {
@@ -258,6 +279,10 @@ impl SettingsArgs {
                 argon2_parallelism,
                 argon2_concurrency,
                 log_format,
+                throttle_account_attempts,
+                throttle_address_attempts,
+                throttle_password_attempts,
+                throttle_max_delay,
             ]
         )
     }
@@ -372,6 +397,8 @@ pub struct Settings {
     pub argon2_concurrency: usize,
     /// Emit JSON logs.
     pub json_logs: bool,
+    /// How failed password attempts are throttled.
+    pub throttle: ThrottlePolicy,
 }
 
 impl Settings {
@@ -517,6 +544,7 @@ impl Settings {
             },
             argon2_concurrency: given.argon2_concurrency.unwrap_or(0),
             json_logs,
+            throttle: throttle_policy(given)?,
         };
         if settings.session_idle_timeout > settings.session_absolute_timeout {
             return Err(invalid("LATCHKEY_SESSION_IDLE_TIMEOUT", "longer than LATCHKEY_SESSION_ABSOLUTE_TIMEOUT"));
@@ -526,6 +554,42 @@ impl Settings {
         }
         Ok(settings)
     }
+}
+
+/// The throttle's allowances; each must allow at least one failure, so the real user can
+/// always mistype once.
+fn throttle_policy(given: &SettingsArgs) -> Result<ThrottlePolicy, SettingsError> {
+    let allowance = |name: &'static str, given: Option<u32>, default: u32| match given.unwrap_or(default) {
+        0 => Err(invalid(name, "must allow at least one failed attempt")),
+        free => Ok(free),
+    };
+    let base = ThrottlePolicy::default();
+    let max_delay =
+        duration("LATCHKEY_THROTTLE_MAX_DELAY", given.throttle_max_delay.as_deref(), defaults::THROTTLE_MAX_DELAY)?;
+    if max_delay < base.base_delay {
+        return Err(invalid("LATCHKEY_THROTTLE_MAX_DELAY", "must be at least 1s"));
+    }
+    Ok(ThrottlePolicy {
+        account_free: allowance(
+            "LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS",
+            given.throttle_account_attempts,
+            defaults::THROTTLE_ACCOUNT_ATTEMPTS,
+        )?,
+        address_free: allowance(
+            "LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS",
+            given.throttle_address_attempts,
+            defaults::THROTTLE_ADDRESS_ATTEMPTS,
+        )?,
+        password_free: allowance(
+            "LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS",
+            given.throttle_password_attempts,
+            defaults::THROTTLE_PASSWORD_ATTEMPTS,
+        )?,
+        max_delay,
+        // Long enough that the longest wait passes before a counter is forgotten.
+        forget_after: base.forget_after.max(max_delay * 4),
+        ..base
+    })
 }
 
 /// Where sessions live in Redis, if anywhere: `LATCHKEY_REDIS_URL` or

@@ -76,12 +76,14 @@ pub async fn open_store(settings: &Settings) -> Result<SqlStore, StartError> {
 }
 
 /// The stores the settings name: SQL for everything, or — with `LATCHKEY_REDIS_URL` — Redis
-/// for sessions, appending revocations to the SQL log so none is lost with Redis.
+/// for sessions and failed-attempt counters, appending revocations to the SQL log so none is
+/// lost with Redis.
 pub async fn stores_for(settings: &Settings, sql: &SqlStore) -> Result<Stores, StartError> {
     let mut stores = sql.clone().stores();
     if let Some(target) = &settings.redis {
         let redis = Arc::new(RedisSessionStore::open(target, &settings.redis_prefix, Arc::new(sql.clone())).await?);
         stores.health = Arc::new(AllHealthy(vec![stores.health, redis.clone()]));
+        stores.throttle = Arc::new(redis.throttle());
         stores.sessions = redis;
     }
     Ok(stores)
@@ -118,6 +120,7 @@ async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchke
         refresh_reuse_grace: settings.refresh_reuse_grace,
         touch_interval: settings.session_touch_interval,
         cookie_cache_ttl: settings.session_cache_ttl,
+        throttle: settings.throttle.clone(),
     };
     Ok(Latchkey::start(stores, Arc::new(SystemClock), hasher, policy, file_key).await?)
 }

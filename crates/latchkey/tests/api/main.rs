@@ -13,5 +13,6 @@ mod helpers;
 mod hybrid;
 mod keys;
 mod revocation_feed;
+mod throttling;
 mod token_sessions;
 mod verify;

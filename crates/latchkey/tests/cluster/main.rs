@@ -528,3 +528,29 @@ mod faults {
         }
     }
 }
+
+#[tokio::test]
+async fn failed_attempts_spread_over_instances_share_one_allowance_through_redis() {
+    let prefix = latchkey_testkit::redis::ScratchPrefix::new();
+    let url = latchkey_testkit::redis::url();
+    let cluster =
+        Cluster::start(&[("LATCHKEY_REDIS_URL", url.as_str()), ("LATCHKEY_REDIS_PREFIX", prefix.prefix())]).await;
+    cluster.sign_up("alice").await;
+    let attempt = |base: &str| {
+        cluster
+            .client
+            .post(format!("{base}/v1/session"))
+            .json(&json!({ "username": "alice", "password": "not the password at all" }))
+            .send()
+    };
+    // Five failures, the default allowance, spread over the three instances.
+    for n in 0..5 {
+        let base = &cluster.instances[n % 3];
+        assert_eq!(attempt(base).await.unwrap().status(), StatusCode::UNAUTHORIZED, "failure {n} on {base}");
+    }
+    for base in &cluster.instances {
+        let refused = attempt(base).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{base} knows of the failures on the others");
+        assert!(refused.headers().contains_key("retry-after"));
+    }
+}

@@ -1,0 +1,92 @@
+//! Failed-attempt counters in Redis, shared by every instance, so an attacker cannot spread
+//! guesses over instances to multiply the allowance.
+//!
+//! Key `P:t:<throttle key>` holds `<count>:<latest failure, µs>` and expires `forget_after`
+//! the latest failure, so counters of made-up usernames vanish by themselves. One key per
+//! command: the same code runs on Redis Cluster.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use latchkey_core::store::{StoreError, ThrottleStore};
+use latchkey_core::throttle::{Failures, ThrottleKey};
+use redis::{AsyncCommands, Script};
+use time::{Duration, OffsetDateTime};
+
+use crate::connection::Connection;
+use crate::{fail, record};
+
+/// KEYS: counter. ARGV: at (µs), forget after (ms). Counts one failure; returns the count.
+const RECORD_FAILURE: &str = r"
+local v = redis.call('GET', KEYS[1])
+local count = 0
+if v then count = tonumber(string.match(v, '^(%d+):')) or 0 end
+count = count + 1
+redis.call('SET', KEYS[1], count .. ':' .. ARGV[1], 'PX', ARGV[2])
+return count
+";
+
+/// Counters of failed password attempts in Redis.
+#[derive(Clone)]
+pub struct RedisThrottle {
+    connection: Connection,
+    prefix: Arc<str>,
+    record_failure: Arc<Script>,
+}
+
+impl fmt::Debug for RedisThrottle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisThrottle").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl RedisThrottle {
+    pub(crate) fn new(connection: Connection, prefix: Arc<str>) -> Self {
+        Self { connection, prefix, record_failure: Arc::new(Script::new(RECORD_FAILURE)) }
+    }
+
+    fn key(&self, key: &ThrottleKey) -> String {
+        format!("{}:t:{}", self.prefix, key.as_str())
+    }
+}
+
+fn parse(value: &str) -> Result<Failures, StoreError> {
+    let corrupt = || StoreError::Corrupt("a throttle counter is unreadable".into());
+    let (count, micros) = value.split_once(':').ok_or_else(corrupt)?;
+    let count = count.parse().map_err(|_| corrupt())?;
+    let micros: i64 = micros.parse().map_err(|_| corrupt())?;
+    let last_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| corrupt())?;
+    Ok(Failures { count, last_at })
+}
+
+#[async_trait]
+impl ThrottleStore for RedisThrottle {
+    async fn failures(&self, key: &ThrottleKey) -> Result<Option<Failures>, StoreError> {
+        let value: Option<String> = self.connection.clone().get(self.key(key)).await.map_err(fail)?;
+        value.as_deref().map(parse).transpose()
+    }
+
+    async fn record_failure(
+        &self,
+        key: &ThrottleKey,
+        at: OffsetDateTime,
+        forget_after: Duration,
+    ) -> Result<Failures, StoreError> {
+        let forget_ms = forget_after.whole_milliseconds().max(1);
+        let count: u32 = self
+            .record_failure
+            .key(self.key(key))
+            .arg(record::micros(at))
+            .arg(i64::try_from(forget_ms).unwrap_or(i64::MAX))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(fail)?;
+        Ok(Failures { count, last_at: at })
+    }
+
+    async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        let _: u32 = self.connection.clone().del(self.key(key)).await.map_err(fail)?;
+        Ok(())
+    }
+}
