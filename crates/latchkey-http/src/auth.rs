@@ -64,7 +64,15 @@ pub async fn authenticate(
 ) -> Result<Authenticated, ApiError> {
     let service = &state.service;
     if headers.contains_key(header::AUTHORIZATION) {
-        let Some(token) = bearer_token(headers) else { return Err(ApiError::Unauthenticated { bad_bearer: false }) };
+        let Some(token) = bearer_token(headers) else {
+            // A Bearer credential that is not even text is an invalid token (RFC 6750 §3.1);
+            // another scheme gets the plain challenge.
+            let names_bearer = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.as_bytes().get(..7))
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "));
+            return Err(ApiError::Unauthenticated { bad_bearer: names_bearer });
+        };
         return match service.authenticate_bearer(token).await? {
             Ok(caller) => Ok(Authenticated { caller, via: Via::Bearer }),
             Err(_) => Err(ApiError::Unauthenticated { bad_bearer: true }),

@@ -11,6 +11,7 @@ mod either_kind;
 mod embedded_verifier;
 mod helpers;
 mod hybrid;
+mod jwt_attacks;
 mod keys;
 mod revocation_feed;
 mod throttling;
