@@ -107,12 +107,16 @@ pub fn check_csrf(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Res
     }
 }
 
-/// Refuses a request whose `Origin` is present and not allowed.
+/// Refuses a request whose `Origin` is present and not allowed, and one without `Origin` that
+/// the browser marks as cross-site (`Sec-Fetch-Site`, Fetch Metadata). An allowed origin on
+/// another site (`LATCHKEY_ALLOWED_ORIGINS`) is cross-site by nature and still accepted.
 pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let refused = || ApiError::CsrfRejected("cross-site requests are refused");
     match headers.get(header::ORIGIN) {
-        None => Ok(()),
         Some(origin) if origin.to_str().is_ok_and(|origin| state.config.origin_allowed(origin)) => Ok(()),
-        Some(_) => Err(ApiError::CsrfRejected("cross-site requests are refused")),
+        Some(_) => Err(refused()),
+        None if headers.get("sec-fetch-site").is_some_and(|site| site.as_bytes() == b"cross-site") => Err(refused()),
+        None => Ok(()),
     }
 }
 

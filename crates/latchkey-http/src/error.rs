@@ -33,6 +33,9 @@ pub enum ApiError {
     /// A method the route does not take.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Request headers larger than the limit, in all.
+    #[error("the request headers are larger than 32 KiB in all")]
+    HeadersTooLarge,
     /// No such route.
     #[error("not found")]
     NotFound,
@@ -84,6 +87,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::InvalidCredentials { status } => *status,
@@ -102,6 +106,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::NotFound => "not_found",
             Self::UsernameTaken => "username_taken",
             Self::InvalidCredentials { .. } => "invalid_credentials",
@@ -122,6 +127,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "Unsupported media type",
             Self::PayloadTooLarge => "Payload too large",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::HeadersTooLarge => "Request headers too large",
             Self::NotFound => "Not found",
             Self::UsernameTaken => "Username taken",
             Self::InvalidCredentials { .. } => "Invalid credentials",
@@ -143,9 +149,10 @@ impl ApiError {
             Self::CsrfRejected(_) => (StatusCode::FORBIDDEN, "invalid_request"),
             Self::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-            Self::PayloadTooLarge | Self::UnsupportedMediaType { .. } | Self::MethodNotAllowed => {
-                (self.status(), "invalid_request")
-            }
+            Self::PayloadTooLarge
+            | Self::UnsupportedMediaType { .. }
+            | Self::MethodNotAllowed
+            | Self::HeadersTooLarge => (self.status(), "invalid_request"),
             _ => (StatusCode::BAD_REQUEST, "invalid_request"),
         };
         if let Self::Internal(detail) = &self {

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::{error, warn};
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The request-id header.
@@ -29,6 +30,20 @@ fn sane_request_id(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
     (1..=128).contains(&bytes.len())
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Most bytes of request headers, names and values, in all. Generous for browsers (whose
+/// cookies for one site rarely pass a few KiB) and still far below what would cost memory.
+pub const HEADER_LIMIT: usize = 32 * 1024;
+
+/// Refuses requests whose headers pass [`HEADER_LIMIT`] with `431`, before any handler parses
+/// them.
+pub async fn limit_headers(request: Request, next: Next) -> Response {
+    let size: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if size > HEADER_LIMIT {
+        return axum::response::IntoResponse::into_response(ApiError::HeadersTooLarge);
+    }
+    next.run(request).await
 }
 
 /// Gives every response an `X-Request-Id`, records the request in the metrics, and logs server

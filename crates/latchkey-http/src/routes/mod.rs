@@ -23,7 +23,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::body::BODY_LIMIT;
 use crate::cors::AllowedOriginsCors;
 use crate::error::ApiError;
-use crate::middleware::observe;
+use crate::middleware::{limit_headers, observe};
 use crate::state::AppState;
 
 /// Builds the whole application for `state`.
@@ -34,6 +34,13 @@ pub fn router(state: AppState) -> Router {
         route.fallback(method_not_allowed).layer(AllowedOriginsCors::new(Arc::clone(&state.config), methods))
     };
     let plain = |route: MethodRouter<AppState>| route.fallback(method_not_allowed);
+    // HSTS only where the public URL is https: over plain http a browser ignores it anyway.
+    let hsts = state.config.secure_cookies().then(|| {
+        SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        )
+    });
     Router::new()
         .route("/v1/accounts", cors(post(accounts::sign_up), &[Method::POST]))
         .route("/v1/account/password", cors(post(accounts::change_password), &[Method::POST]))
@@ -53,8 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", plain(get(ops::metrics)))
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(limit_headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(tower::util::option_layer(hsts))
         .with_state(state)
 }
 

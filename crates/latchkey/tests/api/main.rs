@@ -14,6 +14,8 @@ mod hybrid;
 mod jwt_attacks;
 mod keys;
 mod revocation_feed;
+mod session_attacks;
 mod throttling;
 mod token_sessions;
+mod transport;
 mod verify;
