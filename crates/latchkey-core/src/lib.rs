@@ -5,6 +5,7 @@
 //! entry point the HTTP layer and the CLI call; stores plug in through the traits of [`store`].
 
 pub mod account;
+pub mod audit;
 pub mod clock;
 pub mod denylist;
 pub mod keys;

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use zeroize::Zeroizing;
 
 use crate::account::{Account, UserId, Username, UsernameError};
+use crate::audit::{AuditEvent, AuditFilter, AuditKind, RevocationCause};
 use crate::clock::Clock;
 use crate::denylist::Denylist;
 use crate::keys::{
@@ -23,7 +24,7 @@ use crate::password::{HashError, Password, PasswordError, PasswordHasher};
 use crate::secret::{SecretToken, ServerSecret, TokenDigest, b64url, b64url_decode, fill_random};
 use crate::session::{ClientInfo, RefreshToken, Session, SessionId, SessionKind};
 use crate::store::{CreateAccount, Revocation, RevokeScope, Rotation, StoreError, StoredKey, Stores};
-use crate::throttle::{AttemptKeys, Throttle, ThrottlePolicy, Throttled};
+use crate::throttle::{Admission, AttemptKeys, Throttle, ThrottlePolicy, Throttled};
 
 const CSRF_PURPOSE: &str = "latchkey/csrf-token/v1";
 
@@ -147,6 +148,28 @@ pub struct Caller {
     pub session_id: SessionId,
     /// The session's kind.
     pub kind: SessionKind,
+}
+
+/// Which sessions a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// The caller's own.
+    Current,
+    /// Every other session of the caller's.
+    Others,
+    /// All of the caller's sessions.
+    All,
+}
+
+impl LogoutScope {
+    /// The contract's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Others => "others",
+            Self::All => "all",
+        }
+    }
 }
 
 /// A signed access token with its refresh token.
@@ -339,9 +362,36 @@ impl Latchkey {
             disabled: false,
         };
         match self.inner.stores.accounts.create(&account).await? {
-            CreateAccount::Created => Ok(account),
+            CreateAccount::Created => {
+                self.audit(AuditEvent::new(AuditKind::SignUp, account.created_at).user(account.id, &account.username))
+                    .await;
+                Ok(account)
+            }
             CreateAccount::UsernameTaken => Err(AuthError::UsernameTaken),
         }
+    }
+
+    /// Records a security event in the store's audit trail and in the log. A trail that cannot
+    /// be written does not fail the request it describes (the log still has the event).
+    async fn audit(&self, event: AuditEvent) {
+        info!(
+            target: "latchkey::audit",
+            event = event.kind.as_str(),
+            user.id = event.user_id.map(|id| id.to_string()),
+            user.name = event.username.as_ref().map(Username::as_str),
+            session.id = event.session_id.map(|id| id.to_string()),
+            client.ip = event.ip.as_deref(),
+            detail = event.detail.as_deref(),
+            "audit"
+        );
+        if let Err(err) = self.inner.stores.audit.record(&event).await {
+            warn!(error = %err, event = event.kind.as_str(), "the audit trail could not be written");
+        }
+    }
+
+    /// The audit trail's events that pass `filter`, newest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuthError> {
+        Ok(self.inner.stores.audit.list(filter).await?)
     }
 
     /// Checks a username and password presented from `address`. Unknown users, wrong
@@ -364,7 +414,7 @@ impl Latchkey {
             password.as_ref().map(Password::as_bytes),
         );
         let now = self.now();
-        self.inner.throttle.admit(&keys, now).await?.map_err(AuthError::Throttled)?;
+        let admission = self.inner.throttle.admit(&keys, now).await?.map_err(AuthError::Throttled)?;
         let account = match &username {
             Ok(username) => self.inner.stores.accounts.by_username(username).await?,
             Err(_) => None,
@@ -373,9 +423,25 @@ impl Latchkey {
             Some(password) => hasher.verify(password, account.as_ref().map(|a| &a.password_hash)).await?,
             None => false,
         };
-        let (Some(account), Some(password)) = (account.filter(|account| matched && !account.disabled), password) else {
-            self.inner.throttle.failed(&keys, now).await?;
-            return Err(AuthError::InvalidCredentials);
+        let refusal = match (&account, &password) {
+            (None, _) => Some("unknown_user"),
+            (Some(_), None) => Some("password_too_long"),
+            (Some(_), Some(_)) if !matched => Some("wrong_password"),
+            (Some(account), Some(_)) if account.disabled => Some("disabled"),
+            _ => None,
+        };
+        let ip = address.map(|ip| ip.to_string());
+        let (account, password) = match (account, password, refusal) {
+            (Some(account), Some(password), None) => (account, password),
+            (account, _, refusal) => {
+                let mut event = AuditEvent::new(AuditKind::LoginFailed, now).ip(ip.as_deref());
+                if let Some(account) = &account {
+                    event = event.user(account.id, &account.username);
+                }
+                self.audit(event.detail(refusal.unwrap_or("refused"))).await;
+                self.attempt_failed(&keys, admission, now, ip.as_deref()).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
         };
         self.inner.throttle.succeeded(&keys).await?;
         if hasher.needs_rehash(&account.password_hash) {
@@ -383,6 +449,20 @@ impl Latchkey {
             self.inner.stores.accounts.set_password_hash(account.id, &upgraded).await?;
         }
         Ok(account)
+    }
+
+    /// Counts a failed attempt and audits the counters it brought to their allowance.
+    async fn attempt_failed(
+        &self,
+        keys: &AttemptKeys,
+        admission: Admission,
+        now: OffsetDateTime,
+        ip: Option<&str>,
+    ) -> Result<(), AuthError> {
+        for scope in self.inner.throttle.failed(keys, admission, now).await? {
+            self.audit(AuditEvent::new(AuditKind::Throttled, now).ip(ip).detail(scope.as_str())).await;
+        }
+        Ok(())
     }
 
     /// Logs in: checks the password and mints a new session of `kind`. Never reuses a
@@ -420,6 +500,12 @@ impl Latchkey {
             None => Credential::Tokens(self.issue_tokens(&session, &account.username)?),
         };
         let csrf_token = self.csrf_token(session.id);
+        let event = AuditEvent::new(AuditKind::LoginSucceeded, now)
+            .user(account.id, &account.username)
+            .session(session.id)
+            .ip(session.client.ip.as_deref())
+            .detail(kind.as_str());
+        self.audit(event).await;
         Ok(Login { account, session, credential, csrf_token })
     }
 
@@ -497,7 +583,11 @@ impl Latchkey {
                 return Ok((session, pair));
             }
             warn!(session.id = %session.id, user.id = %session.user_id, "refresh token reuse detected; revoking the session");
-            self.revoke(RevokeScope::One(session.id)).await?;
+            let event = AuditEvent::new(AuditKind::RefreshReuseDetected, now)
+                .user(account.id, &account.username)
+                .session(session.id);
+            self.audit(event).await;
+            self.revoke(RevokeScope::One(session.id), RevocationCause::RefreshReuse).await?;
             return Err(AuthError::InvalidGrant);
         }
         Err(AuthError::InvalidGrant)
@@ -650,9 +740,9 @@ impl Latchkey {
         Ok(self.inner.stores.sessions.list_live(user, self.now()).await?)
     }
 
-    /// Revokes sessions; on this instance their credentials are refused from the moment this
-    /// returns.
-    pub async fn revoke(&self, scope: RevokeScope) -> Result<Vec<Revocation>, AuthError> {
+    /// Revokes sessions for `cause`; on this instance their credentials are refused from the
+    /// moment this returns.
+    pub async fn revoke(&self, scope: RevokeScope, cause: RevocationCause) -> Result<Vec<Revocation>, AuthError> {
         let now = self.now();
         let policy = &self.inner.policy;
         let until = |kind: SessionKind| match kind {
@@ -660,9 +750,22 @@ impl Latchkey {
             SessionKind::Cookie => now + policy.cookie_cache_ttl,
         };
         let revoked = self.inner.stores.sessions.revoke(scope, now, &until).await?;
+        let owner = match scope {
+            RevokeScope::One(_) => None,
+            RevokeScope::OneOf { user, .. } | RevokeScope::AllOf(user) | RevokeScope::AllOfExcept(user, _) => {
+                self.inner.stores.accounts.by_id(user).await.ok().flatten()
+            }
+        };
         for entry in &revoked {
             self.inner.denylist.insert(entry.session_id, entry.until);
-            info!(session.id = %entry.session_id, kind = entry.kind.as_str(), "session revoked");
+        }
+        for entry in &revoked {
+            let mut event =
+                AuditEvent::new(AuditKind::SessionRevoked, now).session(entry.session_id).detail(cause.as_str());
+            if let Some(owner) = &owner {
+                event = event.user(owner.id, &owner.username);
+            }
+            self.audit(event).await;
         }
         if !revoked.is_empty() {
             // Publishes the new log entries (in log order) to feed subscribers now rather than
@@ -677,7 +780,8 @@ impl Latchkey {
 
     /// Revokes one of the caller's sessions; `NotFound` when it is not theirs.
     pub async fn revoke_own(&self, caller: &Caller, session: SessionId) -> Result<(), AuthError> {
-        let revoked = self.revoke(RevokeScope::OneOf { user: caller.user_id, session }).await?;
+        let revoked =
+            self.revoke(RevokeScope::OneOf { user: caller.user_id, session }, RevocationCause::DeviceRevoked).await?;
         if revoked.is_empty() { Err(AuthError::NotFound) } else { Ok(()) }
     }
 
@@ -692,8 +796,24 @@ impl Latchkey {
             },
         };
         if let Some(session) = session {
-            self.revoke(RevokeScope::One(session)).await?;
+            self.revoke(RevokeScope::One(session), RevocationCause::TokenRevoked).await?;
         }
+        Ok(())
+    }
+
+    /// Logs the caller out of the sessions `scope` names.
+    pub async fn log_out(&self, caller: &Caller, scope: LogoutScope) -> Result<(), AuthError> {
+        let revoke = match scope {
+            LogoutScope::Current => RevokeScope::One(caller.session_id),
+            LogoutScope::Others => RevokeScope::AllOfExcept(caller.user_id, caller.session_id),
+            LogoutScope::All => RevokeScope::AllOf(caller.user_id),
+        };
+        let event = AuditEvent::new(AuditKind::Logout, self.now())
+            .user(caller.user_id, &caller.username)
+            .session(caller.session_id)
+            .detail(scope.as_str());
+        self.audit(event).await;
+        self.revoke(revoke, RevocationCause::Logout).await?;
         Ok(())
     }
 
@@ -704,21 +824,30 @@ impl Latchkey {
         // must not become an unthrottled password oracle.
         let keys = AttemptKeys::new(&self.inner.server_secret, account.username.as_str(), None, None);
         let now = self.now();
-        self.inner.throttle.admit(&keys, now).await?.map_err(AuthError::Throttled)?;
+        let admission = self.inner.throttle.admit(&keys, now).await?.map_err(AuthError::Throttled)?;
         let current = Password::parse_presented(current);
         let matched = match &current {
             Some(current) => self.inner.hasher.verify(current, Some(&account.password_hash)).await?,
             None => false,
         };
         if !matched {
-            self.inner.throttle.failed(&keys, now).await?;
+            let event = AuditEvent::new(AuditKind::LoginFailed, now)
+                .user(account.id, &account.username)
+                .session(caller.session_id)
+                .detail("wrong_current_password");
+            self.audit(event).await;
+            self.attempt_failed(&keys, admission, now, None).await?;
             return Err(AuthError::InvalidCredentials);
         }
         self.inner.throttle.succeeded(&keys).await?;
         let new = Password::parse_new(new)?;
         let hash = self.inner.hasher.hash(&new).await?;
         self.inner.stores.accounts.set_password_hash(account.id, &hash).await?;
-        self.revoke(RevokeScope::AllOfExcept(account.id, caller.session_id)).await?;
+        let event = AuditEvent::new(AuditKind::PasswordChanged, now)
+            .user(account.id, &account.username)
+            .session(caller.session_id);
+        self.audit(event).await;
+        self.revoke(RevokeScope::AllOfExcept(account.id, caller.session_id), RevocationCause::PasswordChanged).await?;
         Ok(())
     }
 
@@ -726,7 +855,8 @@ impl Latchkey {
     pub async fn disable_user(&self, username: &str) -> Result<Account, AuthError> {
         let account = self.account_by_name(username).await?.ok_or(AuthError::NotFound)?;
         self.inner.stores.accounts.set_disabled(account.id, true).await?;
-        self.revoke(RevokeScope::AllOf(account.id)).await?;
+        self.audit(AuditEvent::new(AuditKind::UserDisabled, self.now()).user(account.id, &account.username)).await;
+        self.revoke(RevokeScope::AllOf(account.id), RevocationCause::UserDisabled).await?;
         Ok(Account { disabled: true, ..account })
     }
 
@@ -735,6 +865,7 @@ impl Latchkey {
         let now = self.now();
         let key = keys::generate(self.inner.policy.signing_alg, now)?;
         self.inner.stores.keys.insert_active(&key, now).await?;
+        self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(format!("{} {}", key.alg, key.kid))).await;
         self.reload_keys().await?;
         Ok(key)
     }

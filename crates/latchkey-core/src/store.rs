@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::account::{Account, UserId, Username};
+use crate::audit::{AuditEvent, AuditFilter};
 use crate::password::PasswordHash;
 use crate::session::{Session, SessionId, SessionKind};
 use crate::throttle::{Failures, ThrottleKey};
@@ -209,6 +210,15 @@ pub trait ThrottleStore: Send + Sync + 'static {
     async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError>;
 }
 
+/// The audit trail: security events, durable, listed newest first.
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// Appends an event.
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The events that pass `filter`, newest first, at most `filter.limit`.
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
 /// The stores a latchkey service runs on.
 #[derive(Clone)]
 pub struct Stores {
@@ -220,6 +230,8 @@ pub struct Stores {
     pub keys: std::sync::Arc<dyn KeyStore>,
     /// Counters of failed password attempts.
     pub throttle: std::sync::Arc<dyn ThrottleStore>,
+    /// The audit trail.
+    pub audit: std::sync::Arc<dyn AuditLog>,
     /// Whether the stores answer (for `/readyz`).
     pub health: std::sync::Arc<dyn StoreHealth>,
 }

@@ -185,6 +185,12 @@ pub struct Throttled {
     pub retry_after: Duration,
 }
 
+/// An admitted attempt: what its account's counter stood at once admission counted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    account_failures: u32,
+}
+
 /// The counters of one password attempt: its account, its client address when known, and its
 /// password when it could be one (an over-long password is refused without being checked).
 #[derive(Debug, Clone)]
@@ -231,7 +237,11 @@ impl Throttle {
     /// counter is advanced here, before the password is checked, so that attempts racing in at
     /// the same moment cannot each take a guess: past the free failures one goes ahead and the
     /// others are refused (and counted, as the attacks they are). A success clears it again.
-    pub async fn admit(&self, keys: &AttemptKeys, now: OffsetDateTime) -> Result<Result<(), Throttled>, StoreError> {
+    pub async fn admit(
+        &self,
+        keys: &AttemptKeys,
+        now: OffsetDateTime,
+    ) -> Result<Result<Admission, Throttled>, StoreError> {
         let mut longest: Option<Throttled> = None;
         let mut seen = 0;
         for key in keys.all() {
@@ -247,23 +257,36 @@ impl Throttle {
         if let Some(throttled) = longest {
             return Ok(Err(throttled));
         }
-        let before_this =
-            self.store.record_failure(&keys.account, now, self.policy.forget_after).await?.count.saturating_sub(1);
+        let account_failures = self.store.record_failure(&keys.account, now, self.policy.forget_after).await?.count;
+        let before_this = account_failures.saturating_sub(1);
         let raced = before_this != seen;
         let retry_after = self.policy.delay(ThrottleScope::Account, before_this);
         if raced && retry_after > Duration::ZERO {
             return Ok(Err(Throttled { scope: ThrottleScope::Account, retry_after }));
         }
-        Ok(Ok(()))
+        Ok(Ok(Admission { account_failures }))
     }
 
     /// Counts a failed attempt on the address and password counters (the account's was
-    /// counted on admission).
-    pub async fn failed(&self, keys: &AttemptKeys, now: OffsetDateTime) -> Result<(), StoreError> {
-        for key in &keys.others {
-            self.store.record_failure(key, now, self.policy.forget_after).await?;
+    /// counted on admission). Returns the scopes whose counters this failure brought to their
+    /// allowance, so that waits begin now: what the audit trail records as throttling.
+    pub async fn failed(
+        &self,
+        keys: &AttemptKeys,
+        admission: Admission,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ThrottleScope>, StoreError> {
+        let mut reached = Vec::new();
+        if admission.account_failures == self.policy.account_free {
+            reached.push(ThrottleScope::Account);
         }
-        Ok(())
+        for key in &keys.others {
+            let failures = self.store.record_failure(key, now, self.policy.forget_after).await?;
+            if failures.count == self.policy.free(key.scope()) {
+                reached.push(key.scope());
+            }
+        }
+        Ok(reached)
     }
 
     /// A successful attempt clears its account's counter, including what admission counted.

@@ -11,12 +11,13 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use latchkey_core::account::{Account, UserId, Username};
+use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
 use latchkey_core::password::PasswordHash;
 use latchkey_core::secret::TokenDigest;
 use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
 use latchkey_core::store::{
-    AccountStore, CreateAccount, KeyStore, Revocation, RevocationLog, RevokeScope, Rotation, SessionStore, StoreError,
-    StoreHealth, StoredKey, Stores,
+    AccountStore, AuditLog, CreateAccount, KeyStore, Revocation, RevocationLog, RevokeScope, Rotation, SessionStore,
+    StoreError, StoreHealth, StoredKey, Stores,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
@@ -280,7 +281,14 @@ impl SqlStore {
         // Failed-attempt counters are short-lived and hot: they stay in this process's memory
         // (in Redis when the deployment has one), never in SQL.
         let throttle = Arc::new(latchkey_core::throttle::LocalThrottle::new());
-        Stores { accounts: store.clone(), sessions: store.clone(), keys: store.clone(), health: store, throttle }
+        Stores {
+            accounts: store.clone(),
+            sessions: store.clone(),
+            keys: store.clone(),
+            audit: store.clone(),
+            health: store,
+            throttle,
+        }
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -602,6 +610,83 @@ impl RevocationLog for SqlStore {
             .fetch_one(&self.pool)
             .await
             .map_err(fail)
+    }
+}
+
+fn audit_event_from(row: &AnyRow) -> Result<AuditEvent, StoreError> {
+    let kind: String = row.try_get("kind").map_err(fail)?;
+    let optional_uuid = |column: &str| -> Result<Option<Uuid>, StoreError> {
+        row.try_get::<Option<String>, _>(column).map_err(fail)?.as_deref().map(uuid).transpose()
+    };
+    Ok(AuditEvent {
+        at: from_micros(row.try_get("at").map_err(fail)?)?,
+        kind: AuditKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("audit kind {kind:?}")))?,
+        user_id: optional_uuid("user_id")?.map(UserId::from_uuid),
+        username: row.try_get::<Option<String>, _>("username").map_err(fail)?.map(Username::from_trusted),
+        session_id: optional_uuid("session_id")?.map(SessionId::from_uuid),
+        ip: row.try_get("ip").map_err(fail)?,
+        detail: row.try_get("detail").map_err(fail)?,
+    })
+}
+
+#[async_trait]
+impl AuditLog for SqlStore {
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "INSERT INTO audit_events (at, kind, user_id, username, session_id, ip, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        );
+        sqlx::query(&sql)
+            .bind(micros(event.at))
+            .bind(event.kind.as_str())
+            .bind(event.user_id.map(|id| id.to_string()))
+            .bind(event.username.as_ref().map(|name| name.as_str().to_owned()))
+            .bind(event.session_id.map(|id| id.to_string()))
+            .bind(event.ip.clone())
+            .bind(event.detail.clone())
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
+
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut texts = Vec::new();
+        let mut times = Vec::new();
+        if let Some(user) = filter.user {
+            conditions.push("user_id = ?");
+            texts.push(user.to_string());
+        }
+        if let Some(kind) = filter.kind {
+            conditions.push("kind = ?");
+            texts.push(kind.as_str().to_owned());
+        }
+        if let Some(since) = filter.since {
+            conditions.push("at >= ?");
+            times.push(micros(since));
+        }
+        if let Some(until) = filter.until {
+            conditions.push("at < ?");
+            times.push(micros(until));
+        }
+        let mut text = String::from("SELECT * FROM audit_events");
+        if !conditions.is_empty() {
+            text.push_str(" WHERE ");
+            text.push_str(&conditions.join(" AND "));
+        }
+        text.push_str(" ORDER BY at DESC, position DESC LIMIT ?");
+        let sql = self.sql(text);
+        // Text conditions come first in the statement, times after: bind in the same order.
+        let mut query = sqlx::query(&sql);
+        for value in texts {
+            query = query.bind(value);
+        }
+        for value in times {
+            query = query.bind(value);
+        }
+        let rows = query.bind(i64::from(filter.limit)).fetch_all(&self.pool).await.map_err(fail)?;
+        rows.iter().map(audit_event_from).collect()
     }
 }
 

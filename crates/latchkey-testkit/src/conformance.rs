@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use latchkey_core::account::{Account, UserId, Username};
+use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
 use latchkey_core::password::PasswordHash;
 use latchkey_core::secret::SecretToken;
 use latchkey_core::secret::ServerSecret;
@@ -49,6 +50,10 @@ where
         ("purge_deletes_only_ended_sessions", |s| Box::pin(purge_deletes_only_ended_sessions(s))),
         ("keys_have_one_active_per_algorithm", |s| Box::pin(keys_have_one_active_per_algorithm(s))),
         ("health_answers", |s| Box::pin(health_answers(s))),
+        ("audit_events_round_trip_and_list_newest_first", |s| {
+            Box::pin(audit_events_round_trip_and_list_newest_first(s))
+        }),
+        ("audit_listings_filter_by_user_kind_and_time", |s| Box::pin(audit_listings_filter_by_user_kind_and_time(s))),
         ("throttle_counts_failures_until_cleared", |s| Box::pin(throttle_counts_failures_until_cleared(s))),
         ("throttle_counts_concurrent_failures_exactly", |s| Box::pin(throttle_counts_concurrent_failures_exactly(s))),
         ("throttle_forgets_a_counter_after_its_window", |s| Box::pin(throttle_forgets_a_counter_after_its_window(s))),
@@ -387,5 +392,56 @@ async fn throttle_forgets_a_counter_after_its_window(stores: Stores) -> CheckRes
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let left = stores.throttle.failures(&key).await.map_err(store)?;
     ensure!(left.is_none(), "a counter outlived its window: {left:?}");
+    Ok(())
+}
+
+async fn audit_events_round_trip_and_list_newest_first(stores: Stores) -> CheckResult {
+    let alice = account("alice")?;
+    let full = AuditEvent::new(AuditKind::LoginSucceeded, t0() + Duration::seconds(2))
+        .user(alice.id, &alice.username)
+        .session(SessionId::generate())
+        .ip(Some("2001:db8::7"))
+        .detail("cookie");
+    let bare = AuditEvent::new(AuditKind::LoginFailed, t0()).detail("unknown_user");
+    let same_instant = AuditEvent::new(AuditKind::Throttled, t0() + Duration::seconds(2)).detail("address");
+    for event in [&bare, &full, &same_instant] {
+        stores.audit.record(event).await.map_err(store)?;
+    }
+    let listed = stores.audit.list(&AuditFilter::default()).await.map_err(store)?;
+    ensure!(listed == vec![same_instant, full, bare], "newest first, ties by recording order: {listed:#?}");
+    Ok(())
+}
+
+async fn audit_listings_filter_by_user_kind_and_time(stores: Stores) -> CheckResult {
+    let alice = account("alice")?;
+    let bob = account("bob")?;
+    let mut events = Vec::new();
+    for n in 0..12_i64 {
+        let (who, kind) = match n % 3 {
+            0 => (&alice, AuditKind::LoginFailed),
+            1 => (&bob, AuditKind::LoginFailed),
+            _ => (&alice, AuditKind::Logout),
+        };
+        let event = AuditEvent::new(kind, t0() + Duration::seconds(n)).user(who.id, &who.username);
+        stores.audit.record(&event).await.map_err(store)?;
+        events.push(event);
+    }
+    let filters = [
+        AuditFilter { user: Some(alice.id), ..AuditFilter::default() },
+        AuditFilter { kind: Some(AuditKind::LoginFailed), ..AuditFilter::default() },
+        AuditFilter { user: Some(bob.id), kind: Some(AuditKind::Logout), ..AuditFilter::default() },
+        AuditFilter {
+            since: Some(t0() + Duration::seconds(3)),
+            until: Some(t0() + Duration::seconds(7)),
+            ..AuditFilter::default()
+        },
+        AuditFilter { user: Some(alice.id), kind: Some(AuditKind::LoginFailed), limit: 2, ..AuditFilter::default() },
+    ];
+    for filter in filters {
+        let expected: Vec<AuditEvent> =
+            events.iter().rev().filter(|event| filter.admits(event)).take(filter.limit as usize).cloned().collect();
+        let listed = stores.audit.list(&filter).await.map_err(store)?;
+        ensure!(listed == expected, "{filter:?}: listed {} events, expected {}", listed.len(), expected.len());
+    }
     Ok(())
 }

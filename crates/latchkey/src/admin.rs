@@ -3,6 +3,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use latchkey_core::audit::RevocationCause;
+use latchkey_core::audit::{AuditFilter, AuditKind};
 use latchkey_core::service::{AuthError, Latchkey};
 use latchkey_core::session::SessionId;
 use latchkey_core::store::RevokeScope;
@@ -21,6 +23,9 @@ pub enum AdminError {
     /// No such user or session.
     #[error("{0}")]
     NotFound(String),
+    /// An argument that does not parse.
+    #[error("{0}")]
+    Usage(String),
 }
 
 fn stamp(at: OffsetDateTime) -> String {
@@ -114,7 +119,7 @@ pub async fn sessions_revoke(
         }
         (None, None) => return Err(AdminError::NotFound("name a session id or --user".into())),
     };
-    let revoked = service.revoke(scope).await?;
+    let revoked = service.revoke(scope, RevocationCause::Admin).await?;
     if revoked.is_empty() && id.is_some() {
         return Err(AdminError::NotFound("no live session with that id".into()));
     }
@@ -145,6 +150,99 @@ pub async fn keys_list(service: &Latchkey, out: &mut impl Write) -> Result<(), A
         };
         let retired = key.retired_at.map(stamp).unwrap_or_else(|| "-".into());
         writeln!(out, "{:<24}  {:<6}  {:<20}  {:<20}  {status}", key.kid, key.alg, stamp(key.created_at), retired)?;
+    }
+    Ok(())
+}
+
+/// Filters of `latchkey audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only this user's events.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only events of this kind (sign_up, login_succeeded, login_failed, throttled, logout,
+    /// session_revoked, refresh_reuse_detected, password_changed, user_disabled, key_rotated).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only events at or after this: an RFC 3339 time, or a duration ago (`1h`, `7d`).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only events before this: an RFC 3339 time, or a duration ago.
+    #[arg(long)]
+    until: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A point in time given as RFC 3339 or as a duration before `now`.
+fn point_in_time(text: &str, now: OffsetDateTime, flag: &str) -> Result<OffsetDateTime, AdminError> {
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    let ago = humantime::parse_duration(text)
+        .map_err(|_| AdminError::Usage(format!("{flag} {text:?}: give an RFC 3339 time or a duration such as 1h")))?;
+    let ago = time::Duration::try_from(ago).map_err(|_| AdminError::Usage(format!("{flag} {text:?}: too long")))?;
+    Ok(now - ago)
+}
+
+/// `latchkey audit`: the trail, filtered, newest first.
+pub async fn audit(service: &Latchkey, args: &AuditArgs, out: &mut impl Write) -> Result<(), AdminError> {
+    let now = service.now();
+    let user = match &args.user {
+        Some(name) => Some(
+            service.account_by_name(name).await?.ok_or_else(|| AdminError::NotFound(format!("no user {name:?}")))?.id,
+        ),
+        None => None,
+    };
+    let kind = match &args.kind {
+        Some(name) => Some(AuditKind::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = AuditKind::ALL.iter().map(AuditKind::as_str).collect();
+            AdminError::Usage(format!("--kind {name:?}: one of {}", known.join(", ")))
+        })?),
+        None => None,
+    };
+    let filter = AuditFilter {
+        user,
+        kind,
+        since: args.since.as_deref().map(|text| point_in_time(text, now, "--since")).transpose()?,
+        until: args.until.as_deref().map(|text| point_in_time(text, now, "--until")).transpose()?,
+        limit: args.limit,
+    };
+    let events = service.audit_events(&filter).await?;
+    if !args.json {
+        writeln!(out, "{:<20}  {:<22}  {:<20}  {:<36}  {:<15}  detail", "at", "event", "user", "session", "ip")?;
+    }
+    for event in events {
+        let user = event.username.as_ref().map(|name| name.as_str().to_owned());
+        let session = event.session_id.map(|id| id.to_string());
+        if args.json {
+            let line = serde_json::json!({
+                "at": stamp(event.at),
+                "event": event.kind.as_str(),
+                "user_id": event.user_id.map(|id| id.to_string()),
+                "username": user,
+                "session_id": session,
+                "ip": event.ip,
+                "detail": event.detail,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            let dash = |value: Option<String>| value.unwrap_or_else(|| "-".into());
+            writeln!(
+                out,
+                "{:<20}  {:<22}  {:<20}  {:<36}  {:<15}  {}",
+                stamp(event.at),
+                event.kind.as_str(),
+                dash(user),
+                dash(session),
+                dash(event.ip),
+                dash(event.detail),
+            )?;
+        }
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// List the audit trail's security events, newest first.
+    Audit(admin::AuditArgs),
     /// Measure what the configuration costs on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -140,6 +142,7 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
         }
         Command::Keys(KeysCommand::Rotate) => admin::keys_rotate(&service, &mut out).await,
         Command::Keys(KeysCommand::List) => admin::keys_list(&service, &mut out).await,
+        Command::Audit(args) => admin::audit(&service, &args, &mut out).await,
     };
     result.map_err(|err| err.to_string())
 }

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
+use latchkey_core::service::LogoutScope;
 use latchkey_core::session::SessionId;
-use latchkey_core::store::RevokeScope;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -95,12 +95,12 @@ pub(super) async fn logout(
 ) -> Result<Response, ApiError> {
     let scope = body.map(|body| body.scope).unwrap_or_default();
     let caller = &auth.caller;
-    let revoke = match scope {
-        Scope::Current => RevokeScope::One(caller.session_id),
-        Scope::Others => RevokeScope::AllOfExcept(caller.user_id, caller.session_id),
-        Scope::All => RevokeScope::AllOf(caller.user_id),
+    let logout_scope = match scope {
+        Scope::Current => LogoutScope::Current,
+        Scope::Others => LogoutScope::Others,
+        Scope::All => LogoutScope::All,
     };
-    state.service.revoke(revoke).await?;
+    state.service.log_out(caller, logout_scope).await?;
     if auth.via == Via::Cookie && scope != Scope::Others {
         let jar = state.cookies.removals().into_iter().fold(CookieJar::new(), CookieJar::add);
         return Ok((StatusCode::NO_CONTENT, jar).into_response());

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod accounts;
+mod audit;
 mod cli_and_config;
 mod contract;
 mod cookie_sessions;
