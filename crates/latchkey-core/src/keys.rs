@@ -235,6 +235,13 @@ pub enum TokenRejection {
     NotYetValid,
 }
 
+/// How long verifiers may cache the JWKS: a quarter of the access-token lifetime, at most five
+/// minutes. A scheduled rotation publishes the next key this long before it signs, so a cache
+/// filled just before the new key appeared has expired by the time tokens carry its `kid`.
+pub fn jwks_max_age(access_ttl: Duration) -> Duration {
+    (access_ttl / 4_i32).clamp(Duration::ZERO, Duration::minutes(5))
+}
+
 /// Whether a token with this `exp` is expired at `now`, leeway included. Compared to the
 /// nanosecond, so the leeway is exactly [`LEEWAY_SECONDS`], never a second more.
 pub fn is_expired(exp: i64, now: OffsetDateTime) -> bool {
@@ -258,7 +265,6 @@ struct LoadedKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwk: Option<Jwk>,
-    retired_at: Option<OffsetDateTime>,
 }
 
 impl LoadedKey {
@@ -289,7 +295,7 @@ impl LoadedKey {
             let decoding = DecodingKey::from_jwk(&jwk).map_err(|err| invalid(err.to_string()))?;
             (decoding, Some(jwk))
         };
-        Ok(Self { kid: stored.kid.clone(), alg, encoding, decoding, jwk, retired_at: stored.retired_at })
+        Ok(Self { kid: stored.kid.clone(), alg, encoding, decoding, jwk })
     }
 
     fn verifying(&self, issuer: &str, audience: &str) -> VerifyingKey {
@@ -404,6 +410,8 @@ impl VerifyingKeys {
 /// change and swapped in whole.
 pub struct KeySet {
     signer: Arc<LoadedKey>,
+    signer_created_at: OffsetDateTime,
+    next_change: Option<OffsetDateTime>,
     verifying: VerifyingKeys,
     jwks: Arc<str>,
     fingerprint: Vec<(String, Option<OffsetDateTime>)>,
@@ -431,6 +439,7 @@ impl KeySet {
         let mut verifying = VerifyingKeys::default();
         let mut signer = None;
         let mut fingerprint = Vec::new();
+        let mut next_change = None;
         let signing_keys = stored.iter().filter(|key| key.alg != SERVER_SECRET_ALG);
         for key in signing_keys.chain(file_key) {
             fingerprint.push((key.kid.clone(), key.retired_at));
@@ -439,7 +448,15 @@ impl KeySet {
             }
             let loaded = Arc::new(LoadedKey::load(key)?);
             let is_file_key = file_key.is_some_and(|file| file.kid == key.kid);
-            let may_sign = loaded.alg == alg && loaded.retired_at.is_none() && (file_key.is_none() || is_file_key);
+            // A key signs from its creation until its retirement: a scheduled rotation stores the
+            // next key ahead of time (published, not yet signing) and the current key's
+            // retirement at the same instant, so the hand-over needs no second write.
+            let signs_now = key.created_at <= now && key.retired_at.is_none_or(|retired| retired > now);
+            if key.created_at > now || key.retired_at.is_some_and(|retired| retired > now) {
+                let at = if key.created_at > now { key.created_at } else { key.retired_at.unwrap_or(now) };
+                next_change = Some(next_change.map_or(at, |earliest: OffsetDateTime| earliest.min(at)));
+            }
+            let may_sign = loaded.alg == alg && (signs_now || is_file_key) && (file_key.is_none() || is_file_key);
             if may_sign
                 && signer
                     .as_ref()
@@ -450,12 +467,23 @@ impl KeySet {
             verifying.by_kid.insert(key.kid.clone(), loaded.verifying(&settings.issuer, &settings.audience));
             loaded_keys.push(loaded);
         }
-        let signer = signer.map(|(_, key)| key).ok_or(KeyError::NoSigningKey(alg))?;
+        let (signer_created_at, signer) = signer.ok_or(KeyError::NoSigningKey(alg))?;
         let mut published: Vec<&LoadedKey> = loaded_keys.iter().map(AsRef::as_ref).collect();
         published.sort_by(|a, b| a.kid.cmp(&b.kid));
         let keys: Vec<&Jwk> = published.iter().filter_map(|key| key.jwk.as_ref()).collect();
         let jwks = serde_json::to_string(&serde_json::json!({ "keys": keys })).map_err(|_| KeyError::Signing)?;
-        Ok(Self { signer, verifying, jwks: jwks.into(), fingerprint })
+        Ok(Self { signer, signer_created_at, verifying, jwks: jwks.into(), fingerprint, next_change })
+    }
+
+    /// When a scheduled hand-over between keys happens, if one is pending: the set must be
+    /// rebuilt then.
+    pub fn next_change(&self) -> Option<OffsetDateTime> {
+        self.next_change
+    }
+
+    /// When the signing key was made (a file key: when it was loaded).
+    pub fn signer_created_at(&self) -> OffsetDateTime {
+        self.signer_created_at
     }
 
     /// The JWKS document (RFC 7517): public keys only, never an HS256 secret.
@@ -585,13 +613,32 @@ mod tests {
         old.retired_at = Some(now);
         let new = generate(SigningAlgorithm::EdDSA, now + Duration::seconds(1))?;
         let keys = [old.clone(), new.clone()];
-        let set = KeySet::build(&keys, None, SigningAlgorithm::EdDSA, settings(), now)?;
+        let set = KeySet::build(&keys, None, SigningAlgorithm::EdDSA, settings(), now + Duration::seconds(1))?;
         assert_eq!(set.signer_kid(), new.kid);
         assert!(set.verify(&old_token, now).is_ok());
         assert!(set.jwks().contains(&old.kid));
         let later = now + Duration::minutes(11);
         let pruned = KeySet::build(&keys, None, SigningAlgorithm::EdDSA, settings(), later)?;
         assert!(!pruned.jwks().contains(&old.kid));
+        Ok(())
+    }
+
+    #[test]
+    fn a_scheduled_key_is_published_at_once_and_signs_only_from_its_start() -> Result<(), KeyError> {
+        let now = OffsetDateTime::now_utc();
+        let starts = now + Duration::minutes(2);
+        let mut old = generate(SigningAlgorithm::EdDSA, now - Duration::days(30))?;
+        old.retired_at = Some(starts);
+        let next = generate(SigningAlgorithm::EdDSA, starts)?;
+        let keys = [old.clone(), next.clone()];
+        let before = KeySet::build(&keys, None, SigningAlgorithm::EdDSA, settings(), now)?;
+        assert_eq!(before.signer_kid(), old.kid, "the current key signs until the hand-over");
+        assert!(before.jwks().contains(&next.kid), "the next key is published ahead");
+        assert_eq!(before.next_change(), Some(starts));
+        let after = KeySet::build(&keys, None, SigningAlgorithm::EdDSA, settings(), starts)?;
+        assert_eq!(after.signer_kid(), next.kid);
+        assert_eq!(after.next_change(), None);
+        assert!(after.jwks().contains(&old.kid), "the old key stays for its tokens");
         Ok(())
     }
 }

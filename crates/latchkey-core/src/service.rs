@@ -56,6 +56,8 @@ pub struct Policy {
     pub cookie_cache_ttl: Duration,
     /// How failed password attempts are throttled.
     pub throttle: ThrottlePolicy,
+    /// A signing key older than this is replaced by a new one (`None`: only by hand).
+    pub key_rotation_interval: Option<Duration>,
 }
 
 impl Default for Policy {
@@ -73,6 +75,7 @@ impl Default for Policy {
             touch_interval: Duration::seconds(60),
             cookie_cache_ttl: Duration::seconds(30),
             throttle: ThrottlePolicy::default(),
+            key_rotation_interval: Some(Duration::days(30)),
         }
     }
 }
@@ -875,7 +878,31 @@ impl Latchkey {
     pub async fn sync(&self) -> Result<(), AuthError> {
         self.sync_revocations().await?;
         self.inner.denylist.prune(self.now());
-        self.reload_keys().await
+        self.reload_keys().await?;
+        self.rotate_keys_when_due().await
+    }
+
+    /// Schedules the next signing key when the current one has served its interval: the new
+    /// key is published at once and signs from [`keys::jwks_max_age`] later, when every JWKS
+    /// cache has seen it; the old one keeps verifying until its tokens have expired. Of
+    /// several instances that find it due at once, one schedules it (the store decides).
+    async fn rotate_keys_when_due(&self) -> Result<(), AuthError> {
+        let policy = &self.inner.policy;
+        let (Some(interval), None) = (policy.key_rotation_interval, &self.inner.file_key) else { return Ok(()) };
+        let now = self.now();
+        let current = self.keys();
+        if current.next_change().is_some() || current.signer_created_at() + interval > now {
+            return Ok(());
+        }
+        let starts_at = now + keys::jwks_max_age(policy.access_token_ttl);
+        let key = keys::generate(policy.signing_alg, starts_at)?;
+        if self.inner.stores.keys.schedule_rotation(&key, now - interval).await? {
+            info!(kid = %key.kid, alg = %key.alg, "scheduled the next signing key");
+            let detail = format!("{} {} scheduled", key.alg, key.kid);
+            self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(detail)).await;
+            self.reload_keys().await?;
+        }
+        Ok(())
     }
 
     /// Reads the revocation log past this instance's cursor: each entry goes into the
@@ -935,7 +962,8 @@ impl Latchkey {
                 ends <= now && current.jwks().contains(&key.kid)
             })
         });
-        if current.is_stale(&stored, file_key) || overlap_ended {
+        let hand_over_due = current.next_change().is_some_and(|at| at <= now);
+        if current.is_stale(&stored, file_key) || overlap_ended || hand_over_due {
             let policy = &self.inner.policy;
             let rebuilt = KeySet::build(&stored, file_key, policy.signing_alg, policy.token_settings(), now)?;
             *self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rebuilt);

@@ -20,6 +20,7 @@ use tower::ServiceExt;
 
 struct App {
     router: Router,
+    service: Latchkey,
     clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
@@ -42,7 +43,7 @@ async fn app() -> App {
         trusted_proxies: Vec::new(),
         service_token: None,
     };
-    let app = App { router: latchkey_http::router(AppState::new(service, config)), clock, _dir: dir };
+    let app = App { router: latchkey_http::router(AppState::new(service.clone(), config)), service, clock, _dir: dir };
     let created = app.call(post_json("/v1/accounts", json!({ "username": "alice", "password": PASSWORD }))).await;
     assert_eq!(created.0, StatusCode::CREATED);
     app
@@ -199,4 +200,59 @@ async fn access_tokens_expire_by_the_clock_with_two_seconds_of_leeway() {
     assert_eq!(app.me(&bearer).await, StatusCode::OK, "inside the 2 s leeway");
     app.advance(Duration::seconds(1));
     assert_eq!(app.me(&bearer).await, StatusCode::UNAUTHORIZED);
+}
+
+/// The `kid`s the JWKS publishes, sorted.
+async fn published_kids(app: &App) -> Vec<String> {
+    let request = Request::get("/.well-known/jwks.json").body(Body::empty()).unwrap();
+    let (_, body, _) = app.call(request).await;
+    let mut kids: Vec<String> =
+        body["keys"].as_array().unwrap().iter().map(|key| key["kid"].as_str().unwrap().to_owned()).collect();
+    kids.sort();
+    kids
+}
+
+fn kid_of(credential: &Credential) -> String {
+    use base64::Engine as _;
+    let Credential::Bearer(token) = credential else { panic!("a bearer token") };
+    let header = token.split('.').next().unwrap();
+    let header: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_on_schedule_with_the_next_key_published_ahead_and_the_old_one_kept_for_its_tokens() {
+    // Default policy: rotation every 30 days; 10-minute tokens, so the JWKS is cached for 150 s.
+    let app = app().await;
+    let (first, _) = app.token_login().await;
+    let old = kid_of(&first);
+    assert_eq!(published_kids(&app).await, vec![old.clone()]);
+
+    app.advance(Duration::days(30) - Duration::seconds(1));
+    app.service.sync().await.unwrap();
+    assert_eq!(published_kids(&app).await.len(), 1, "not due yet");
+
+    app.advance(Duration::seconds(1));
+    app.service.sync().await.unwrap();
+    let published = published_kids(&app).await;
+    assert_eq!(published.len(), 2, "the next key is published ahead");
+    let new = published.iter().find(|kid| **kid != old).unwrap().clone();
+    app.service.sync().await.unwrap();
+    assert_eq!(published_kids(&app).await.len(), 2, "scheduled once");
+    app.advance(Duration::seconds(149));
+    app.service.sync().await.unwrap();
+    let (before_hand_over, _) = app.token_login().await;
+    assert_eq!(kid_of(&before_hand_over), old, "the old key signs until every JWKS cache has the new one");
+
+    app.advance(Duration::seconds(1));
+    app.service.sync().await.unwrap();
+    let (after_hand_over, _) = app.token_login().await;
+    assert_eq!(kid_of(&after_hand_over), new, "the new key signs from its start");
+    assert_eq!(app.me(&before_hand_over).await, StatusCode::OK, "the old key still verifies its tokens");
+
+    app.advance(Duration::minutes(10) + Duration::seconds(3));
+    app.service.sync().await.unwrap();
+    assert_eq!(published_kids(&app).await, vec![new], "the old key is gone once its tokens have expired");
+    assert_eq!(app.me(&after_hand_over).await, StatusCode::UNAUTHORIZED, "expired by now");
 }

@@ -275,6 +275,20 @@ impl SqlStore {
         sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await.map_err(fail)?.as_ref().map(decode).transpose()
     }
 
+    /// Inserts a key row inside a transaction.
+    async fn insert_key(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &StoredKey) -> Result<(), StoreError> {
+        sqlx::query(&self.sql("INSERT INTO keys (kid, alg, material, created_at, retired_at) VALUES (?, ?, ?, ?, ?)"))
+            .bind(key.kid.clone())
+            .bind(key.alg.clone())
+            .bind(key.material.clone())
+            .bind(micros(key.created_at))
+            .bind(key.retired_at.map(micros))
+            .execute(&mut **tx)
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
+
     /// This store behind every trait, with failed-attempt counters in this process.
     pub fn stores(self) -> Stores {
         let store = Arc::new(self);
@@ -706,17 +720,31 @@ impl KeyStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
-        sqlx::query(&self.sql("INSERT INTO keys (kid, alg, material, created_at, retired_at) VALUES (?, ?, ?, ?, ?)"))
-            .bind(key.kid.clone())
-            .bind(key.alg.clone())
-            .bind(key.material.clone())
-            .bind(micros(key.created_at))
-            .bind(key.retired_at.map(micros))
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
+        self.insert_key(&mut tx, key).await?;
         self.announce_change(&mut tx).await?;
         tx.commit().await.map_err(fail)
+    }
+
+    async fn schedule_rotation(&self, key: &StoredKey, due: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        // The row lock this takes makes a concurrent scheduler wait, then find nothing to retire.
+        let retired = sqlx::query(
+            &self.sql("UPDATE keys SET retired_at = ? WHERE alg = ? AND retired_at IS NULL AND created_at <= ?"),
+        )
+        .bind(micros(key.created_at))
+        .bind(key.alg.clone())
+        .bind(micros(due))
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if retired.rows_affected() != 1 {
+            tx.rollback().await.map_err(fail)?;
+            return Ok(false);
+        }
+        self.insert_key(&mut tx, key).await?;
+        self.announce_change(&mut tx).await?;
+        tx.commit().await.map_err(fail)?;
+        Ok(true)
     }
 
     async fn insert_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError> {

@@ -49,6 +49,7 @@ where
         ("live_lists_hide_revoked_and_expired_sessions", |s| Box::pin(live_lists_hide_revoked_and_expired_sessions(s))),
         ("purge_deletes_only_ended_sessions", |s| Box::pin(purge_deletes_only_ended_sessions(s))),
         ("keys_have_one_active_per_algorithm", |s| Box::pin(keys_have_one_active_per_algorithm(s))),
+        ("a_due_rotation_is_scheduled_once", |s| Box::pin(a_due_rotation_is_scheduled_once(s))),
         ("health_answers", |s| Box::pin(health_answers(s))),
         ("audit_events_round_trip_and_list_newest_first", |s| {
             Box::pin(audit_events_round_trip_and_list_newest_first(s))
@@ -342,6 +343,28 @@ async fn keys_have_one_active_per_algorithm(stores: Stores) -> CheckResult {
     ensure!(keys.iter().any(|k| k.material == "material-c"), "material not kept");
     let deleted = stores.keys.delete_retired_before(rotated_at + Duration::seconds(1)).await.map_err(store)?;
     ensure!(deleted == 1, "deleted {deleted} keys");
+    Ok(())
+}
+
+async fn a_due_rotation_is_scheduled_once(stores: Stores) -> CheckResult {
+    ensure!(stores.keys.insert_if_absent(&key("old", "EdDSA", t0())).await.map_err(store)?, "first key refused");
+    let starts = t0() + Duration::days(30) + Duration::minutes(5);
+    let due = t0() + Duration::days(1);
+    let early = key("early", "EdDSA", starts);
+    let scheduled = stores.keys.schedule_rotation(&early, t0() - Duration::seconds(1)).await.map_err(store)?;
+    ensure!(!scheduled, "scheduled although the current key is younger than due");
+    let contenders = ["n1", "n2", "n3", "n4"].map(|kid| key(kid, "EdDSA", starts));
+    let attempts = contenders.iter().map(|next| stores.keys.schedule_rotation(next, due));
+    let won = futures_util::future::try_join_all(attempts).await.map_err(store)?;
+    ensure!(won.iter().filter(|won| **won).count() == 1, "one of the instances schedules it: {won:?}");
+    let keys = stores.keys.list().await.map_err(store)?;
+    let old = keys.iter().find(|k| k.kid == "old").ok_or("the old key is gone")?;
+    ensure!(old.retired_at == Some(starts), "the old key retires when the next one starts: {:?}", old.retired_at);
+    let next: Vec<&StoredKey> = keys.iter().filter(|k| k.kid.starts_with('n')).collect();
+    ensure!(next.len() == 1 && next[0].created_at == starts && next[0].retired_at.is_none(), "one next key");
+    let again = key("again", "EdDSA", starts);
+    let scheduled = stores.keys.schedule_rotation(&again, due).await.map_err(store)?;
+    ensure!(!scheduled, "a second schedule while the next key is young");
     Ok(())
 }
 

@@ -55,6 +55,8 @@ pub mod defaults {
     pub const ARGON2_PARALLELISM: u32 = 1;
     /// `LATCHKEY_LOG_FORMAT`.
     pub const LOG_FORMAT: &str = "text";
+    /// `LATCHKEY_KEY_ROTATION_INTERVAL`.
+    pub const KEY_ROTATION_INTERVAL: &str = "30d";
     /// `LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS`.
     pub const THROTTLE_ACCOUNT_ATTEMPTS: u32 = 5;
     /// `LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS`.
@@ -224,6 +226,9 @@ pub struct SettingsArgs {
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", global = true, help = format!("text or json [default: {}]", defaults::LOG_FORMAT))]
     log_format: Option<String>,
 
+    #[arg(long, env = "LATCHKEY_KEY_ROTATION_INTERVAL", global = true, help = format!("A generated signing key older than this is replaced (the next key is published ahead); 0s: only by hand [default: {}]", defaults::KEY_ROTATION_INTERVAL))]
+    key_rotation_interval: Option<String>,
+
     #[arg(long, env = "LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS", global = true, help = format!("Failed password attempts on one account before waits begin [default: {}]", defaults::THROTTLE_ACCOUNT_ATTEMPTS))]
     throttle_account_attempts: Option<u32>,
 
@@ -279,6 +284,7 @@ impl SettingsArgs {
                 argon2_parallelism,
                 argon2_concurrency,
                 log_format,
+                key_rotation_interval,
                 throttle_account_attempts,
                 throttle_address_attempts,
                 throttle_password_attempts,
@@ -399,6 +405,8 @@ pub struct Settings {
     pub json_logs: bool,
     /// How failed password attempts are throttled.
     pub throttle: ThrottlePolicy,
+    /// Generated signing keys older than this are replaced (`None`: only by hand).
+    pub key_rotation_interval: Option<Duration>,
 }
 
 impl Settings {
@@ -545,6 +553,14 @@ impl Settings {
             argon2_concurrency: given.argon2_concurrency.unwrap_or(0),
             json_logs,
             throttle: throttle_policy(given)?,
+            key_rotation_interval: {
+                let text = given.key_rotation_interval.as_deref().unwrap_or(defaults::KEY_ROTATION_INTERVAL);
+                let parsed = humantime::parse_duration(text)
+                    .map_err(|err| invalid("LATCHKEY_KEY_ROTATION_INTERVAL", format!("{text:?}: {err}")))?;
+                let parsed =
+                    Duration::try_from(parsed).map_err(|err| invalid("LATCHKEY_KEY_ROTATION_INTERVAL", err))?;
+                (parsed > Duration::ZERO).then_some(parsed)
+            },
         };
         if settings.session_idle_timeout > settings.session_absolute_timeout {
             return Err(invalid("LATCHKEY_SESSION_IDLE_TIMEOUT", "longer than LATCHKEY_SESSION_ABSOLUTE_TIMEOUT"));

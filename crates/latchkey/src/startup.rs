@@ -121,6 +121,7 @@ async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchke
         touch_interval: settings.session_touch_interval,
         cookie_cache_ttl: settings.session_cache_ttl,
         throttle: settings.throttle.clone(),
+        key_rotation_interval: settings.key_rotation_interval,
     };
     Ok(Latchkey::start(stores, Arc::new(SystemClock), hasher, policy, file_key).await?)
 }

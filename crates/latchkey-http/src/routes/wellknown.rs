@@ -8,12 +8,11 @@ use serde_json::json;
 
 use crate::state::AppState;
 
-/// The public keys (RFC 7517). Retired keys stay until their tokens have expired. Cached for
-/// at most a quarter of the access-token lifetime (and 5 minutes), so verifiers see a rotation
-/// well before the old key's tokens run out; they also refetch on an unknown `kid`.
+/// The public keys (RFC 7517). Retired keys stay until their tokens have expired; a key due to
+/// sign is published ahead. Cached for [`latchkey_core::keys::jwks_max_age`], so verifiers see
+/// a rotation before its first token; they also refetch on an unknown `kid`.
 pub(super) async fn jwks(State(state): State<AppState>) -> Response {
-    let ttl = state.service.policy().access_token_ttl.whole_seconds();
-    let max_age = (ttl / 4).clamp(0, 300);
+    let max_age = latchkey_core::keys::jwks_max_age(state.service.policy().access_token_ttl).whole_seconds();
     let cache =
         HeaderValue::from_str(&format!("public, max-age={max_age}")).unwrap_or(HeaderValue::from_static("no-cache"));
     let body = state.service.keys().jwks().to_string();

@@ -153,3 +153,37 @@ async fn an_hs256_key_file_shorter_than_32_bytes_stops_the_start() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_generated_key_is_replaced_on_schedule_and_its_successor_is_published_before_it_signs() {
+    // 8 s tokens: the JWKS may be cached for 2 s, so the next key is published 2 s ahead.
+    let server = Server::with(&[("LATCHKEY_KEY_ROTATION_INTERVAL", "2s"), ("LATCHKEY_ACCESS_TOKEN_TTL", "8s")]).await;
+    server.sign_up("alice").await;
+    let first = jwt_part(&server.token_login("alice").await.access, 0)["kid"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let (mut published_at, mut signing_at) = (None, None);
+    while signing_at.is_none() && started.elapsed() < Duration::from_secs(15) {
+        let kids: Vec<String> = jwks(&server).await["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key["kid"].as_str().unwrap().to_owned())
+            .collect();
+        if published_at.is_none() && kids.iter().any(|kid| *kid != first) {
+            published_at = Some(started.elapsed());
+        }
+        let kid = jwt_part(&server.token_login("alice").await.access, 0)["kid"].as_str().unwrap().to_owned();
+        if kid != first {
+            assert!(published_at.is_some(), "a key signed before the JWKS published it");
+            signing_at = Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (published_at, signing_at) = (published_at.expect("a next key was published"), signing_at.expect("it signs"));
+    assert!(
+        signing_at >= published_at + Duration::from_millis(1_500),
+        "published {published_at:?}, signing {signing_at:?}"
+    );
+    let (ok, audit, _) = server.cli(&["audit", "--kind", "key_rotated", "--json"], "");
+    assert!(ok && audit.contains("scheduled"), "{audit}");
+}
