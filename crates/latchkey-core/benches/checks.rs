@@ -14,7 +14,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use latchkey_core::clock::SystemClock;
 use latchkey_core::keys::{self, AccessClaims, KeySet, SigningAlgorithm, TokenSettings};
 use latchkey_core::password::{Argon2Settings, PasswordHasher};
-use latchkey_core::service::{Credential, Latchkey, Policy};
+use latchkey_core::service::{Credential, KeyCustody, Latchkey, Policy};
 use latchkey_core::session::{ClientInfo, SessionKind};
 use latchkey_sql::SqlStore;
 use time::OffsetDateTime;
@@ -27,7 +27,9 @@ fn service(runtime: &tokio::runtime::Runtime, dir: &tempfile::TempDir) -> Latchk
         // OWASP parameters, as deployed.
         let hasher = PasswordHasher::new(Argon2Settings::default(), 0).unwrap();
         let service =
-            Latchkey::start(store.stores(), Arc::new(SystemClock), hasher, Policy::default(), None).await.unwrap();
+            Latchkey::start(store.stores(), Arc::new(SystemClock), hasher, Policy::default(), KeyCustody::default())
+                .await
+                .unwrap();
         service.sign_up("alice", PASSWORD.to_owned()).await.unwrap();
         service
     })

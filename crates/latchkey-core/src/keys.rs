@@ -116,6 +116,16 @@ pub enum KeyError {
     /// Signing failed in the crypto library.
     #[error("signing failed")]
     Signing,
+    /// A stored key is encrypted and no master key is configured.
+    #[error("key {0:?} is encrypted at rest: set LATCHKEY_MASTER_KEY_FILE to the master key it was sealed with")]
+    Sealed(String),
+    /// The configured master key does not open a stored key (another master key sealed it,
+    /// or the value was altered).
+    #[error("the master key does not open key {0:?}: it was sealed with another master key, or altered")]
+    WrongMasterKey(String),
+    /// Encrypting a key with the master key failed.
+    #[error("encrypting key {0:?} with the master key failed")]
+    SealFailed(String),
 }
 
 /// Makes a new key of `alg`, ready to store.

@@ -21,7 +21,7 @@ use crate::keys::{
     TokenSettings,
 };
 use crate::password::{HashError, Password, PasswordError, PasswordHasher};
-use crate::secret::{SecretToken, ServerSecret, TokenDigest, b64url, b64url_decode, fill_random};
+use crate::secret::{MasterKey, SecretToken, ServerSecret, TokenDigest, b64url, b64url_decode, fill_random};
 use crate::session::{ClientInfo, RefreshToken, Session, SessionId, SessionKind};
 use crate::store::{CreateAccount, Revocation, RevokeScope, Rotation, StoreError, StoredKey, Stores};
 use crate::throttle::{Admission, AttemptKeys, Throttle, ThrottlePolicy, Throttled};
@@ -153,6 +153,48 @@ pub struct Caller {
     pub kind: SessionKind,
 }
 
+/// What the operator brings to the keys.
+#[derive(Debug, Default)]
+pub struct KeyCustody {
+    /// A signing key of the operator's own, used instead of generated ones.
+    pub file_key: Option<StoredKey>,
+    /// Seals the private keys and the server secret before they reach the store.
+    pub master_key: Option<MasterKey>,
+}
+
+/// The associated data a key is sealed under: its id and algorithm, so a sealed value moved
+/// to another row does not open.
+fn seal_context(key: &StoredKey) -> Vec<u8> {
+    [key.kid.as_bytes(), b"\0", key.alg.as_bytes()].concat()
+}
+
+/// `key` as the store should hold it: sealed when a master key is configured.
+fn sealed(master_key: Option<&MasterKey>, key: StoredKey) -> Result<StoredKey, KeyError> {
+    let Some(master_key) = master_key else { return Ok(key) };
+    let material = master_key
+        .seal(&seal_context(&key), key.material.as_bytes())
+        .map_err(|_| KeyError::SealFailed(key.kid.clone()))?;
+    Ok(StoredKey { material, ..key })
+}
+
+/// Stored keys with their material in the clear, ready to load.
+fn opened(master_key: Option<&MasterKey>, stored: Vec<StoredKey>) -> Result<Vec<StoredKey>, KeyError> {
+    stored
+        .into_iter()
+        .map(|key| {
+            if !MasterKey::is_sealed(&key.material) {
+                return Ok(key);
+            }
+            let master_key = master_key.ok_or_else(|| KeyError::Sealed(key.kid.clone()))?;
+            let clear = master_key
+                .open(&seal_context(&key), &key.material)
+                .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+                .ok_or_else(|| KeyError::WrongMasterKey(key.kid.clone()))?;
+            Ok(StoredKey { material: clear, ..key })
+        })
+        .collect()
+}
+
 /// Which sessions a logout ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogoutScope {
@@ -243,6 +285,7 @@ struct Inner {
     policy: Policy,
     server_secret: ServerSecret,
     file_key: Option<StoredKey>,
+    master_key: Option<MasterKey>,
     // Swapped whole when the store's keys change; readers clone the Arc and drop the lock.
     keys: RwLock<Arc<KeySet>>,
     denylist: Denylist,
@@ -273,8 +316,9 @@ impl Latchkey {
         clock: Arc<dyn Clock>,
         hasher: PasswordHasher,
         policy: Policy,
-        file_key: Option<StoredKey>,
+        custody: KeyCustody,
     ) -> Result<Self, AuthError> {
+        let KeyCustody { file_key, master_key } = custody;
         let now = clock.now();
         let mut stored = stores.keys.list().await?;
         if !stored.iter().any(|key| key.alg == SERVER_SECRET_ALG) {
@@ -286,17 +330,28 @@ impl Latchkey {
                 created_at: now,
                 retired_at: None,
             };
-            stores.keys.insert_if_absent(&key).await?;
+            stores.keys.insert_if_absent(&sealed(master_key.as_ref(), key)?).await?;
             stored = stores.keys.list().await?;
         }
         let has_signer = stored.iter().any(|key| key.alg == policy.signing_alg.as_str() && key.retired_at.is_none());
         if file_key.is_none() && !has_signer {
-            let key = keys::generate(policy.signing_alg, now)?;
+            let key = sealed(master_key.as_ref(), keys::generate(policy.signing_alg, now)?)?;
             if stores.keys.insert_if_absent(&key).await? {
                 info!(kid = %key.kid, alg = %key.alg, "generated a signing key");
             }
             stored = stores.keys.list().await?;
         }
+        if let Some(master) = &master_key {
+            // Keys stored before a master key was configured are sealed now.
+            for key in stored.iter().filter(|key| !MasterKey::is_sealed(&key.material)) {
+                let sealed = sealed(Some(master), key.clone())?;
+                if stores.keys.replace_material(&key.kid, &sealed.material).await? {
+                    info!(kid = %key.kid, "sealed a stored key with the master key");
+                }
+            }
+            stored = stores.keys.list().await?;
+        }
+        let stored = opened(master_key.as_ref(), stored)?;
         let server_secret = stored
             .iter()
             .find(|key| key.alg == SERVER_SECRET_ALG)
@@ -319,6 +374,7 @@ impl Latchkey {
                 policy,
                 server_secret,
                 file_key,
+                master_key,
                 keys: RwLock::new(Arc::new(key_set)),
                 denylist: Denylist::new(),
                 throttle,
@@ -866,7 +922,7 @@ impl Latchkey {
     /// Makes a new signing key active; older keys keep verifying until their tokens expire.
     pub async fn rotate_keys(&self) -> Result<StoredKey, AuthError> {
         let now = self.now();
-        let key = keys::generate(self.inner.policy.signing_alg, now)?;
+        let key = sealed(self.inner.master_key.as_ref(), keys::generate(self.inner.policy.signing_alg, now)?)?;
         self.inner.stores.keys.insert_active(&key, now).await?;
         self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(format!("{} {}", key.alg, key.kid))).await;
         self.reload_keys().await?;
@@ -895,7 +951,7 @@ impl Latchkey {
             return Ok(());
         }
         let starts_at = now + keys::jwks_max_age(policy.access_token_ttl);
-        let key = keys::generate(policy.signing_alg, starts_at)?;
+        let key = sealed(self.inner.master_key.as_ref(), keys::generate(policy.signing_alg, starts_at)?)?;
         if self.inner.stores.keys.schedule_rotation(&key, now - interval).await? {
             info!(kid = %key.kid, alg = %key.alg, "scheduled the next signing key");
             let detail = format!("{} {} scheduled", key.alg, key.kid);
@@ -965,6 +1021,7 @@ impl Latchkey {
         let hand_over_due = current.next_change().is_some_and(|at| at <= now);
         if current.is_stale(&stored, file_key) || overlap_ended || hand_over_due {
             let policy = &self.inner.policy;
+            let stored = opened(self.inner.master_key.as_ref(), stored)?;
             let rebuilt = KeySet::build(&stored, file_key, policy.signing_alg, policy.token_settings(), now)?;
             *self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rebuilt);
         }

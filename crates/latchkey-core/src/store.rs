@@ -193,6 +193,9 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Adds a key only if no key of its algorithm exists yet (first start of several
     /// instances at once); returns whether it was added.
     async fn insert_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError>;
+    /// Replaces a key's stored material (sealing it under a newly configured master key);
+    /// `false` when no such key.
+    async fn replace_material(&self, kid: &str, material: &str) -> Result<bool, StoreError>;
     /// Deletes keys retired before `before`.
     async fn delete_retired_before(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use latchkey_core::clock::ManualClock;
 use latchkey_core::password::{Argon2Settings, PasswordHasher};
-use latchkey_core::service::{Latchkey, Policy};
+use latchkey_core::service::{KeyCustody, Latchkey, Policy};
 use latchkey_http::{AppState, HttpConfig, Origin};
 use latchkey_sql::SqlStore;
 use serde_json::{Value, json};
@@ -32,7 +32,8 @@ async fn app() -> App {
     let store = SqlStore::open_sqlite_file(&dir.path().join("latchkey.db")).await.unwrap();
     let clock = Arc::new(ManualClock::new(OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()));
     let hasher = PasswordHasher::new(Argon2Settings { memory_kib: 256, iterations: 1, parallelism: 1 }, 2).unwrap();
-    let service = Latchkey::start(store.stores(), clock.clone(), hasher, Policy::default(), None).await.unwrap();
+    let service =
+        Latchkey::start(store.stores(), clock.clone(), hasher, Policy::default(), KeyCustody::default()).await.unwrap();
     let origin = Origin::parse("http://localhost:8080").unwrap();
     let config = HttpConfig {
         public_url: origin.as_str().to_owned(),

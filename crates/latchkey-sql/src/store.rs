@@ -747,6 +747,19 @@ impl KeyStore for SqlStore {
         Ok(true)
     }
 
+    async fn replace_material(&self, kid: &str, material: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let updated = sqlx::query(&self.sql("UPDATE keys SET material = ? WHERE kid = ?"))
+            .bind(material.to_owned())
+            .bind(kid.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        self.announce_change(&mut tx).await?;
+        tx.commit().await.map_err(fail)?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     async fn insert_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError> {
         // The partial unique index (one unretired key per algorithm) makes this atomic even
         // when several instances start at once.

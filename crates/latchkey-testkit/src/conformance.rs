@@ -341,6 +341,10 @@ async fn keys_have_one_active_per_algorithm(stores: Stores) -> CheckResult {
         "keys after rotation: {summary:?}"
     );
     ensure!(keys.iter().any(|k| k.material == "material-c"), "material not kept");
+    ensure!(stores.keys.replace_material("c", "sealed-c").await.map_err(store)?, "material not replaced");
+    ensure!(!stores.keys.replace_material("nope", "x").await.map_err(store)?, "replaced a missing key");
+    let keys = stores.keys.list().await.map_err(store)?;
+    ensure!(keys.iter().any(|k| k.kid == "c" && k.material == "sealed-c"), "replaced material not kept");
     let deleted = stores.keys.delete_retired_before(rotated_at + Duration::seconds(1)).await.map_err(store)?;
     ensure!(deleted == 1, "deleted {deleted} keys");
     Ok(())

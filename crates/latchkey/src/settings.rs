@@ -138,6 +138,14 @@ pub struct SettingsArgs {
     )]
     signing_key_file: Option<PathBuf>,
 
+    #[arg(
+        long,
+        env = "LATCHKEY_MASTER_KEY_FILE",
+        global = true,
+        help = "Encrypt the stored signing keys and server secret with a key derived from this file (>= 32 bytes) [default: none, stored in the clear]"
+    )]
+    master_key_file: Option<PathBuf>,
+
     #[arg(long, env = "LATCHKEY_AUDIENCE", global = true, help = "aud of access tokens [default: the public URL]")]
     audience: Option<String>,
 
@@ -264,6 +272,7 @@ impl SettingsArgs {
                 redis_prefix,
                 signing_alg,
                 signing_key_file,
+                master_key_file,
                 audience,
                 access_token_ttl,
                 session_idle_timeout,
@@ -367,6 +376,8 @@ pub struct Settings {
     pub signing_alg: SigningAlgorithm,
     /// Operator-provided signing key file.
     pub signing_key_file: Option<PathBuf>,
+    /// The file the master key is derived from.
+    pub master_key_file: Option<PathBuf>,
     /// `aud` of access tokens.
     pub audience: String,
     /// Access-token lifetime.
@@ -493,6 +504,7 @@ impl Settings {
             redis_prefix: given.redis_prefix.clone().unwrap_or_else(|| defaults::REDIS_PREFIX.to_owned()),
             signing_alg,
             signing_key_file: given.signing_key_file.clone(),
+            master_key_file: given.master_key_file.clone(),
             access_token_ttl: duration(
                 "LATCHKEY_ACCESS_TOKEN_TTL",
                 given.access_token_ttl.as_deref(),

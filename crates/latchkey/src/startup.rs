@@ -8,7 +8,8 @@ use std::time::Duration as StdDuration;
 use latchkey_core::clock::SystemClock;
 use latchkey_core::keys;
 use latchkey_core::password::{HashError, PasswordHasher};
-use latchkey_core::service::{AuthError, Latchkey, Policy};
+use latchkey_core::secret::MasterKey;
+use latchkey_core::service::{AuthError, KeyCustody, Latchkey, Policy};
 use latchkey_core::store::{AllHealthy, Stores};
 use latchkey_http::{AppState, HttpConfig};
 use latchkey_redis::{RedisOpenError, RedisSessionStore, RevocationListener};
@@ -39,6 +40,14 @@ pub enum StartError {
     /// The signing key file could not be read or used.
     #[error("signing key file {path}: {reason}")]
     KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The master key file could not be read or is too short.
+    #[error("master key file {path}: {reason}")]
+    MasterKeyFile {
         /// The file.
         path: std::path::PathBuf,
         /// Why.
@@ -108,6 +117,14 @@ async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchke
             Some(key)
         }
     };
+    let master_key = match &settings.master_key_file {
+        None => None,
+        Some(path) => {
+            let failed = |reason: String| StartError::MasterKeyFile { path: path.clone(), reason };
+            let contents = zeroize::Zeroizing::new(std::fs::read(path).map_err(|err| failed(err.to_string()))?);
+            Some(MasterKey::from_file_bytes(&contents).map_err(|err| failed(err.to_string()))?)
+        }
+    };
     let policy = Policy {
         issuer: settings.public_url.clone(),
         audience: settings.audience.clone(),
@@ -123,7 +140,7 @@ async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchke
         throttle: settings.throttle.clone(),
         key_rotation_interval: settings.key_rotation_interval,
     };
-    Ok(Latchkey::start(stores, Arc::new(SystemClock), hasher, policy, file_key).await?)
+    Ok(Latchkey::start(stores, Arc::new(SystemClock), hasher, policy, KeyCustody { file_key, master_key }).await?)
 }
 
 /// A built server: bound, not yet serving.

@@ -148,6 +148,17 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The server's own SQL store, opened beside it (to inspect what it keeps at rest).
+    pub async fn sql_store(&self) -> latchkey_sql::SqlStore {
+        let url = self.env.iter().find(|(name, _)| name == "LATCHKEY_DATABASE_URL").map(|(_, url)| url.clone());
+        match url {
+            Some(url) => latchkey_sql::SqlStore::open(&url).await.expect("open the server's database"),
+            None => latchkey_sql::SqlStore::open_sqlite_file(&self._data_dir.path().join("latchkey.db"))
+                .await
+                .expect("open the server's SQLite file"),
+        }
+    }
+
     /// Everything the server logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().map(|logs| logs.clone()).unwrap_or_default()
@@ -172,7 +183,18 @@ impl Server {
 
     /// Runs an admin command against this server's store; returns (success, stdout, stderr).
     pub fn cli(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
-        let mut child = command(args, &self.env)
+        self.run_cli(args, stdin, &self.env)
+    }
+
+    /// Runs an admin command against this server's store with extra settings.
+    pub fn cli_with(&self, args: &[&str], extra: &[(&str, &str)]) -> (bool, String, String) {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+        self.run_cli(args, "", &env)
+    }
+
+    fn run_cli(&self, args: &[&str], stdin: &str, env: &[(String, String)]) -> (bool, String, String) {
+        let mut child = command(args, env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

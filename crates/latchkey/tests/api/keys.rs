@@ -187,3 +187,61 @@ async fn a_generated_key_is_replaced_on_schedule_and_its_successor_is_published_
     let (ok, audit, _) = server.cli(&["audit", "--kind", "key_rotated", "--json"], "");
     assert!(ok && audit.contains("scheduled"), "{audit}");
 }
+
+/// Every stored key (signing keys and the server secret), as the store holds them.
+async fn stored_keys(server: &Server) -> Vec<latchkey_core::store::StoredKey> {
+    server.sql_store().await.stores().keys.list().await.unwrap()
+}
+
+#[tokio::test]
+async fn with_a_master_key_no_private_key_or_server_secret_is_stored_in_the_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = dir.path().join("master.key");
+    std::fs::write(&master, [42u8; 48]).unwrap();
+    let server = Server::with(&[("LATCHKEY_MASTER_KEY_FILE", master.to_str().unwrap())]).await;
+    server.sign_up("alice").await;
+    let tokens = server.token_login("alice").await;
+    assert!(server.cli(&["keys", "rotate"], "").0, "the CLI seals with the same master key");
+    let stored = stored_keys(&server).await;
+    assert!(stored.len() >= 3, "server secret and two signing keys");
+    for key in &stored {
+        assert!(key.material.starts_with("enc:v1:"), "{} stored in the clear", key.kid);
+        assert!(!key.material.contains("PRIVATE KEY"));
+    }
+    // The server picks the CLI's rotation up at its next sync, opening the sealed new key.
+    let old_kid = jwt_part(&tokens.access, 0)["kid"].clone();
+    let started = std::time::Instant::now();
+    while jwt_part(&server.token_login("alice").await.access, 0)["kid"] == old_kid {
+        assert!(started.elapsed() < Duration::from_secs(5), "the sealed new key never signed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(server.me_bearer(&tokens.access).await.status(), StatusCode::OK, "old tokens verify");
+    assert_eq!(server.refresh(&tokens.refresh).await.status(), StatusCode::OK, "the server secret opens");
+}
+
+#[tokio::test]
+async fn a_master_key_added_later_seals_the_keys_already_stored_and_a_missing_or_wrong_one_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = dir.path().join("master.key");
+    std::fs::write(&master, [7u8; 32]).unwrap();
+    let server = Server::start().await;
+    server.sign_up("alice").await;
+    let tokens = server.token_login("alice").await;
+    assert!(stored_keys(&server).await.iter().all(|key| !key.material.starts_with("enc:")));
+    // The same store, now with a master key: what was in the clear is sealed at start.
+    let (ok, _, stderr) = server.cli_with(&["keys", "list"], &[("LATCHKEY_MASTER_KEY_FILE", master.to_str().unwrap())]);
+    assert!(ok, "{stderr}");
+    assert!(stored_keys(&server).await.iter().all(|key| key.material.starts_with("enc:v1:")));
+    assert_eq!(server.me_bearer(&tokens.access).await.status(), StatusCode::OK);
+    // A server without the master key (or with another one) cannot use the sealed keys.
+    let (ok, _, stderr) = server.cli_with(&["keys", "list"], &[]);
+    assert!(!ok && stderr.contains("LATCHKEY_MASTER_KEY_FILE"), "{stderr}");
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, [8u8; 32]).unwrap();
+    let (ok, _, stderr) = server.cli_with(&["keys", "list"], &[("LATCHKEY_MASTER_KEY_FILE", other.to_str().unwrap())]);
+    assert!(!ok && stderr.contains("master key does not open"), "{stderr}");
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, [1u8; 16]).unwrap();
+    let (ok, _, stderr) = server.cli_with(&["keys", "list"], &[("LATCHKEY_MASTER_KEY_FILE", short.to_str().unwrap())]);
+    assert!(!ok && stderr.contains("at least 32 bytes"), "{stderr}");
+}
