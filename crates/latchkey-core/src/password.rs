@@ -2,9 +2,8 @@
 //! login flood cannot exhaust memory or starve the async runtime.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash as PhcString, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -13,7 +12,9 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
+use zxcvbn::matching::patterns::MatchPattern;
 
+use crate::account::Username;
 use crate::secret::fill_random;
 
 /// Why a password was refused.
@@ -30,13 +31,37 @@ pub enum PasswordError {
     Common,
 }
 
-static COMMON_PASSWORDS: LazyLock<HashSet<String>> = LazyLock::new(|| {
-    include_str!("common-passwords.txt")
-        .lines()
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_lowercase)
-        .collect()
-});
+/// Words that make a password easy to guess here in particular, whatever the breach lists say.
+const CONTEXT_WORDS: &[&str] = &["latchkey", "latchkey1", "latchkey123"];
+
+/// Longest password that can be a whole entry of the breach list (its entries are short): longer
+/// ones skip the look-up.
+const LONGEST_LISTED: usize = 64;
+
+/// Whether `password` is one attackers try first: an entry of the 30,000 most common passwords
+/// of the published breach corpus that zxcvbn ships (matched whole, whatever the case, also
+/// reversed or with l33t substitutions, as cracking tools try them), the username, or a word
+/// of this service.
+fn is_common(password: &str, username: &str) -> bool {
+    let lowered = password.to_lowercase();
+    if lowered == username || CONTEXT_WORDS.contains(&lowered.as_str()) {
+        return true;
+    }
+    let chars = lowered.chars().count();
+    if chars > LONGEST_LISTED {
+        return false;
+    }
+    // Lowered, so that capitals (which zxcvbn scores as extra guesses) cannot hide an entry.
+    let estimate = zxcvbn::zxcvbn(&lowered, &[]);
+    match estimate.sequence() {
+        // zxcvbn's dictionaries are told apart by `DictionaryType`, which it does not export
+        // by name; its default is the breached-passwords list (checked by a unit test below).
+        [whole] if whole.i == 0 && whole.j + 1 == chars => {
+            matches!(&whole.pattern, MatchPattern::Dictionary(dictionary) if dictionary.dictionary_name == Default::default())
+        }
+        _ => false,
+    }
+}
 
 /// A password as the user sent it. Never printed, zeroized on drop, compared only through its
 /// hash.
@@ -49,16 +74,16 @@ impl Password {
     /// huge password costs nothing.
     pub const MAX_CHARS: usize = 256;
 
-    /// Checks a new password against the policy (length; not a common password). There are no
-    /// composition rules and nothing is truncated.
-    pub fn parse_new(raw: String) -> Result<Self, PasswordError> {
+    /// Checks a new password of `username`'s against the policy (length; not a common
+    /// password, not the username). There are no composition rules and nothing is truncated.
+    pub fn parse_new(raw: String, username: &Username) -> Result<Self, PasswordError> {
         let raw = Zeroizing::new(raw);
         let candidate = Self::parse_presented(raw.to_string()).ok_or(PasswordError::TooLong)?;
         let chars = candidate.0.chars().count();
         if chars < Self::MIN_CHARS {
             return Err(PasswordError::TooShort);
         }
-        if COMMON_PASSWORDS.contains(&candidate.0.to_lowercase()) {
+        if is_common(&candidate.0, username.as_str()) {
             return Err(PasswordError::Common);
         }
         Ok(candidate)
@@ -306,24 +331,43 @@ mod tests {
         PasswordHasher::new(settings, 2).unwrap_or_else(|err| panic!("{err}"))
     }
 
-    #[test]
-    fn the_policy_counts_characters_not_bytes() {
-        assert_eq!(Password::parse_new("short".into()).err(), Some(PasswordError::TooShort));
-        assert!(Password::parse_new("ñññññññ".into()).is_err(), "7 chars, 14 bytes");
-        assert!(Password::parse_new("ññññññññ".into()).is_ok());
-        assert!(Password::parse_new("x".repeat(256)).is_ok());
-        assert_eq!(Password::parse_new("x".repeat(257)).err(), Some(PasswordError::TooLong));
+    fn alice() -> Username {
+        Username::parse("alice").unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    fn new_password(raw: &str) -> Result<Password, PasswordError> {
+        Password::parse_new(raw.to_owned(), &alice())
     }
 
     #[test]
-    fn common_passwords_are_refused_whatever_their_case() {
-        assert_eq!(Password::parse_new("PassWord123".into()).err(), Some(PasswordError::Common));
+    fn the_policy_counts_characters_not_bytes() {
+        assert_eq!(new_password("short").err(), Some(PasswordError::TooShort));
+        assert!(new_password("ñññññññ").is_err(), "7 chars, 14 bytes");
+        assert!(new_password("ññññññññ").is_ok());
+        assert!(new_password(&"x".repeat(256)).is_ok());
+        assert_eq!(new_password(&"x".repeat(257)).err(), Some(PasswordError::TooLong));
+    }
+
+    #[test]
+    fn breached_passwords_are_refused_whatever_their_case_and_simple_disguises() {
+        for common in ["password123", "PassWord123", "iloveyou", "qwertyuiop", "sunshine", "p@ssw0rd", "drowssap"] {
+            assert_eq!(new_password(common).err(), Some(PasswordError::Common), "{common}");
+        }
+        for context in ["latchkey", "Latchkey123"] {
+            assert_eq!(new_password(context).err(), Some(PasswordError::Common), "{context}");
+        }
+        let long_name = Username::parse("alexander-the-great").unwrap_or_else(|err| panic!("{err}"));
+        let same = Password::parse_new("Alexander-The-Great".into(), &long_name);
+        assert_eq!(same.err(), Some(PasswordError::Common), "the username itself");
+        for fine in ["correct horse battery", "password manager generated: k3Jq9vLp", "ñandú de la pampa"] {
+            assert!(new_password(fine).is_ok(), "{fine} is refused although only its parts are common");
+        }
     }
 
     #[tokio::test]
     async fn a_hash_verifies_its_own_password_only() -> Result<(), HashError> {
         let hasher = cheap();
-        let good = Password::parse_new("a long passphrase".into()).map_err(|_| HashError::Failed)?;
+        let good = new_password("a long passphrase").map_err(|_| HashError::Failed)?;
         let bad = Password::parse_presented("another passphrase".into()).ok_or(HashError::Failed)?;
         let hash = hasher.hash(&good).await?;
         assert!(hasher.verify(&good, Some(&hash)).await?);
@@ -351,7 +395,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_made_with_other_parameters_need_a_rehash() -> Result<(), HashError> {
         let old = cheap();
-        let password = Password::parse_new("a long passphrase".into()).map_err(|_| HashError::Failed)?;
+        let password = new_password("a long passphrase").map_err(|_| HashError::Failed)?;
         let hash = old.hash(&password).await?;
         let settings = Argon2Settings { memory_kib: 512, iterations: 1, parallelism: 1 };
         let newer = PasswordHasher::new(settings, 1)?;

@@ -412,7 +412,7 @@ impl Latchkey {
     /// Creates an account.
     pub async fn sign_up(&self, username: &str, password: String) -> Result<Account, AuthError> {
         let username = Username::parse(username)?;
-        let password = Password::parse_new(password)?;
+        let password = Password::parse_new(password, &username)?;
         let account = Account {
             id: UserId::generate(),
             username,
@@ -899,7 +899,7 @@ impl Latchkey {
             return Err(AuthError::InvalidCredentials);
         }
         self.inner.throttle.succeeded(&keys).await?;
-        let new = Password::parse_new(new)?;
+        let new = Password::parse_new(new, &account.username)?;
         let hash = self.inner.hasher.hash(&new).await?;
         self.inner.stores.accounts.set_password_hash(account.id, &hash).await?;
         let event = AuditEvent::new(AuditKind::PasswordChanged, now)
