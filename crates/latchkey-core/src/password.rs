@@ -9,8 +9,8 @@ use argon2::password_hash::{PasswordHash as PhcString, PasswordHasher as _, Salt
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
+use std::sync::{Mutex, mpsc};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 use zxcvbn::matching::patterns::MatchPattern;
 
@@ -162,14 +162,86 @@ pub enum HashError {
     Failed,
 }
 
-/// Hashes and verifies passwords on the blocking pool, at most `concurrency` at once.
+/// A hash to compute on the pool.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads that compute password hashes: a fixed number (so at most that many hashes hold
+/// their memory at once), each below the request handlers' scheduling priority, so that a
+/// login flood takes the CPU time checks leave over instead of delaying them.
+struct HashPool {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl HashPool {
+    fn start(threads: usize) -> Result<Self, HashError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("latchkey-hash-{n}"))
+                .spawn(move || {
+                    lower_this_threads_priority();
+                    loop {
+                        // One idle worker waits in `recv` at a time; the lock is released
+                        // before the job runs. The loop ends when the hasher is dropped.
+                        let next = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = next else { return };
+                        // A panicking hash must not shrink the pool; its caller sees the
+                        // dropped reply as a failure.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                })
+                .map_err(|_| HashError::Failed)?;
+        }
+        Ok(Self { jobs })
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = reply.send(work());
+        });
+        self.jobs.send(job).map_err(|_| HashError::Failed)?;
+        result.await.map_err(|_| HashError::Failed)
+    }
+}
+
+/// Puts the calling hashing thread below every request handler: on Linux SCHED_IDLE, so it runs
+/// on CPU time nothing else wants and a handler that wakes up preempts it at once (measured
+/// by `scripts/login-flood`); elsewhere the lowest priority the platform allows.
+fn lower_this_threads_priority() {
+    if let Err(err) = set_idle_priority() {
+        tracing::warn!(error = %err, "password hashing runs at normal priority");
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_idle_priority() -> Result<(), thread_priority::Error> {
+    use thread_priority::ThreadPriority;
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy, thread_native_id,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_idle_priority() -> Result<(), thread_priority::Error> {
+    thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+}
+
+/// Hashes and verifies passwords on a pool of `concurrency` low-priority threads.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
     settings: Argon2Settings,
-    // Why a semaphore: each hash holds `memory_kib` of RAM for ~10 ms. Without a cap a login
-    // flood allocates without bound and occupies every blocking thread.
-    permits: Arc<Semaphore>,
+    // Why a fixed pool: each hash holds `memory_kib` of RAM for ~15 ms. Without a cap a login
+    // flood allocates without bound; at normal priority it would also delay token checks.
+    pool: Arc<HashPool>,
     // Verified for unknown users so they cost the same work as real ones.
     dummy_hash: Arc<String>,
 }
@@ -193,7 +265,8 @@ impl PasswordHasher {
         let mut dummy_password = Zeroizing::new([0u8; 32]);
         fill_random(dummy_password.as_mut());
         let dummy_hash = hash_with(&params, dummy_password.as_ref())?;
-        Ok(Self { params, settings, permits: Arc::new(Semaphore::new(concurrency)), dummy_hash: Arc::new(dummy_hash) })
+        let pool = Arc::new(HashPool::start(concurrency)?);
+        Ok(Self { params, settings, pool, dummy_hash: Arc::new(dummy_hash) })
     }
 
     /// The parameters new hashes are made with.
@@ -252,16 +325,15 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Failed)?;
-        tokio::task::spawn_blocking(work).await.map_err(|_| HashError::Failed)?
+        self.pool.run(work).await?
     }
 }
 
 thread_local! {
     // Why per thread: each hash needs `memory_kib` of working memory. Allocated afresh on every
-    // call, a pool thread pays page faults for all of it each time (measured: a verify on the
-    // pool took 1.4x a bare hash). Kept per pool thread it is reused; the argon2 crate's
-    // `zeroize` feature wipes it after every hash. Bounded by pool threads x the largest cost.
+    // call, a thread pays page faults for all of it each time (measured: a verify on tokio's
+    // blocking pool took 1.4x a bare hash). Kept per hashing thread it is reused; the argon2
+    // crate's `zeroize` feature wipes it after every hash. Bounded by threads x the largest cost.
     static WORKING_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
