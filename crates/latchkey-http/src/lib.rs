@@ -12,6 +12,7 @@ mod cors;
 mod error;
 mod metrics;
 mod middleware;
+mod openapi;
 mod routes;
 mod state;
 

@@ -20,6 +20,21 @@ pub(super) struct SignUp {
 }
 
 /// Creates an account. Anyone may call it.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts",
+    tag = "accounts",
+    request_body = crate::openapi::SignUp,
+    responses(
+        (status = 201, description = "The account", body = crate::openapi::User),
+        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field fails the policy", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username taken", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn sign_up(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<SignUp>,
@@ -36,6 +51,24 @@ pub(super) struct ChangePassword {
 
 /// Changes the caller's password and revokes their other sessions. Any authenticated caller
 /// (cookie callers pass the CSRF rule).
+#[utoipa::path(
+    post,
+    path = "/v1/account/password",
+    tag = "accounts",
+    request_body = crate::openapi::PasswordChange,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Changed; every other session revoked"),
+        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field fails the policy", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Wrong current password or CSRF rule", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn change_password(
     State(state): State<AppState>,
     Auth(auth): Auth,

@@ -18,6 +18,17 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Who the caller is and through which session. Any authenticated caller.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "either kind",
+    security((), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The caller", body = crate::openapi::Me),
+        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
     let unauthenticated = ApiError::Unauthenticated { bad_bearer: auth.via == Via::Bearer };
     let account =
@@ -39,6 +50,17 @@ pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Resul
 }
 
 /// The caller's live sessions, both kinds, newest first. Any authenticated caller.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions",
+    tag = "either kind",
+    security((), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The device list", body = Vec<crate::openapi::Device>),
+        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn sessions(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
     let sessions = state.service.sessions(auth.caller.user_id).await?;
     let list: Vec<Value> = sessions
@@ -61,6 +83,20 @@ pub(super) async fn sessions(State(state): State<AppState>, Auth(auth): Auth) ->
 
 /// Revokes one of the caller's sessions; `404` for any id that is not theirs. Any
 /// authenticated caller.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/{id}",
+    tag = "either kind",
+    params(("id" = String, Path, description = "The session id")),
+    security((), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF rule", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not one of the caller's sessions", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn revoke_one(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -88,6 +124,23 @@ pub(super) struct Logout {
 
 /// Ends the current session, the caller's other sessions, or all of them. A cookie caller's
 /// cookies are cleared when its own session ends. Any authenticated caller.
+#[utoipa::path(
+    post,
+    path = "/v1/logout",
+    tag = "either kind",
+    request_body(content = Option<crate::openapi::Logout>, content_type = "application/json"),
+    security((), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF rule", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn logout(
     State(state): State<AppState>,
     Auth(auth): Auth,

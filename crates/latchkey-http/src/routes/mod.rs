@@ -12,6 +12,9 @@ mod wellknown;
 use std::sync::Arc;
 
 use axum::Router;
+use utoipa::OpenApi;
+
+use crate::openapi::AuthSchemes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{MethodRouter, delete, get, post};
@@ -58,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", plain(get(ops::healthz)))
         .route("/readyz", plain(get(ops::readyz)))
         .route("/metrics", plain(get(ops::metrics)))
+        .route("/openapi.json", cors(get(openapi_document), &[Method::GET]))
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(limit_headers))
@@ -65,6 +69,45 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(tower::util::option_layer(hsts))
         .with_state(state)
+}
+
+/// The whole description of the contract: each operation is declared beside its handler, the
+/// bodies in [`crate::openapi`].
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "latchkey", description = "Session and token login behind one concept: the HTTP contract (API.md)."),
+    paths(
+        accounts::sign_up,
+        accounts::change_password,
+        session::log_in,
+        token::token,
+        token::revoke,
+        me::me,
+        me::sessions,
+        me::revoke_one,
+        me::logout,
+        verify::verify,
+        revocations::revocations,
+        wellknown::jwks,
+        wellknown::discovery,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        openapi_document,
+    ),
+    modifiers(&AuthSchemes)
+)]
+struct ApiDoc;
+
+/// This OpenAPI document. Public.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
+async fn openapi_document() -> axum::response::Response {
+    axum::response::IntoResponse::into_response(axum::Json(ApiDoc::openapi()))
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -10,11 +10,28 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Up", body = crate::openapi::Status)
+    )
+)]
 pub(super) async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
 /// The stores answer; `503 store_unavailable` when not.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = crate::openapi::Status),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     state
         .service
@@ -27,6 +44,14 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
 }
 
 /// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")
+    )
+)]
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let live = state.service.count_live_sessions().await.ok().flatten();
     let body = state.metrics.render(live);

@@ -36,6 +36,21 @@ fn parse_cursor(text: &str, field: &str) -> Result<i64, ApiError> {
 }
 
 /// The feed. Callers: services holding `LATCHKEY_SERVICE_TOKEN`; `404` when none is configured.
+#[utoipa::path(
+    get,
+    path = "/v1/revocations",
+    tag = "gateways",
+    params(("since" = Option<String>, Query, description = "Resume after this cursor")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A snapshot, or server-sent events with Accept: text/event-stream", body = crate::openapi::RevocationSnapshot),
+        (status = 400, description = "Malformed query", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid service token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The feed is off", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a cursor", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn revocations(
     State(state): State<AppState>,
     headers: HeaderMap,

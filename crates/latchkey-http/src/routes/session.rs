@@ -32,6 +32,23 @@ pub(crate) fn client_info(state: &AppState, request: &Request) -> ClientInfo {
 
 /// Logs in and sets the session cookie. Anyone may call it, but not from a cross-site page.
 /// A cookie sent in is ignored: every login mints a new secret.
+#[utoipa::path(
+    post,
+    path = "/v1/session",
+    tag = "cookie sessions",
+    request_body = crate::openapi::Credentials,
+    responses(
+        (status = 200, description = "A new cookie session (the secret is in Set-Cookie)", body = crate::openapi::CookieLogin),
+        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field fails the policy", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown user or wrong password", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Cross-site request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let kind = SessionKind::Cookie.as_str();
     if let Err(refused) = check_origin(&state, request.headers()) {
@@ -68,7 +85,7 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
 
 impl<T: serde::de::DeserializeOwned> JsonBody<T> {
     /// Extracts the body from a request a handler already took whole.
-    pub(crate) async fn from_request_checked(request: Request) -> Result<Self, ApiError> {
+    pub(super) async fn from_request_checked(request: Request) -> Result<Self, ApiError> {
         <Self as axum::extract::FromRequest<()>>::from_request(request, &()).await
     }
 }

@@ -44,6 +44,22 @@ fn invalid_request(description: &str) -> Response {
 }
 
 /// The token endpoint. Anyone may call it; the hybrid refresh needs the session's CSRF token.
+#[utoipa::path(
+    post,
+    path = "/v1/token",
+    tag = "token sessions",
+    request_body(content((crate::openapi::TokenRequest = "application/x-www-form-urlencoded"), (crate::openapi::TokenRequest = "application/json"))),
+    params(("delivery" = Option<crate::openapi::Delivery>, Query, description = "body (default) or cookie")),
+    responses(
+        (status = 200, description = "A token pair, in the body or (delivery=cookie) in cookies", body = crate::openapi::TokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = crate::openapi::OAuthError, content_type = "application/json"),
+        (status = 403, description = "CSRF rule (cookie delivery)", body = crate::openapi::OAuthError, content_type = "application/json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::OAuthError, content_type = "application/json"),
+        (status = 415, description = "Neither a form nor JSON", body = crate::openapi::OAuthError, content_type = "application/json"),
+        (status = 429, description = "too_many_attempts", body = crate::openapi::OAuthError, content_type = "application/json"),
+        (status = 503, description = "temporarily_unavailable", body = crate::openapi::OAuthError, content_type = "application/json")
+    )
+)]
 pub(super) async fn token(State(state): State<AppState>, request: Request) -> Response {
     match issue(&state, request).await {
         Ok(response) | Err(response) => response,
@@ -145,6 +161,19 @@ fn respond(state: &AppState, delivery: Delivery, session: &Session, pair: TokenP
 
 /// RFC 7009 revocation: ends the session of the refresh or access token given. `200` for any
 /// well-formed request, whether or not the token was valid. Anyone may call it.
+#[utoipa::path(
+    post,
+    path = "/v1/token/revoke",
+    tag = "token sessions",
+    request_body(content((crate::openapi::RevokeRequest = "application/x-www-form-urlencoded"), (crate::openapi::RevokeRequest = "application/json"))),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke"),
+        (status = 400, description = "invalid_request", body = crate::openapi::OAuthError, content_type = "application/json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::OAuthError, content_type = "application/json"),
+        (status = 415, description = "Neither a form nor JSON", body = crate::openapi::OAuthError, content_type = "application/json"),
+        (status = 503, description = "temporarily_unavailable", body = crate::openapi::OAuthError, content_type = "application/json")
+    )
+)]
 pub(super) async fn revoke(State(state): State<AppState>, request: Request) -> Response {
     let params = match OAuthParams::from_request(request, &()).await {
         Ok(params) => params,

@@ -26,6 +26,19 @@ fn original_method(headers: &HeaderMap) -> Option<Method> {
 ///
 /// Takes the request whole so its headers are borrowed, not cloned, and sizes the response's
 /// header map once: this is the hot path.
+#[utoipa::path(
+    get,
+    path = "/v1/verify",
+    tag = "gateways",
+    params(("X-Forwarded-Method" = Option<String>, Header, description = "The original method"), ("X-Original-Method" = Option<String>, Header, description = "The original method")),
+    security((), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Authenticated; the caller in X-Auth-User-Id, X-Auth-Username, X-Auth-Session-Id, X-Auth-Kind"),
+        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF rule for an unsafe original method", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub(super) async fn verify(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let headers = request.headers();
     let unsafe_method = original_method(headers).is_some_and(|method| is_unsafe(&method));

@@ -11,6 +11,14 @@ use crate::state::AppState;
 /// The public keys (RFC 7517). Retired keys stay until their tokens have expired; a key due to
 /// sign is published ahead. Cached for [`latchkey_core::keys::jwks_max_age`], so verifiers see
 /// a rotation before its first token; they also refetch on an unknown `kid`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "discovery",
+    responses(
+        (status = 200, description = "The JWKS", body = Object)
+    )
+)]
 pub(super) async fn jwks(State(state): State<AppState>) -> Response {
     let max_age = latchkey_core::keys::jwks_max_age(state.service.policy().access_token_ttl).whole_seconds();
     let cache =
@@ -21,6 +29,14 @@ pub(super) async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 /// Discovery metadata (OpenID Connect Discovery / RFC 8414 names).
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "discovery",
+    responses(
+        (status = 200, description = "Discovery metadata", body = Object)
+    )
+)]
 pub(super) async fn discovery(State(state): State<AppState>) -> Response {
     let base = &state.config.public_url;
     let alg = state.service.keys().signer_alg().as_str();

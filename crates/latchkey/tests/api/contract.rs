@@ -214,3 +214,40 @@ async fn secrets_never_reach_the_logs() {
         assert!(!logs.contains(secret), "a secret reached the log:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_operation_of_the_contract() {
+    let server = Server::start().await;
+    let response = server.client.get(server.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let document: serde_json::Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().is_some_and(|version| version.starts_with("3.")));
+    let operations = [
+        ("/v1/accounts", "post"),
+        ("/v1/account/password", "post"),
+        ("/v1/session", "post"),
+        ("/v1/token", "post"),
+        ("/v1/token/revoke", "post"),
+        ("/v1/me", "get"),
+        ("/v1/sessions", "get"),
+        ("/v1/sessions/{id}", "delete"),
+        ("/v1/logout", "post"),
+        ("/v1/verify", "get"),
+        ("/v1/revocations", "get"),
+        ("/.well-known/jwks.json", "get"),
+        ("/.well-known/openid-configuration", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+    ];
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), operations.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
+    for (path, method) in operations {
+        let operation = &document["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is not described");
+        assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+    }
+    let problem = &document["components"]["schemas"]["Problem"]["required"];
+    assert!(problem.as_array().unwrap().iter().any(|field| field == "code"));
+}
