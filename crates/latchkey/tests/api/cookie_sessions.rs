@@ -93,14 +93,7 @@ async fn a_login_from_a_foreign_origin_is_refused() {
     let server = Server::with(&[("LATCHKEY_ALLOWED_ORIGINS", "https://app.example.test")]).await;
     server.sign_up("alice").await;
     for origin in ["https://evil.example.test", "null", "http://localhost:8081"] {
-        let response = server
-            .client
-            .post(server.url("/v1/session"))
-            .header("origin", origin)
-            .json(&json!({ "username": "alice", "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
+        let response = server.login_attempt("alice", PASSWORD, &[("origin", origin)]).await;
         assert!(set_cookies(response.headers()).is_empty());
         expect_problem(response, StatusCode::FORBIDDEN, "csrf_rejected").await;
     }

@@ -221,6 +221,16 @@ impl Server {
         self.client.post(self.url(path)).json(body).send().await.expect("request")
     }
 
+    /// `POST /v1/session` with these credentials and extra request headers, whatever the answer.
+    pub async fn login_attempt(&self, username: &str, password: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request =
+            self.client.post(self.url("/v1/session")).json(&json!({ "username": username, "password": password }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request")
+    }
+
     /// Logs in with a cookie session; panics unless 200.
     pub async fn cookie_login(&self, username: &str) -> CookieLogin {
         let response = self.post_json("/v1/session", &json!({ "username": username, "password": PASSWORD })).await;

@@ -38,14 +38,7 @@ async fn asvs_3_5_origins_that_only_look_like_the_public_one_are_refused() {
     ] {
         let response = cookie_logout(&server, &login, &[("x-csrf-token", &login.csrf), ("origin", origin)]).await;
         expect_problem(response, StatusCode::FORBIDDEN, "csrf_rejected").await;
-        let login_attempt = server
-            .client
-            .post(server.url("/v1/session"))
-            .header("origin", origin)
-            .json(&json!({ "username": "alice", "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
+        let login_attempt = server.login_attempt("alice", PASSWORD, &[("origin", origin)]).await;
         expect_problem(login_attempt, StatusCode::FORBIDDEN, "csrf_rejected").await;
     }
     assert_eq!(server.me_cookie(&login.cookie).await.status(), StatusCode::OK, "nothing was changed");
@@ -58,14 +51,7 @@ async fn asvs_3_5_fetch_metadata_marking_a_request_cross_site_is_refused_without
     let login = server.cookie_login("alice").await;
     let cross = [("x-csrf-token", login.csrf.as_str()), ("sec-fetch-site", "cross-site")];
     expect_problem(cookie_logout(&server, &login, &cross).await, StatusCode::FORBIDDEN, "csrf_rejected").await;
-    let login_attempt = server
-        .client
-        .post(server.url("/v1/session"))
-        .header("sec-fetch-site", "cross-site")
-        .json(&json!({ "username": "alice", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+    let login_attempt = server.login_attempt("alice", PASSWORD, &[("sec-fetch-site", "cross-site")]).await;
     expect_problem(login_attempt, StatusCode::FORBIDDEN, "csrf_rejected").await;
     let same = [("x-csrf-token", login.csrf.as_str()), ("sec-fetch-site", "same-origin")];
     assert_eq!(cookie_logout(&server, &login, &same).await.status(), StatusCode::NO_CONTENT);

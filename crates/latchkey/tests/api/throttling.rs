@@ -14,12 +14,7 @@ const WRONG: &str = "not the password at all";
 
 /// A cookie login attempt with `password`, sending `headers`.
 async fn attempt(server: &Server, username: &str, password: &str, headers: &[(&str, &str)]) -> Response {
-    let mut request =
-        server.client.post(server.url("/v1/session")).json(&json!({ "username": username, "password": password }));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.expect("request")
+    server.login_attempt(username, password, headers).await
 }
 
 /// A password-grant attempt with `password`.
