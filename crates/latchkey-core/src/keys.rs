@@ -409,7 +409,10 @@ impl VerifyingKeys {
         if is_expired(claims.exp, now) {
             return Err(TokenRejection::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| i128::from(nbf - LEEWAY_SECONDS) * 1_000_000_000 > now.unix_timestamp_nanos()) {
+        let in_the_future =
+            |at: i64| i128::from(at.saturating_sub(LEEWAY_SECONDS)) * 1_000_000_000 > now.unix_timestamp_nanos();
+        // A token issued "later" than now was not issued by a clock latchkey trusts.
+        if claims.nbf.is_some_and(in_the_future) || in_the_future(claims.iat) {
             return Err(TokenRejection::NotYetValid);
         }
         Ok(claims)

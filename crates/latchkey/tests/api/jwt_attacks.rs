@@ -257,7 +257,7 @@ async fn rfc8725_3_8_and_3_9_issuer_and_audience_must_match_exactly() {
 }
 
 #[tokio::test]
-async fn api_precise_rules_exp_and_nbf_are_checked_with_at_most_two_seconds_of_leeway() {
+async fn api_precise_rules_exp_nbf_and_iat_are_checked_with_at_most_two_seconds_of_leeway() {
     let forge = Forge::start().await;
     let sign = |changes: Value| forge.signed_values(&forge.header(), &forge.claims_with(changes));
     forge.assert_refused(&sign(json!({ "exp": now() - 10 })), "exp 10 s ago").await;
@@ -265,6 +265,8 @@ async fn api_precise_rules_exp_and_nbf_are_checked_with_at_most_two_seconds_of_l
     forge.assert_accepted(&sign(json!({ "exp": now() })), "exp now (inside the leeway)").await;
     forge.assert_refused(&sign(json!({ "nbf": now() + 30 })), "nbf 30 s ahead").await;
     forge.assert_accepted(&sign(json!({ "nbf": now() })), "nbf now").await;
+    forge.assert_refused(&sign(json!({ "iat": now() + 30 })), "iat 30 s ahead").await;
+    forge.assert_accepted(&sign(json!({ "iat": now() + 1 })), "iat 1 s ahead (inside the leeway)").await;
 }
 
 #[tokio::test]
