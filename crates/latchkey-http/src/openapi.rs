@@ -84,22 +84,31 @@ pub(crate) struct PasswordChange {
 }
 
 /// A token request (RFC 6749 §4.3 and §6), as a form or as JSON.
-#[derive(ToSchema)]
-pub(crate) struct TokenRequest {
-    grant_type: GrantType,
-    username: Option<String>,
-    password: Option<String>,
-    refresh_token: Option<String>,
+// Serialize only lends utoipa serde's `untagged` (a oneOf of the two shapes).
+#[derive(ToSchema, serde::Serialize)]
+#[serde(untagged)]
+pub(crate) enum TokenRequest {
+    /// Log in.
+    Password(PasswordGrant),
+    /// Rotate the refresh token.
+    Refresh(RefreshGrant),
 }
 
-/// The grants latchkey answers.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum GrantType {
-    /// Log in (RFC 6749 §4.3).
-    Password,
-    /// Rotate (RFC 6749 §6).
-    RefreshToken,
+/// The password grant (RFC 6749 §4.3).
+#[derive(ToSchema, serde::Serialize)]
+pub(crate) struct PasswordGrant {
+    #[schema(pattern = "^password$")]
+    grant_type: String,
+    username: String,
+    password: String,
+}
+
+/// The refresh grant (RFC 6749 §6); with `?delivery=cookie` the token comes from its cookie.
+#[derive(ToSchema, serde::Serialize)]
+pub(crate) struct RefreshGrant {
+    #[schema(pattern = "^refresh_token$")]
+    grant_type: String,
+    refresh_token: Option<String>,
 }
 
 /// Where the token endpoint puts the tokens.
