@@ -70,22 +70,23 @@ static APP: LazyLock<App> = LazyLock::new(|| {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let router = runtime.block_on(async {
-        let store = latchkey_sql::SqlStore::open_sqlite_file(&dir.path().join("fuzz.db")).await.unwrap_or_else(|e| panic!("{e}"));
-        let cheap = Argon2Settings { memory_kib: 8, iterations: 1, parallelism: 1 };
-        let hasher = PasswordHasher::new(cheap, 1).unwrap_or_else(|e| panic!("{e}"));
-        let service = Latchkey::start(store.stores(), std::sync::Arc::new(latchkey_core::SystemClock), hasher, Policy::default(), KeyCustody::default())
+        let store = latchkey_sql::SqlStore::open_sqlite_file(&dir.path().join("fuzz.db"))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        let cheap = Argon2Settings { memory_kib: 8, iterations: 1, parallelism: 1 };
+        let hasher = PasswordHasher::new(cheap, 1).unwrap_or_else(|e| panic!("{e}"));
+        let service = Latchkey::start(
+            store.stores(),
+            std::sync::Arc::new(latchkey_core::SystemClock),
+            hasher,
+            Policy::default(),
+            KeyCustody::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         let origin = Origin::parse("http://localhost:8080").unwrap_or_else(|e| panic!("{e}"));
-        let config = HttpConfig {
-            public_url: origin.as_str().to_owned(),
-            public_origin: origin,
-            allowed_origins: Vec::new(),
-            cookie_name: "latchkey".into(),
-            cookie_domain: None,
-            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))],
-            service_token: None,
-        };
+        let trusted_proxies = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
+        let config = HttpConfig { trusted_proxies, ..HttpConfig::new(origin) };
         latchkey_http::router(AppState::new(service, config))
     });
     App { runtime, router, _dir: dir }
@@ -93,7 +94,8 @@ static APP: LazyLock<App> = LazyLock::new(|| {
 
 fuzz_target!(|input: Input| {
     let app = &*APP;
-    let methods = [Method::GET, Method::POST, Method::DELETE, Method::PUT, Method::OPTIONS, Method::HEAD, Method::PATCH];
+    let methods =
+        [Method::GET, Method::POST, Method::DELETE, Method::PUT, Method::OPTIONS, Method::HEAD, Method::PATCH];
     let method = methods[usize::from(input.method) % methods.len()].clone();
     let mut uri = PATHS[usize::from(input.path) % PATHS.len()].to_owned();
     if let Some(query) = &input.query {

@@ -29,7 +29,8 @@ static KEYS: LazyLock<Keys> = LazyLock::new(|| {
         .into_iter()
         .map(|alg| keys::generate(alg, now).unwrap_or_else(|err| panic!("{err}")))
         .collect();
-    let set = KeySet::build(&stored, None, SigningAlgorithm::EdDSA, settings, now).unwrap_or_else(|err| panic!("{err}"));
+    let set =
+        KeySet::build(&stored, None, SigningAlgorithm::EdDSA, settings, now).unwrap_or_else(|err| panic!("{err}"));
     Keys { set, secret: ServerSecret::generate().0, now }
 });
 

@@ -138,6 +138,21 @@ impl fmt::Debug for HttpConfig {
 }
 
 impl HttpConfig {
+    /// The configuration of a server at `public_origin` with every other setting at its
+    /// default: no extra origins, cookies named `latchkey_*` for the host only, no trusted
+    /// proxies, the revocation feed off.
+    pub fn new(public_origin: Origin) -> Self {
+        Self {
+            public_url: public_origin.as_str().to_owned(),
+            public_origin,
+            allowed_origins: Vec::new(),
+            cookie_name: "latchkey".into(),
+            cookie_domain: None,
+            trusted_proxies: Vec::new(),
+            service_token: None,
+        }
+    }
+
     /// Whether cookies get `Secure` and the `__Host-`/`__Secure-` prefixes.
     pub fn secure_cookies(&self) -> bool {
         self.public_origin.is_https()

@@ -35,15 +35,7 @@ async fn app() -> App {
     let service =
         Latchkey::start(store.stores(), clock.clone(), hasher, Policy::default(), KeyCustody::default()).await.unwrap();
     let origin = Origin::parse("http://localhost:8080").unwrap();
-    let config = HttpConfig {
-        public_url: origin.as_str().to_owned(),
-        public_origin: origin,
-        allowed_origins: Vec::new(),
-        cookie_name: "latchkey".into(),
-        cookie_domain: None,
-        trusted_proxies: Vec::new(),
-        service_token: None,
-    };
+    let config = HttpConfig::new(origin);
     let app = App { router: latchkey_http::router(AppState::new(service.clone(), config)), service, clock, _dir: dir };
     let created = app.call(post_json("/v1/accounts", json!({ "username": "alice", "password": PASSWORD }))).await;
     assert_eq!(created.0, StatusCode::CREATED);
