@@ -419,4 +419,51 @@ mod tests {
         assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
         assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
     }
+
+    fn throttle(account_free: u32) -> Throttle {
+        let policy = ThrottlePolicy { account_free, ..ThrottlePolicy::default() };
+        Throttle::new(Arc::new(LocalThrottle::new()), policy)
+    }
+
+    #[tokio::test]
+    async fn past_the_free_failures_an_attempt_still_being_checked_makes_the_next_one_wait() -> Result<(), StoreError> {
+        let (secret, _) = ServerSecret::generate();
+        let throttle = throttle(2);
+        let keys = AttemptKeys::new(&secret, "alice", None, None);
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        for _ in 0..2 {
+            let admission = throttle.admit(&keys, t0).await?.map_err(|_| StoreError::Corrupt("refused".into()))?;
+            throttle.failed(&keys, admission, t0).await?;
+        }
+        let later = t0 + Duration::seconds(10);
+        // One guess goes ahead; while its password is checked, a second one is refused.
+        assert!(throttle.admit(&keys, later).await?.is_ok());
+        let second = throttle.admit(&keys, later).await?;
+        assert!(matches!(second, Err(Throttled { scope: ThrottleScope::Account, .. })), "{second:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_success_clears_the_account_and_failures_report_the_allowance_they_reach() -> Result<(), StoreError> {
+        let (secret, _) = ServerSecret::generate();
+        let throttle = throttle(2);
+        let address = IpAddr::from([192, 0, 2, 1]);
+        let keys = AttemptKeys::new(&secret, "alice", Some(address), Some(b"guess"));
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let refused = || StoreError::Corrupt("refused".into());
+        let first = throttle.admit(&keys, t0).await?.map_err(|_| refused())?;
+        assert!(throttle.failed(&keys, first, t0).await?.is_empty());
+        let second = throttle.admit(&keys, t0).await?.map_err(|_| refused())?;
+        assert_eq!(throttle.failed(&keys, second, t0).await?, vec![ThrottleScope::Account], "the second of two");
+        let later = t0 + Duration::seconds(5);
+        // The right password, once the wait is over.
+        throttle.admit(&keys, later).await?.map_err(|_| refused())?;
+        throttle.succeeded(&keys).await?;
+        for _ in 0..2 {
+            let admission = throttle.admit(&keys, later).await?.map_err(|_| refused())?;
+            throttle.failed(&keys, admission, later).await?;
+        }
+        assert!(throttle.admit(&keys, later).await?.is_err(), "counting started again from zero after the success");
+        Ok(())
+    }
 }
