@@ -195,10 +195,12 @@ fn opened(master_key: Option<&MasterKey>, stored: Vec<StoredKey>) -> Result<Vec<
         .collect()
 }
 
-/// Which sessions a logout ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which sessions a logout ends; the contract's `scope`, `current` when absent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogoutScope {
     /// The caller's own.
+    #[default]
     Current,
     /// Every other session of the caller's.
     Others,
@@ -809,10 +811,11 @@ impl Latchkey {
             SessionKind::Cookie => now + policy.cookie_cache_ttl,
         };
         let revoked = self.inner.stores.sessions.revoke(scope, now, &until).await?;
+        // The owner's id comes with the scope; no lookup on the revocation path for the trail.
         let owner = match scope {
             RevokeScope::One(_) => None,
             RevokeScope::OneOf { user, .. } | RevokeScope::AllOf(user) | RevokeScope::AllOfExcept(user, _) => {
-                self.inner.stores.accounts.by_id(user).await.ok().flatten()
+                Some(user)
             }
         };
         for entry in &revoked {
@@ -821,9 +824,7 @@ impl Latchkey {
         for entry in &revoked {
             let mut event =
                 AuditEvent::new(AuditKind::SessionRevoked, now).session(entry.session_id).detail(cause.as_str());
-            if let Some(owner) = &owner {
-                event = event.user(owner.id, &owner.username);
-            }
+            event.user_id = owner;
             self.audit(event).await;
         }
         if !revoked.is_empty() {

@@ -107,19 +107,10 @@ pub(super) async fn revoke_one(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum Scope {
-    #[default]
-    Current,
-    Others,
-    All,
-}
-
 #[derive(Deserialize)]
 pub(super) struct Logout {
     #[serde(default)]
-    scope: Scope,
+    scope: LogoutScope,
 }
 
 /// Ends the current session, the caller's other sessions, or all of them. A cookie caller's
@@ -148,13 +139,8 @@ pub(super) async fn logout(
 ) -> Result<Response, ApiError> {
     let scope = body.map(|body| body.scope).unwrap_or_default();
     let caller = &auth.caller;
-    let logout_scope = match scope {
-        Scope::Current => LogoutScope::Current,
-        Scope::Others => LogoutScope::Others,
-        Scope::All => LogoutScope::All,
-    };
-    state.service.log_out(caller, logout_scope).await?;
-    if auth.via == Via::Cookie && scope != Scope::Others {
+    state.service.log_out(caller, scope).await?;
+    if auth.via == Via::Cookie && scope != LogoutScope::Others {
         let jar = state.cookies.removals().into_iter().fold(CookieJar::new(), CookieJar::add);
         return Ok((StatusCode::NO_CONTENT, jar).into_response());
     }

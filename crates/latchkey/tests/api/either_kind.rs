@@ -212,3 +212,21 @@ async fn with_the_session_cache_off_a_revocation_by_another_process_bites_at_onc
     assert!(ok, "{out}{err}");
     assert_eq!(server.me_cookie(&web.cookie).await.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_logout_with_an_unknown_scope_is_422_and_ends_nothing() {
+    let server = Server::start().await;
+    server.sign_up("alice").await;
+    let tokens = server.token_login("alice").await;
+    let response = server
+        .client
+        .post(server.url("/v1/logout"))
+        .bearer_auth(&tokens.access)
+        .json(&json!({ "scope": "everywhere" }))
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input").await;
+    assert_eq!(problem["field"], "scope");
+    assert_eq!(server.me_bearer(&tokens.access).await.status(), StatusCode::OK);
+}
