@@ -96,14 +96,42 @@ pub async fn authenticate(
     Ok(Authenticated { caller, via: Via::Cookie })
 }
 
+/// Where a CSRF token travels: the API's header, or a hidden field of a page's form (a form
+/// cannot set headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrfCarrier {
+    /// The `X-CSRF-Token` header.
+    Header,
+    /// The `csrf_token` field of a form.
+    FormField,
+}
+
 /// The CSRF rule: the session's token in `X-CSRF-Token`, and an allowed `Origin` if any.
 pub fn check_csrf(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Result<(), ApiError> {
-    check_origin(state, headers)?;
     let presented = headers.get(CSRF_HEADER).and_then(|value| value.to_str().ok());
-    match presented {
-        Some(token) if state.service.csrf_matches(caller.session_id, token) => Ok(()),
-        Some(_) => Err(ApiError::CsrfRejected("the X-CSRF-Token header does not match the session")),
-        None => Err(ApiError::CsrfRejected("the X-CSRF-Token header is missing")),
+    check_csrf_token(state, headers, caller, presented, CsrfCarrier::Header)
+}
+
+/// The CSRF rule with the token taken from wherever `carrier` says it was: an allowed `Origin`
+/// (if any), and `presented` equal to the session's token.
+pub fn check_csrf_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+    presented: Option<&str>,
+    carrier: CsrfCarrier,
+) -> Result<(), ApiError> {
+    check_origin(state, headers)?;
+    match (presented, carrier) {
+        (Some(token), _) if state.service.csrf_matches(caller.session_id, token) => Ok(()),
+        (Some(_), CsrfCarrier::Header) => {
+            Err(ApiError::CsrfRejected("the X-CSRF-Token header does not match the session"))
+        }
+        (None, CsrfCarrier::Header) => Err(ApiError::CsrfRejected("the X-CSRF-Token header is missing")),
+        (Some(_), CsrfCarrier::FormField) => {
+            Err(ApiError::CsrfRejected("the form's CSRF token does not match the session"))
+        }
+        (None, CsrfCarrier::FormField) => Err(ApiError::CsrfRejected("the form's CSRF token is missing")),
     }
 }
 

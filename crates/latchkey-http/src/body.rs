@@ -1,5 +1,5 @@
 //! Request bodies: a JSON extractor whose every failure comes out in the contract's error
-//! format, and the form-or-JSON parameters of the token endpoints.
+//! format, the pages' forms, and the form-or-JSON parameters of the token endpoints.
 
 use std::collections::HashMap;
 
@@ -97,6 +97,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
             Some(media) if is_json(&media) => parse_json(&bytes).map(|value| Self(Some(value))),
             _ => Err(ApiError::UnsupportedMediaType { expected: "application/json" }),
         }
+    }
+}
+
+/// Runs a body extractor on a request a handler already took whole (to read its headers and
+/// connection first).
+pub async fn body_of<T: FromRequest<()>>(request: Request) -> Result<T, T::Rejection> {
+    T::from_request(request, &()).await
+}
+
+/// A form a page posts (`application/x-www-form-urlencoded`), as browsers send it.
+pub struct FormBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if media_type(req.headers()).as_deref() != Some("application/x-www-form-urlencoded") {
+            return Err(ApiError::UnsupportedMediaType { expected: "application/x-www-form-urlencoded" });
+        }
+        let bytes = read_bytes(req).await?;
+        serde_urlencoded::from_bytes(&bytes).map(FormBody).map_err(|err| ApiError::Malformed(err.to_string()))
     }
 }
 

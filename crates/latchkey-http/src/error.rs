@@ -80,7 +80,8 @@ impl ApiError {
         Self::InvalidInput { field: field.to_owned(), detail: detail.to_string() }
     }
 
-    fn status(&self) -> StatusCode {
+    /// The HTTP status of this error.
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -120,7 +121,8 @@ impl ApiError {
         }
     }
 
-    fn title(&self) -> &'static str {
+    /// The short human title (the problem document's `title`).
+    pub(crate) fn title(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "Malformed request",
             Self::InvalidInput { .. } => "Invalid input",
@@ -167,7 +169,21 @@ impl ApiError {
         response
     }
 
-    fn add_retry_after(&self, headers: &mut HeaderMap) {
+    /// The detail shown to the client. An internal error's own detail goes to the log only,
+    /// under an id the client sees.
+    pub(crate) fn public_detail(&self) -> String {
+        match self {
+            Self::Internal(detail) => {
+                let id = uuid::Uuid::new_v4();
+                error!(error.id = %id, %detail, "internal error");
+                format!("internal error {id}")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Adds `Retry-After` to a throttled answer.
+    pub(crate) fn add_retry_after(&self, headers: &mut HeaderMap) {
         if let Self::TooManyAttempts { retry_after } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
@@ -203,14 +219,7 @@ impl From<AuthError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let detail = match &self {
-            Self::Internal(detail) => {
-                let id = uuid::Uuid::new_v4();
-                error!(error.id = %id, %detail, "internal error");
-                format!("internal error {id}")
-            }
-            other => other.to_string(),
-        };
+        let detail = self.public_detail();
         let mut body = json!({
             "type": format!("urn:latchkey:problem:{}", self.code()),
             "title": self.title(),

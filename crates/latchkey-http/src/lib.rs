@@ -1,6 +1,7 @@
 //! latchkey's HTTP contract (`API.md`): the axum router, the extractors that authenticate
 //! cookies and bearer tokens, the CSRF rule, CORS, and the mapping of every error to
-//! `application/problem+json` (or RFC 6749's shape on the token endpoint).
+//! `application/problem+json` (or RFC 6749's shape on the token endpoint); and the web pages
+//! (sign-up, sign-in, account, playground) built on the same rules.
 //!
 //! The layer is thin: parse the request, call [`latchkey_core::Latchkey`], map the result.
 
@@ -13,6 +14,7 @@ mod error;
 mod metrics;
 mod middleware;
 mod openapi;
+mod pages;
 mod routes;
 mod state;
 

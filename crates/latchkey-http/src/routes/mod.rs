@@ -1,10 +1,11 @@
-//! The router: every route of API.md, each with its CORS grant, behind the shared middleware.
+//! The router: every route of API.md, each with its CORS grant, and the web pages, behind the
+//! shared middleware.
 
 mod accounts;
 mod me;
 mod ops;
 mod revocations;
-mod session;
+pub(crate) mod session;
 mod token;
 mod verify;
 mod wellknown;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", plain(get(ops::readyz)))
         .route("/metrics", plain(get(ops::metrics)))
         .route("/openapi.json", cors(get(openapi_document), &[Method::GET]))
+        .merge(crate::pages::routes(&state.config))
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(limit_headers))

@@ -5,14 +5,14 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use latchkey_core::service::Credential;
+use latchkey_core::service::{Credential, Login};
 use latchkey_core::session::{ClientInfo, SessionKind};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{NO_STORE, rfc3339, user_json};
 use crate::auth::{check_origin, client_ip};
-use crate::body::JsonBody;
+use crate::body::{JsonBody, body_of};
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
 use crate::state::AppState;
@@ -56,7 +56,7 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
         return Err(refused);
     }
     let client = client_info(&state, &request);
-    let JsonBody(body) = match JsonBody::<Credentials>::from_request_checked(request).await {
+    let JsonBody(body) = match body_of::<JsonBody<Credentials>>(request).await {
         Ok(body) => body,
         Err(err) => {
             state.metrics.observe_login(kind, LoginOutcome::Refused);
@@ -64,12 +64,8 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
         }
     };
     let login = state.log_in(&body.username, body.password, SessionKind::Cookie, client).await?;
-    let Credential::Cookie(secret) = &login.credential else {
-        return Err(ApiError::Internal("a cookie login produced tokens".into()));
-    };
+    let jar = session_cookie_jar(&state, &login)?;
     let session = &login.session;
-    let max_age = session.absolute_expires_at - state.service.now();
-    let jar = CookieJar::new().add(state.cookies.session_cookie(secret.expose(), max_age));
     let body = json!({
         "user": user_json(&login.account),
         "session": {
@@ -83,9 +79,11 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
     Ok((StatusCode::OK, [NO_STORE], jar, Json(body)).into_response())
 }
 
-impl<T: serde::de::DeserializeOwned> JsonBody<T> {
-    /// Extracts the body from a request a handler already took whole.
-    pub(super) async fn from_request_checked(request: Request) -> Result<Self, ApiError> {
-        <Self as axum::extract::FromRequest<()>>::from_request(request, &()).await
-    }
+/// The `Set-Cookie` carrying a new cookie session's secret, living as long as the session can.
+pub(crate) fn session_cookie_jar(state: &AppState, login: &Login) -> Result<CookieJar, ApiError> {
+    let Credential::Cookie(secret) = &login.credential else {
+        return Err(ApiError::Internal("a cookie login produced tokens".into()));
+    };
+    let max_age = login.session.absolute_expires_at - state.service.now();
+    Ok(CookieJar::new().add(state.cookies.session_cookie(secret.expose(), max_age)))
 }

@@ -14,6 +14,7 @@ mod helpers;
 mod hybrid;
 mod jwt_attacks;
 mod keys;
+mod pages;
 mod revocation_feed;
 mod session_attacks;
 mod throttling;

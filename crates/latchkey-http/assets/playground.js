@@ -1,0 +1,267 @@
+// The playground: the token mode and the cookie mode of latchkey, driven from the browser's
+// side. Plain script, no build step; it only ever writes text into the page (textContent),
+// so it runs under the pages' Content-Security-Policy with Trusted Types enforced.
+(() => {
+  'use strict';
+
+  const byId = (id) => document.getElementById(id);
+  const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
+  // Refresh when this share of the access token's lifetime has passed: early enough that a
+  // slow network still beats the expiry, late enough not to refresh needlessly.
+  const REFRESH_AT = 0.7;
+  // How often the token side calls /v1/me, as an app calls its API.
+  const CALL_EVERY_MS = 2000;
+
+  function note(listId, text) {
+    const list = byId(listId);
+    const item = document.createElement('li');
+    const when = document.createElement('time');
+    when.textContent = new Date().toLocaleTimeString();
+    item.append(when, ' ', text);
+    list.prepend(item);
+    while (list.children.length > 40) list.lastElementChild.remove();
+  }
+
+  async function readJson(response) {
+    try {
+      return await response.json();
+    } catch {
+      return {};
+    }
+  }
+
+  // A JWT's header or claims: base64url JSON.
+  function decodeSegment(segment) {
+    const base64 = segment.replace(/-/g, '+').replace(/_/g, '/');
+    const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
+    const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  }
+
+  // ---- Token mode -------------------------------------------------------------------------
+
+  const tokens = {
+    access: null, // the JWT, in memory only
+    refresh: null, // the opaque refresh token, in memory only
+    expiresAt: 0, // local clock, from expires_in (the server's clock may differ from ours)
+    lifetimeMs: 0,
+    refreshes: 0,
+    refreshTimer: null,
+    callTimer: null,
+  };
+
+  function setTokenButtons(enabled) {
+    for (const id of ['token-call', 'token-refresh', 'token-revoke']) byId(id).disabled = !enabled;
+  }
+
+  function keepTokens(body, why) {
+    tokens.access = body.access_token;
+    tokens.refresh = body.refresh_token;
+    tokens.lifetimeMs = body.expires_in * 1000;
+    tokens.expiresAt = Date.now() + tokens.lifetimeMs;
+    const [header, claims] = body.access_token.split('.');
+    byId('token-claims').textContent =
+      '// header\n' + JSON.stringify(decodeSegment(header), null, 2) +
+      '\n// claims\n' + JSON.stringify(decodeSegment(claims), null, 2);
+    byId('token-session').textContent = body.session_id;
+    byId('token-refreshes').textContent = String(tokens.refreshes);
+    byId('token-status').textContent = 'Holding an access token and a refresh token (' + why + ')';
+    const refreshInMs = Math.max(500, tokens.lifetimeMs * REFRESH_AT);
+    byId('token-refresh-plan').textContent =
+      '(refreshing automatically after ' + (refreshInMs / 1000).toFixed(1) + ' s of ' + body.expires_in + ' s)';
+    clearTimeout(tokens.refreshTimer);
+    tokens.refreshTimer = setTimeout(() => refreshTokens('automatic, before expiry'), refreshInMs);
+    clearInterval(tokens.callTimer);
+    tokens.callTimer = setInterval(callApiWithToken, CALL_EVERY_MS);
+    setTokenButtons(true);
+  }
+
+  function forgetTokens(why) {
+    clearTimeout(tokens.refreshTimer);
+    clearInterval(tokens.callTimer);
+    tokens.access = null;
+    tokens.refresh = null;
+    tokens.expiresAt = 0;
+    byId('token-status').textContent = 'No token: ' + why;
+    byId('token-countdown').textContent = '–';
+    byId('token-refresh-plan').textContent = '';
+    setTokenButtons(false);
+  }
+
+  async function tokenEndpoint(params) {
+    const response = await fetch('/v1/token', {
+      method: 'POST',
+      headers: FORM,
+      body: new URLSearchParams(params),
+      credentials: 'omit',
+    });
+    return { response, body: await readJson(response) };
+  }
+
+  async function signInWithTokens(event) {
+    event.preventDefault();
+    const form = event.target;
+    const { response, body } = await tokenEndpoint({
+      grant_type: 'password',
+      username: form.elements.username.value,
+      password: form.elements.password.value,
+    });
+    form.elements.password.value = '';
+    if (!response.ok) {
+      note('token-log', 'POST /v1/token → ' + response.status + ' ' + body.error + ': ' + body.error_description);
+      return;
+    }
+    tokens.refreshes = 0;
+    note('token-log', 'POST /v1/token (password grant) → 200: a new token session');
+    keepTokens(body, 'signed in');
+  }
+
+  async function refreshTokens(why) {
+    if (!tokens.refresh) return;
+    const { response, body } = await tokenEndpoint({ grant_type: 'refresh_token', refresh_token: tokens.refresh });
+    if (!response.ok) {
+      note('token-log', 'Refresh refused → ' + response.status + ' ' + body.error + ': the session has ended');
+      forgetTokens('the refresh token was refused (' + body.error + ')');
+      return;
+    }
+    tokens.refreshes += 1;
+    note('token-log', 'Refreshed (' + why + '): a new access token and a new refresh token; the old refresh token is retired');
+    keepTokens(body, 'refreshed ' + tokens.refreshes + '×');
+  }
+
+  async function callApiWithToken() {
+    if (!tokens.access) return;
+    const response = await fetch('/v1/me', {
+      headers: { Authorization: 'Bearer ' + tokens.access },
+      credentials: 'omit',
+    });
+    if (response.ok) {
+      const body = await readJson(response);
+      byId('token-me').textContent = '200: ' + body.user.username + ' (auth: ' + body.auth + ')';
+      return;
+    }
+    byId('token-me').textContent = response.status + ': the access token was refused';
+    note('token-log', 'GET /v1/me → ' + response.status + ': the access token was refused; trying the refresh token');
+    await refreshTokens('after a refused call');
+  }
+
+  async function revokeTokens() {
+    const access = tokens.access;
+    const response = await fetch('/v1/token/revoke', {
+      method: 'POST',
+      headers: FORM,
+      body: new URLSearchParams({ token: tokens.refresh }),
+      credentials: 'omit',
+    });
+    note('token-log', 'POST /v1/token/revoke → ' + response.status + ': revoking either token ends the whole session');
+    const check = await fetch('/v1/me', { headers: { Authorization: 'Bearer ' + access }, credentials: 'omit' });
+    note('token-log', 'The old access token, still unexpired, now gets ' + check.status + ' from /v1/me');
+    byId('token-me').textContent = check.status + ': the access token was refused';
+    forgetTokens('revoked');
+  }
+
+  function tick() {
+    if (!tokens.access) return;
+    const left = Math.max(0, tokens.expiresAt - Date.now());
+    byId('token-countdown').textContent = (left / 1000).toFixed(1) + ' s';
+  }
+
+  // ---- Cookie mode ------------------------------------------------------------------------
+
+  const cookieSection = byId('cookie-mode');
+  const cookieName = cookieSection.dataset.cookieName;
+  let csrfToken = null;
+
+  function showWhatScriptSees() {
+    const visible = document.cookie;
+    byId('cookie-visible').textContent = visible === '' ? '"" (an empty string)' : JSON.stringify(visible);
+    const sees = visible.split(';').some((pair) => pair.trim().startsWith(cookieName + '='));
+    byId('cookie-verdict').textContent = sees
+      ? 'Yes (this would be a bug)'
+      : 'No. The browser holds it and sends it, but HttpOnly keeps it out of every script, so an injected one cannot steal it.';
+  }
+
+  function cookieSignedIn(session, csrf, why) {
+    csrfToken = csrf;
+    byId('cookie-status').textContent = 'Signed in with ' + why;
+    byId('cookie-session').textContent = session;
+    byId('cookie-csrf').textContent = csrf;
+    byId('cookie-forged').disabled = false;
+    byId('cookie-logout').disabled = false;
+    showWhatScriptSees();
+  }
+
+  function cookieSignedOut(why) {
+    csrfToken = null;
+    byId('cookie-status').textContent = 'Not signed in: ' + why;
+    byId('cookie-session').textContent = '–';
+    byId('cookie-csrf').textContent = '–';
+    byId('cookie-forged').disabled = true;
+    byId('cookie-logout').disabled = true;
+    showWhatScriptSees();
+  }
+
+  async function signInWithCookie(event) {
+    event.preventDefault();
+    const form = event.target;
+    const response = await fetch('/v1/session', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: form.elements.username.value, password: form.elements.password.value }),
+      credentials: 'same-origin',
+    });
+    form.elements.password.value = '';
+    const body = await readJson(response);
+    if (!response.ok) {
+      note('cookie-log', 'POST /v1/session → ' + response.status + ' ' + body.code + ': ' + body.detail);
+      return;
+    }
+    note('cookie-log', 'POST /v1/session → 200: the browser stored the session cookie (Set-Cookie, HttpOnly)');
+    cookieSignedIn(body.session.id, body.csrf_token, 'a new cookie session');
+  }
+
+  async function callApiWithCookie(quiet) {
+    const response = await fetch('/v1/me', { credentials: 'same-origin' });
+    const body = await readJson(response);
+    if (response.ok) {
+      if (!quiet) note('cookie-log', 'GET /v1/me → 200 as ' + body.user.username + ': the browser attached the cookie by itself');
+      cookieSignedIn(body.session.id, body.csrf_token, body.session.kind === 'cookie' ? 'a cookie session' : 'a hybrid token cookie');
+    } else {
+      if (!quiet) note('cookie-log', 'GET /v1/me → ' + response.status + ': no working session cookie');
+      cookieSignedOut('no working session cookie');
+    }
+  }
+
+  async function logOutWithoutCsrf() {
+    const response = await fetch('/v1/logout', { method: 'POST', credentials: 'same-origin' });
+    const body = await readJson(response);
+    note('cookie-log', 'POST /v1/logout without X-CSRF-Token → ' + response.status + ' ' + (body.code || '') +
+      ': the cookie alone cannot change anything, so a forged cross-site request cannot either');
+  }
+
+  async function logOutWithCookie() {
+    const response = await fetch('/v1/logout', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken },
+      body: JSON.stringify({ scope: 'current' }),
+      credentials: 'same-origin',
+    });
+    note('cookie-log', 'POST /v1/logout with X-CSRF-Token → ' + response.status + ': the session is revoked and the cookie cleared');
+    await callApiWithCookie(false);
+  }
+
+  // ---- Wiring -----------------------------------------------------------------------------
+
+  document.addEventListener('DOMContentLoaded', () => {
+    byId('token-login').addEventListener('submit', signInWithTokens);
+    byId('token-call').addEventListener('click', callApiWithToken);
+    byId('token-refresh').addEventListener('click', () => refreshTokens('on request'));
+    byId('token-revoke').addEventListener('click', revokeTokens);
+    byId('cookie-login').addEventListener('submit', signInWithCookie);
+    byId('cookie-call').addEventListener('click', () => callApiWithCookie(false));
+    byId('cookie-forged').addEventListener('click', logOutWithoutCsrf);
+    byId('cookie-logout').addEventListener('click', logOutWithCookie);
+    setInterval(tick, 200);
+    callApiWithCookie(true);
+  });
+})();

@@ -1,0 +1,230 @@
+//! `/account`: who is signed in, every device they are signed in on (both kinds), and the
+//! forms that end sessions and change the password.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::service::{AuthError, LogoutScope};
+use latchkey_core::session::SessionId;
+use serde::Deserialize;
+
+use super::devices::{DeviceRow, Moment};
+use super::sign_in::{CsrfForm, FormErrors, Notice, query};
+use super::{PageError, clear_cookies, render, sentence, signed_in, to_login};
+use crate::auth::{Authenticated, CsrfCarrier, check_csrf_token};
+use crate::body::FormBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What the account page confirms after one of its forms, named in `done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Revoked,
+    OthersSignedOut,
+    PasswordChanged,
+}
+
+impl Done {
+    const ALL: [Self; 3] = [Self::Revoked, Self::OthersSignedOut, Self::PasswordChanged];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::OthersSignedOut => "others_signed_out",
+            Self::PasswordChanged => "password_changed",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Revoked => "That device is signed out.",
+            Self::OthersSignedOut => "Every other device is signed out.",
+            Self::PasswordChanged => "Your password is changed, and every other device is signed out.",
+        }
+    }
+
+    fn redirect(self) -> Response {
+        Redirect::to(&format!("/account?done={}", self.as_str())).into_response()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    signed_in: Option<String>,
+    username: String,
+    user_id: String,
+    member_since: Moment,
+    devices: Vec<DeviceRow>,
+    csrf_token: String,
+    done: Option<&'static str>,
+    errors: FormErrors,
+}
+
+impl AccountPage {
+    /// The page for `auth`'s user as it is now.
+    async fn of(state: &AppState, auth: &Authenticated) -> Result<Self, PageError> {
+        let caller = &auth.caller;
+        let account =
+            state.service.account(caller.user_id).await?.ok_or(ApiError::Unauthenticated { bad_bearer: false })?;
+        let now = state.service.now();
+        let devices = state
+            .service
+            .sessions(caller.user_id)
+            .await?
+            .iter()
+            .map(|session| DeviceRow::new(session, now, session.id == caller.session_id))
+            .collect();
+        Ok(Self {
+            signed_in: Some(account.username.to_string()),
+            username: account.username.to_string(),
+            user_id: account.id.to_string(),
+            member_since: Moment::new(account.created_at, now),
+            devices,
+            csrf_token: state.service.csrf_token(caller.session_id),
+            done: None,
+            errors: FormErrors::default(),
+        })
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub(super) struct AccountQuery {
+    done: String,
+}
+
+/// `GET /account`.
+pub(super) async fn account_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PageError> {
+    let Some(auth) = signed_in(&state, &headers).await? else {
+        return Ok(to_login(&state, &headers, "/account"));
+    };
+    let params: AccountQuery = query(raw)?;
+    let done = Done::ALL.into_iter().find(|done| done.as_str() == params.done).map(Done::message);
+    let page = AccountPage { done, ..AccountPage::of(&state, &auth).await? };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The caller of one of the account page's forms, past the CSRF rule; `Err` carries the
+/// answer for a browser that is not signed in (or a refused form).
+async fn form_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf_token: Option<&str>,
+) -> Result<Result<Authenticated, Response>, PageError> {
+    let Some(auth) = signed_in(state, headers).await? else {
+        return Ok(Err(to_login(state, headers, "/account")));
+    };
+    check_csrf_token(state, headers, &auth.caller, csrf_token, CsrfCarrier::FormField)?;
+    Ok(Ok(auth))
+}
+
+/// `POST /account/sessions/{id}/revoke`: signs one device out. Revoking this very device is
+/// signing out.
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<FormBody<CsrfForm>, ApiError>,
+) -> Result<Response, PageError> {
+    let FormBody(form) = form?;
+    let auth = match form_caller(&state, &headers, form.csrf_token.as_deref()).await? {
+        Ok(auth) => auth,
+        Err(answer) => return Ok(answer),
+    };
+    let session = SessionId::parse(&id).ok_or(ApiError::SessionNotFound)?;
+    state.service.revoke_own(&auth.caller, session).await?;
+    if session == auth.caller.session_id {
+        let target = format!("/login?notice={}", Notice::SignedOut.as_str());
+        return Ok((clear_cookies(&state), Redirect::to(&target)).into_response());
+    }
+    Ok(Done::Revoked.redirect())
+}
+
+#[derive(Deserialize)]
+pub(super) struct LogOutForm {
+    #[serde(default)]
+    csrf_token: Option<String>,
+    #[serde(default)]
+    scope: LogoutScope,
+}
+
+/// `POST /account/logout`: "log out other devices" (`scope=others`) or "log out everywhere"
+/// (`scope=all`, which includes this one).
+pub(super) async fn log_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<FormBody<LogOutForm>, ApiError>,
+) -> Result<Response, PageError> {
+    let FormBody(form) = form?;
+    let auth = match form_caller(&state, &headers, form.csrf_token.as_deref()).await? {
+        Ok(auth) => auth,
+        Err(answer) => return Ok(answer),
+    };
+    state.service.log_out(&auth.caller, form.scope).await?;
+    let notice = match form.scope {
+        LogoutScope::Others => return Ok(Done::OthersSignedOut.redirect()),
+        LogoutScope::Current => Notice::SignedOut,
+        LogoutScope::All => Notice::SignedOutEverywhere,
+    };
+    let target = format!("/login?notice={}", notice.as_str());
+    Ok((clear_cookies(&state), Redirect::to(&target)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct PasswordForm {
+    #[serde(default)]
+    csrf_token: Option<String>,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    new_password_confirm: String,
+}
+
+/// `POST /account/password`: changes the password (this device stays signed in, every other
+/// is signed out), with the API's throttling and messages.
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<FormBody<PasswordForm>, ApiError>,
+) -> Result<Response, PageError> {
+    let FormBody(form) = form?;
+    let auth = match form_caller(&state, &headers, form.csrf_token.as_deref()).await? {
+        Ok(auth) => auth,
+        Err(answer) => return Ok(answer),
+    };
+    let refused = if form.new_password != form.new_password_confirm {
+        ApiError::invalid("new_password_confirm", "the two new passwords are not the same")
+    } else {
+        match state.service.change_password(&auth.caller, form.current_password, form.new_password).await {
+            Ok(()) => return Ok(Done::PasswordChanged.redirect()),
+            Err(AuthError::InvalidCredentials) => ApiError::InvalidInput {
+                field: "current_password".into(),
+                detail: "the current password is wrong".into(),
+            },
+            Err(AuthError::InvalidPassword(why)) => ApiError::invalid("new_password", why),
+            Err(other) => other.into(),
+        }
+    };
+    let status = match &refused {
+        // The API's status for a wrong current password.
+        ApiError::InvalidInput { field, .. } if field == "current_password" => StatusCode::FORBIDDEN,
+        ApiError::InvalidInput { .. } | ApiError::TooManyAttempts { .. } => refused.status(),
+        _ => return Err(refused.into()),
+    };
+    let errors = match &refused {
+        ApiError::TooManyAttempts { .. } => FormErrors::on("current_password", sentence(&refused.public_detail())),
+        other => FormErrors::from_api(other),
+    };
+    let page = AccountPage { errors, ..AccountPage::of(&state, &auth).await? };
+    let mut response = render(status, &page);
+    refused.add_retry_after(response.headers_mut());
+    Ok(response)
+}

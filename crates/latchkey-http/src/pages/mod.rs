@@ -1,0 +1,216 @@
+//! The web pages people use: sign-up, sign-in and sign-out, the account page with its device
+//! list, and the playground that shows the two ways to stay signed in side by side.
+//!
+//! Rendered on the server from templates compiled into the binary. Every form is a plain HTML
+//! form that works without script and posts back here; a form cannot set headers, so the
+//! CSRF rule of API.md takes the session's token from a hidden `csrf_token` field instead of
+//! `X-CSRF-Token` (and still checks `Origin` and `Sec-Fetch-Site`). The only script is the
+//! playground's, served from `/assets` under a Content-Security-Policy that allows no inline
+//! script or style.
+
+mod account;
+mod assets;
+mod devices;
+mod return_to;
+mod sign_in;
+
+use askama::Template;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::CookieJar;
+use latchkey_core::service::AuthError;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::auth::{Authenticated, authenticate};
+use crate::config::HttpConfig;
+use crate::cookies::request_cookie;
+use crate::error::ApiError;
+use crate::routes::NO_STORE;
+use crate::state::AppState;
+
+/// The pages' routes, each answering with the pages' security headers.
+pub(crate) fn routes(config: &HttpConfig) -> Router<AppState> {
+    let method_not_allowed = || async { PageError(ApiError::MethodNotAllowed) };
+    let mut router = Router::new()
+        .route("/", get(|| async { Redirect::to("/account") }))
+        .route("/signup", get(sign_in::sign_up_page).post(sign_in::sign_up))
+        .route("/login", get(sign_in::log_in_page).post(sign_in::log_in))
+        .route("/logout", get(sign_in::log_out_page).post(sign_in::log_out))
+        .route("/account", get(account::account_page))
+        .route("/account/sessions/{id}/revoke", post(account::revoke))
+        .route("/account/logout", post(account::log_out))
+        .route("/account/password", post(account::change_password))
+        .route("/playground", get(playground))
+        .route("/assets/{name}", get(assets::asset))
+        .method_not_allowed_fallback(method_not_allowed);
+    for (name, value) in security_headers(config) {
+        router = router.layer(SetResponseHeaderLayer::overriding(name, value));
+    }
+    router
+}
+
+/// The headers every page carries: a Content-Security-Policy that allows scripts, styles and
+/// requests only from this server and no inline code at all, forms posting only here (or to an
+/// allowed origin, where a sign-in's redirect may lead), no framing by anyone, no `Referer` to
+/// other origins (a `return_to` in a URL stays here; `no-referrer` would also make browsers
+/// send `Origin: null` on the pages' own forms, which the CSRF rule refuses), and a browsing
+/// context of its own.
+fn security_headers(config: &HttpConfig) -> Vec<(HeaderName, HeaderValue)> {
+    let form_targets: Vec<&str> = config.allowed_origins.iter().map(|origin| origin.as_str()).collect();
+    let form_action = std::iter::once("'self'").chain(form_targets).collect::<Vec<_>>().join(" ");
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; \
+         require-trusted-types-for 'script'; trusted-types 'none'"
+    );
+    let csp = HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+    });
+    vec![
+        (header::CONTENT_SECURITY_POLICY, csp),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
+        (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+        (HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin")),
+        (
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=()"),
+        ),
+    ]
+}
+
+/// Renders a page with `status`. Pages show a user's data or a CSRF token, so none is stored.
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => (status, [NO_STORE], Html(body)).into_response(),
+        Err(err) => PageError(ApiError::Internal(format!("template: {err}"))).into_response(),
+    }
+}
+
+/// A failure that ends a page request: the same status, title and detail as the API's
+/// problem document, shown as a page.
+#[derive(Debug)]
+pub(crate) struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(err: ApiError) -> Self {
+        Self(err)
+    }
+}
+
+impl From<AuthError> for PageError {
+    fn from(err: AuthError) -> Self {
+        Self(err.into())
+    }
+}
+
+/// The error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    signed_in: Option<String>,
+    status: u16,
+    title: &'static str,
+    detail: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let page = ErrorPage {
+            signed_in: None,
+            status: status.as_u16(),
+            title: self.0.title(),
+            detail: sentence(&self.0.public_detail()),
+        };
+        let mut response = render(status, &page);
+        self.0.add_retry_after(response.headers_mut());
+        response
+    }
+}
+
+/// The API's lower-case error detail as a sentence for a page: capitalised, with a full stop.
+fn sentence(detail: &str) -> String {
+    let mut chars = detail.chars();
+    let Some(first) = chars.next() else { return String::new() };
+    let mut text: String = first.to_uppercase().chain(chars).collect();
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}
+
+/// Who is asking for a page, if anyone: the session cookie (or a hybrid access-token cookie),
+/// checked as the API checks it. Forms check the CSRF rule themselves.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Authenticated>, PageError> {
+    match authenticate(state, headers, false).await {
+        Ok(auth) => Ok(Some(auth)),
+        Err(ApiError::Unauthenticated { .. }) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Sends an anonymous browser to the sign-in page, to come back to `path` afterwards. A
+/// session cookie that no longer works (revoked, expired) is cleared, and the page says why.
+fn to_login(state: &AppState, headers: &HeaderMap, path: &str) -> Response {
+    let stale = request_cookie(headers, &state.cookies.session).is_some()
+        || request_cookie(headers, &state.cookies.access).is_some();
+    let mut params = vec![("return_to", path)];
+    if stale {
+        params.push(("notice", sign_in::Notice::SessionEnded.as_str()));
+    }
+    let query = serde_urlencoded::to_string(&params).unwrap_or_default();
+    let redirect = Redirect::to(&format!("/login?{query}"));
+    if stale { (clear_cookies(state), redirect).into_response() } else { redirect.into_response() }
+}
+
+/// Cookies that clear every cookie latchkey sets.
+fn clear_cookies(state: &AppState) -> CookieJar {
+    state.cookies.removals().into_iter().fold(CookieJar::new(), CookieJar::add)
+}
+
+/// The playground: the token mode and the cookie mode, side by side.
+#[derive(Template)]
+#[template(path = "playground.html")]
+struct PlaygroundPage {
+    signed_in: Option<String>,
+    cookie_name: String,
+}
+
+async fn playground(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let signed_in = signed_in(&state, &headers).await?.map(|auth| auth.caller.username.to_string());
+    Ok(render(StatusCode::OK, &PlaygroundPage { signed_in, cookie_name: state.cookies.session.clone() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Origin;
+
+    #[test]
+    fn details_read_as_sentences() {
+        assert_eq!(sentence("the username or password is wrong"), "The username or password is wrong.");
+        assert_eq!(sentence("done."), "Done.");
+        assert_eq!(sentence(""), "");
+    }
+
+    #[test]
+    fn forms_may_post_only_here_or_to_allowed_origins_and_nothing_runs_inline() {
+        let mut config = HttpConfig::new(Origin::parse("https://auth.example.com").expect("origin"));
+        config.allowed_origins.push(Origin::parse("https://app.example.com").expect("origin"));
+        let headers = security_headers(&config);
+        let csp = headers.iter().find(|(name, _)| name == header::CONTENT_SECURITY_POLICY).expect("csp");
+        let csp = csp.1.to_str().expect("ascii");
+        assert!(csp.contains("form-action 'self' https://app.example.com;"), "{csp}");
+        assert!(csp.contains("script-src 'self';") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+}
