@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::devices::{DeviceRow, Moment};
 use super::sign_in::{CsrfForm, FormErrors, Notice, query};
-use super::{PageError, clear_cookies, render, sentence, signed_in, to_login};
-use crate::auth::{Authenticated, CsrfCarrier, check_csrf_token};
+use super::{PageError, check_form, clear_cookies, render, sentence, signed_in, to_login};
+use crate::auth::Authenticated;
 use crate::body::FormBody;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -120,7 +120,7 @@ async fn form_caller(
     let Some(auth) = signed_in(state, headers).await? else {
         return Ok(Err(to_login(state, headers, "/account")));
     };
-    check_csrf_token(state, headers, &auth.caller, csrf_token, CsrfCarrier::FormField)?;
+    check_form(state, headers, Some(&auth.caller), csrf_token)?;
     Ok(Ok(auth))
 }
 

@@ -18,7 +18,7 @@ const ASSETS: [(&str, &str, &str); 3] = [
 /// reach browsers within minutes.
 pub(super) async fn asset(Path(name): Path<String>) -> Result<Response, PageError> {
     let (_, media_type, content) =
-        ASSETS.iter().find(|(known, _, _)| *known == name).ok_or(PageError(ApiError::NotFound))?;
+        ASSETS.iter().find(|(known, _, _)| *known == name).ok_or(PageError::from(ApiError::NotFound))?;
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static(media_type)),
         (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),

@@ -20,10 +20,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::CookieJar;
-use latchkey_core::service::AuthError;
+use latchkey_core::service::{AuthError, Caller};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::auth::{Authenticated, authenticate};
+use crate::auth::{Authenticated, CsrfCarrier, authenticate, check_csrf_token, check_origin};
 use crate::config::HttpConfig;
 use crate::cookies::request_cookie;
 use crate::error::ApiError;
@@ -32,7 +32,7 @@ use crate::state::AppState;
 
 /// The pages' routes, each answering with the pages' security headers.
 pub(crate) fn routes(config: &HttpConfig) -> Router<AppState> {
-    let method_not_allowed = || async { PageError(ApiError::MethodNotAllowed) };
+    let method_not_allowed = || async { PageError::from(ApiError::MethodNotAllowed) };
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::to("/account") }))
         .route("/signup", get(sign_in::sign_up_page).post(sign_in::sign_up))
@@ -88,24 +88,27 @@ fn security_headers(config: &HttpConfig) -> Vec<(HeaderName, HeaderValue)> {
 fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(body) => (status, [NO_STORE], Html(body)).into_response(),
-        Err(err) => PageError(ApiError::Internal(format!("template: {err}"))).into_response(),
+        Err(err) => PageError::from(ApiError::Internal(format!("template: {err}"))).into_response(),
     }
 }
 
 /// A failure that ends a page request: the same status, title and detail as the API's
-/// problem document, shown as a page.
+/// problem document, shown as a page, with a hint where latchkey can tell what went wrong.
 #[derive(Debug)]
-pub(crate) struct PageError(pub ApiError);
+pub(crate) struct PageError {
+    error: ApiError,
+    hint: Option<String>,
+}
 
 impl From<ApiError> for PageError {
-    fn from(err: ApiError) -> Self {
-        Self(err)
+    fn from(error: ApiError) -> Self {
+        Self { error, hint: None }
     }
 }
 
 impl From<AuthError> for PageError {
     fn from(err: AuthError) -> Self {
-        Self(err.into())
+        ApiError::from(err).into()
     }
 }
 
@@ -117,21 +120,57 @@ struct ErrorPage {
     status: u16,
     title: &'static str,
     detail: String,
+    hint: Option<String>,
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let status = self.0.status();
+        let status = self.error.status();
         let page = ErrorPage {
             signed_in: None,
             status: status.as_u16(),
-            title: self.0.title(),
-            detail: sentence(&self.0.public_detail()),
+            title: self.error.title(),
+            detail: sentence(&self.error.public_detail()),
+            hint: self.hint,
         };
         let mut response = render(status, &page);
-        self.0.add_retry_after(response.headers_mut());
+        self.error.add_retry_after(response.headers_mut());
         response
     }
+}
+
+/// The CSRF rule for a page's form: an allowed `Origin` (no cross-site page may sign anyone
+/// in), and for a signed-in `caller` the session's token from the form. A form of latchkey's
+/// own page opened at an address other than the public URL fails the `Origin` check; the
+/// refusal then says where to open the pages.
+fn check_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: Option<&Caller>,
+    csrf_token: Option<&str>,
+) -> Result<(), PageError> {
+    let checked = match caller {
+        Some(caller) => check_csrf_token(state, headers, caller, csrf_token, CsrfCarrier::FormField),
+        None => check_origin(state, headers),
+    };
+    checked.map_err(|error| {
+        let origin = header_str(headers, header::ORIGIN);
+        let host = header_str(headers, header::HOST);
+        let opened_elsewhere = !host.is_empty()
+            && !state.config.origin_allowed(origin)
+            && origin.split_once("://").is_some_and(|(_, authority)| authority == host);
+        let hint = opened_elsewhere.then(|| {
+            format!(
+                "This page was opened at {origin}, but latchkey's public URL is {}. Open the page there and try again.",
+                state.config.public_url
+            )
+        });
+        PageError { error, hint }
+    })
+}
+
+fn header_str(headers: &HeaderMap, name: HeaderName) -> &str {
+    headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
 }
 
 /// The API's lower-case error detail as a sentence for a page: capitalised, with a full stop.

@@ -9,8 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::return_to::{ReturnTo, ReturnToError};
-use super::{PageError, clear_cookies, render, sentence, signed_in};
-use crate::auth::{CsrfCarrier, check_csrf_token, check_origin};
+use super::{PageError, check_form, clear_cookies, render, sentence, signed_in};
 use crate::body::{FormBody, body_of};
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
@@ -97,7 +96,9 @@ impl FormErrors {
 pub(crate) fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, PageError> {
     match raw {
         None => Ok(T::default()),
-        Some(raw) => serde_urlencoded::from_str(&raw).map_err(|err| PageError(ApiError::Malformed(err.to_string()))),
+        Some(raw) => {
+            serde_urlencoded::from_str(&raw).map_err(|err| PageError::from(ApiError::Malformed(err.to_string())))
+        }
     }
 }
 
@@ -208,12 +209,12 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
         Ok(FormBody(form)) => form,
         Err(err) => {
             state.metrics.observe_login(kind, LoginOutcome::Refused);
-            return PageError(err).into_response();
+            return PageError::from(err).into_response();
         }
     };
-    if let Err(refused) = check_origin(&state, &headers) {
+    if let Err(refused) = check_form(&state, &headers, None, None) {
         state.metrics.observe_login(kind, LoginOutcome::Refused);
-        return PageError(refused).into_response();
+        return refused.into_response();
     }
     let return_to = match ReturnTo::parse(&state.config, &form.return_to) {
         Ok(return_to) => return_to,
@@ -230,7 +231,7 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
                     let target = return_to.as_ref().map_or(HOME, ReturnTo::as_str);
                     (jar, [NO_STORE], Redirect::to(target)).into_response()
                 }
-                Err(err) => PageError(err).into_response(),
+                Err(err) => PageError::from(err).into_response(),
             };
         }
         Err(err) => ApiError::from(err),
@@ -246,7 +247,7 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
             err.add_retry_after(response.headers_mut());
             response
         }
-        other => PageError(other).into_response(),
+        other => PageError::from(other).into_response(),
     }
 }
 
@@ -288,7 +289,7 @@ pub(super) async fn sign_up(
     form: Result<FormBody<SignUpForm>, ApiError>,
 ) -> Result<Response, PageError> {
     let FormBody(form) = form?;
-    check_origin(&state, &headers)?;
+    check_form(&state, &headers, None, None)?;
     let return_to = match ReturnTo::parse(&state.config, &form.return_to) {
         Ok(return_to) => return_to,
         Err(refused) => {
@@ -359,7 +360,7 @@ pub(super) async fn log_out(
         return Ok(Redirect::to("/login").into_response());
     };
     let FormBody(form) = form?;
-    check_csrf_token(&state, &headers, &auth.caller, form.csrf_token.as_deref(), CsrfCarrier::FormField)?;
+    check_form(&state, &headers, Some(&auth.caller), form.csrf_token.as_deref())?;
     state.service.log_out(&auth.caller, latchkey_core::service::LogoutScope::Current).await?;
     let target = format!("/login?notice={}", Notice::SignedOut.as_str());
     Ok((clear_cookies(&state), Redirect::to(&target)).into_response())

@@ -429,3 +429,23 @@ async fn what_users_typed_is_escaped_on_every_page() {
     let html = get_page(&server, "/account", Some(&cookie)).await.text().await.expect("body");
     assert!(!html.contains("<b>bold</b>"), "user agents are escaped");
 }
+
+#[tokio::test]
+async fn a_form_of_a_page_opened_at_another_address_than_the_public_url_is_refused_with_directions() {
+    let server = Server::start().await;
+    server.sign_up("lost").await;
+    // The page was opened at http://127.0.0.1:PORT, the public URL is http://localhost:8080.
+    let fields = [("username", "lost"), ("password", PASSWORD)];
+    let response = post_form(&server, "/login", None, Some(&server.base), &fields).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let html = response.text().await.expect("body");
+    assert!(html.contains(&format!("This page was opened at {}", server.base)), "{html}");
+    assert!(
+        html.contains("latchkey&#39;s public URL is http://localhost:8080")
+            || html.contains("public URL is http://localhost:8080"),
+        "{html}"
+    );
+    // A real cross-site page gets no directions.
+    let foreign = post_form(&server, "/login", None, Some("https://evil.example"), &fields).await;
+    assert!(!foreign.text().await.expect("body").contains("This page was opened at"));
+}

@@ -1,0 +1,139 @@
+// Every page passes axe-core's WCAG 2.1 A and AA rules (labels, names, contrast, landmarks,
+// ARIA) in its normal and its error states, and signing in works from the keyboard alone.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { after, before, test } from 'node:test';
+
+import { PASSWORD, launchChromium, startLatchkey, uniqueName, watchPage } from '../harness.mjs';
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startLatchkey();
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** axe-core's violations on the page as it is now, one line each. */
+async function violations(page) {
+  // Evaluated through the DevTools protocol, which the page's CSP does not govern.
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const result = await globalThis.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  });
+  return found;
+}
+
+async function audit(page, label, results) {
+  for (const scheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const violation of await violations(page)) results.push(`${label} [${scheme}] ${violation}`);
+  }
+}
+
+test('every page, in its normal and error states, has no WCAG 2.1 AA violation', async () => {
+  const username = uniqueName('a11y');
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const results = [];
+
+  await page.goto(`${server.origin}/signup`);
+  await audit(page, '/signup', results);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password', { exact: true }).fill('password');
+  await page.getByLabel('Password again').fill('password');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForLoadState();
+  await audit(page, '/signup with errors', results);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('Password again').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForURL(/notice=created/);
+  await audit(page, '/login with a notice', results);
+
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill('wrong password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForLoadState();
+  await audit(page, '/login with an error', results);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${server.origin}/account`);
+  await audit(page, '/account', results);
+
+  await page.getByLabel('Current password').fill('not my password');
+  await page.getByLabel('New password', { exact: true }).fill('password');
+  await page.getByLabel('New password again').fill('password');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await page.waitForLoadState();
+  await audit(page, '/account with an error', results);
+
+  await page.goto(`${server.origin}/playground`);
+  await page.locator('#token-username').fill(username);
+  await page.locator('#token-password').fill(PASSWORD);
+  await page.locator('#token-login button[type=submit]').click();
+  await page.waitForFunction(() => document.querySelector('#token-status').textContent.startsWith('Holding'));
+  await audit(page, '/playground', results);
+
+  await page.goto(`${server.origin}/logout`);
+  await audit(page, '/logout', results);
+  await page.goto(`${server.origin}/assets/missing`);
+  await audit(page, 'error page', results);
+
+  assert.deepEqual(results, []);
+  await context.close();
+});
+
+test('the audit is live: a field stripped of its label is reported', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${server.origin}/login`);
+  await page.evaluate(() => document.querySelector('label[for=username]').remove());
+  const found = await violations(page);
+  assert.ok(found.some((line) => line.startsWith('label: ')), found.join('\n'));
+  await context.close();
+});
+
+test('signing in works from the keyboard alone, in a sensible focus order', async () => {
+  const username = uniqueName('keys');
+  const created = await fetch(`${server.origin}/v1/accounts`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  assert.equal(created.status, 201);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const problems = watchPage(page);
+  await page.goto(`${server.origin}/login`);
+
+  const focused = () => page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent.trim());
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(), 'Skip to content', 'the skip link comes first');
+  const order = [];
+  for (let i = 0; i < 12 && order.at(-1) !== 'username'; i += 1) {
+    await page.keyboard.press('Tab');
+    order.push(await focused());
+  }
+  assert.equal(order.at(-1), 'username', `focus order: ${order.join(' → ')}`);
+  await page.keyboard.type(username);
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(), 'password');
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`${server.origin}/account`);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
