@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const PASSWORD = 'correct horse battery';
@@ -140,4 +141,33 @@ export async function signIn(page, origin, username, { path: start = '/login' } 
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/**
+ * The test file's latchkey (with `env`) and browser, started before its tests and stopped
+ * after them; the returned object's `server` and `browser` are set once they run.
+ */
+export function useLatchkeyAndBrowser(env = {}) {
+  const shared = { server: null, browser: null };
+  before(async () => {
+    shared.server = await startLatchkey(env);
+    shared.browser = await launchChromium();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await shared.server?.stop();
+  });
+  return shared;
+}
+
+/** Creates an account through the API (`POST /v1/accounts`); returns its username. */
+export async function createAccount(origin, stem) {
+  const username = uniqueName(stem);
+  const response = await fetch(`${origin}/v1/accounts`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  if (response.status !== 201) throw new Error(`sign-up of ${username}: ${response.status}`);
+  return username;
 }

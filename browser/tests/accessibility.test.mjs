@@ -4,24 +4,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { PASSWORD, launchChromium, startLatchkey, uniqueName, watchPage } from '../harness.mjs';
+import { PASSWORD, createAccount, uniqueName, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
 
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startLatchkey();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const running = useLatchkeyAndBrowser();
 
 /** axe-core's violations on the page as it is now, one line each. */
 async function violations(page) {
@@ -45,11 +34,11 @@ async function audit(page, label, results) {
 
 test('every page, in its normal and error states, has no WCAG 2.1 AA violation', async () => {
   const username = uniqueName('a11y');
-  const context = await browser.newContext();
+  const context = await running.browser.newContext();
   const page = await context.newPage();
   const results = [];
 
-  await page.goto(`${server.origin}/signup`);
+  await page.goto(`${running.server.origin}/signup`);
   await audit(page, '/signup', results);
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password', { exact: true }).fill('password');
@@ -70,7 +59,7 @@ test('every page, in its normal and error states, has no WCAG 2.1 AA violation',
   await audit(page, '/login with an error', results);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${server.origin}/account`);
+  await page.waitForURL(`${running.server.origin}/account`);
   await audit(page, '/account', results);
 
   await page.getByLabel('Current password').fill('not my password');
@@ -80,16 +69,16 @@ test('every page, in its normal and error states, has no WCAG 2.1 AA violation',
   await page.waitForLoadState();
   await audit(page, '/account with an error', results);
 
-  await page.goto(`${server.origin}/playground`);
+  await page.goto(`${running.server.origin}/playground`);
   await page.locator('#token-username').fill(username);
   await page.locator('#token-password').fill(PASSWORD);
   await page.locator('#token-login button[type=submit]').click();
   await page.waitForFunction(() => document.querySelector('#token-status').textContent.startsWith('Holding'));
   await audit(page, '/playground', results);
 
-  await page.goto(`${server.origin}/logout`);
+  await page.goto(`${running.server.origin}/logout`);
   await audit(page, '/logout', results);
-  await page.goto(`${server.origin}/assets/missing`);
+  await page.goto(`${running.server.origin}/assets/missing`);
   await audit(page, 'error page', results);
 
   assert.deepEqual(results, []);
@@ -97,9 +86,9 @@ test('every page, in its normal and error states, has no WCAG 2.1 AA violation',
 });
 
 test('the audit is live: a field stripped of its label is reported', async () => {
-  const context = await browser.newContext();
+  const context = await running.browser.newContext();
   const page = await context.newPage();
-  await page.goto(`${server.origin}/login`);
+  await page.goto(`${running.server.origin}/login`);
   await page.evaluate(() => document.querySelector('label[for=username]').remove());
   const found = await violations(page);
   assert.ok(found.some((line) => line.startsWith('label: ')), found.join('\n'));
@@ -107,17 +96,11 @@ test('the audit is live: a field stripped of its label is reported', async () =>
 });
 
 test('signing in works from the keyboard alone, in a sensible focus order', async () => {
-  const username = uniqueName('keys');
-  const created = await fetch(`${server.origin}/v1/accounts`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  assert.equal(created.status, 201);
-  const context = await browser.newContext();
+  const username = await createAccount(running.server.origin, 'keys');
+  const context = await running.browser.newContext();
   const page = await context.newPage();
   const problems = watchPage(page);
-  await page.goto(`${server.origin}/login`);
+  await page.goto(`${running.server.origin}/login`);
 
   const focused = () => page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent.trim());
   await page.keyboard.press('Tab');
@@ -133,7 +116,7 @@ test('signing in works from the keyboard alone, in a sensible focus order', asyn
   assert.equal(await focused(), 'password');
   await page.keyboard.type(PASSWORD);
   await page.keyboard.press('Enter');
-  await page.waitForURL(`${server.origin}/account`);
+  await page.waitForURL(`${running.server.origin}/account`);
   assert.deepEqual(problems, []);
   await context.close();
 });

@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 
-import { PASSWORD, freePort, launchChromium, screenshot, startLatchkey, uniqueName, watchPage } from '../harness.mjs';
+import { PASSWORD, createAccount, freePort, screenshot, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
 
-let server;
-let browser;
+const running = useLatchkeyAndBrowser();
 let attacker;
 let attackerOrigin;
 
@@ -18,13 +17,11 @@ function attackPage(path, fields) {
   const inputs = Object.entries(fields)
     .map(([name, value]) => `<input type="hidden" name="${name}" value="${value}">`)
     .join('');
-  return `<!doctype html><title>Win a prize</title><form id="f" method="post" action="${server.origin}${path}">${inputs}</form>` +
+  return `<!doctype html><title>Win a prize</title><form id="f" method="post" action="${running.server.origin}${path}">${inputs}</form>` +
     '<script>document.getElementById("f").submit()</script>';
 }
 
 before(async () => {
-  server = await startLatchkey();
-  browser = await launchChromium();
   const pages = {
     '/log-out-everywhere': () => attackPage('/account/logout', { scope: 'all', csrf_token: 'guessed' }),
     '/log-out-everywhere-no-token': () => attackPage('/account/logout', { scope: 'all' }),
@@ -47,27 +44,19 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
   await new Promise((resolve) => (attacker ? attacker.close(resolve) : resolve()));
 });
 
 test('forms posted from another origin are refused with 403 and change nothing', async () => {
-  const username = uniqueName('victim');
-  const created = await fetch(`${server.origin}/v1/accounts`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  assert.equal(created.status, 201);
-  const context = await browser.newContext();
+  const username = await createAccount(running.server.origin, 'victim');
+  const context = await running.browser.newContext();
   const page = await context.newPage();
   const problems = watchPage(page);
-  await page.goto(`${server.origin}/login`);
+  await page.goto(`${running.server.origin}/login`);
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${server.origin}/account`);
+  await page.waitForURL(`${running.server.origin}/account`);
 
   for (const [attack, target] of [
     ['/log-out-everywhere', '/account/logout'],
@@ -75,7 +64,7 @@ test('forms posted from another origin are refused with 403 and change nothing',
     ['/change-password', '/account/password'],
     ['/login-as-attacker', '/login'],
   ]) {
-    const answer = page.waitForResponse((response) => response.url() === `${server.origin}${target}`);
+    const answer = page.waitForResponse((response) => response.url() === `${running.server.origin}${target}`);
     await page.goto(`${attackerOrigin}${attack}`);
     const response = await answer;
     await page.waitForLoadState();
@@ -86,11 +75,11 @@ test('forms posted from another origin are refused with 403 and change nothing',
   }
 
   // The victim is still signed in, with the same password and one device.
-  await page.goto(`${server.origin}/account`);
-  assert.equal(page.url(), `${server.origin}/account`);
+  await page.goto(`${running.server.origin}/account`);
+  assert.equal(page.url(), `${running.server.origin}/account`);
   assert.equal(await page.locator('.username').textContent(), username);
   assert.equal(await page.locator('tr.device').count(), 1);
-  const login = await fetch(`${server.origin}/v1/session`, {
+  const login = await fetch(`${running.server.origin}/v1/session`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ username, password: PASSWORD }),
@@ -101,13 +90,13 @@ test('forms posted from another origin are refused with 403 and change nothing',
 });
 
 test('the pages cannot be framed by another origin', async () => {
-  const context = await browser.newContext();
+  const context = await running.browser.newContext();
   const page = await context.newPage();
   const blocked = [];
   page.on('console', (message) => blocked.push(message.text()));
-  await page.setContent(`<iframe src="${server.origin}/login"></iframe>`);
+  await page.setContent(`<iframe src="${running.server.origin}/login"></iframe>`);
   await page.waitForTimeout(500);
-  const frame = page.frames().find((f) => f.url().startsWith(server.origin));
+  const frame = page.frames().find((f) => f.url().startsWith(running.server.origin));
   const framed = frame ? await frame.locator('form').count().catch(() => 0) : 0;
   assert.equal(framed, 0, 'the sign-in form did not render inside a frame');
   assert.ok(blocked.some((text) => /frame-ancestors|X-Frame-Options/.test(text)), blocked.join('\n'));

@@ -2,31 +2,20 @@
 // the console; and the check itself notices a violation when one happens.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { PASSWORD, launchChromium, startLatchkey, uniqueName, watchPage } from '../harness.mjs';
+import { PASSWORD, uniqueName, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startLatchkey();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const running = useLatchkeyAndBrowser();
 
 test('no page reports a CSP violation, in any of its states', async () => {
   const username = uniqueName('csp');
-  const context = await browser.newContext();
+  const context = await running.browser.newContext();
   const page = await context.newPage();
   const problems = watchPage(page);
   const visited = [];
   const visit = async (path, expectedStatus) => {
-    const response = await page.goto(`${server.origin}${path}`);
+    const response = await page.goto(`${running.server.origin}${path}`);
     await page.waitForLoadState('networkidle');
     visited.push(path);
     assert.equal(response.status(), expectedStatus, path);
@@ -53,7 +42,7 @@ test('no page reports a CSP violation, in any of its states', async () => {
   await page.waitForLoadState('networkidle');
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${server.origin}/account`);
+  await page.waitForURL(`${running.server.origin}/account`);
   await page.waitForLoadState('networkidle');
   await visit('/account?done=revoked', 200);
   await visit('/playground', 200);
@@ -76,10 +65,10 @@ test('no page reports a CSP violation, in any of its states', async () => {
 });
 
 test('the check is live: an inline style injected into a page is reported', async () => {
-  const context = await browser.newContext();
+  const context = await running.browser.newContext();
   const page = await context.newPage();
   const problems = watchPage(page);
-  await page.goto(`${server.origin}/login`);
+  await page.goto(`${running.server.origin}/login`);
   await page.evaluate(() => {
     const style = document.createElement('style');
     style.append('body { background: red }');

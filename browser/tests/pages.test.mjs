@@ -2,30 +2,19 @@
 // revoking another device, "log out everywhere", changing the password, and `return_to`.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { PASSWORD, launchChromium, screenshot, signIn, signUp, startLatchkey, uniqueName, watchPage } from '../harness.mjs';
+import { PASSWORD, screenshot, signIn, signUp, uniqueName, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
 
 const FIREFOX_WINDOWS = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0';
 const SAFARI_IPHONE =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startLatchkey();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const running = useLatchkeyAndBrowser();
 
 /** A fresh browser context (its own cookie jar: one device) with a page that is watched. */
 async function device(options = {}) {
-  const context = await browser.newContext(options);
+  const context = await running.browser.newContext(options);
   const page = await context.newPage();
   const problems = watchPage(page);
   return { context, page, problems };
@@ -35,23 +24,35 @@ async function sessionIdOf(page) {
   return page.evaluate(async () => (await (await fetch('/v1/me')).json()).session.id);
 }
 
+/** One user signed in on two devices, both on the account page. */
+async function twoDevicesOfOneUser() {
+  const first = await device();
+  const username = await signedUpUser(first.page);
+  const second = await device();
+  for (const { page } of [first, second]) {
+    await signIn(page, running.server.origin, username);
+    await page.waitForURL(`${running.server.origin}/account`);
+  }
+  return { first, second, username };
+}
+
 async function signedUpUser(page) {
   const username = uniqueName('user');
-  await signUp(page, server.origin, username);
+  await signUp(page, running.server.origin, username);
   return username;
 }
 
 test('sign up, sign in, and the account page names the user and marks this device', async () => {
   const { context, page, problems } = await device();
-  await page.goto(`${server.origin}/login`);
+  await page.goto(`${running.server.origin}/login`);
   await screenshot(page, 'login');
-  await page.goto(`${server.origin}/signup`);
+  await page.goto(`${running.server.origin}/signup`);
   await screenshot(page, 'signup');
   const username = await signedUpUser(page);
   assert.match(await page.getByRole('status').textContent(), /Your account is ready/);
 
-  await signIn(page, server.origin, username);
-  await page.waitForURL(`${server.origin}/account`);
+  await signIn(page, running.server.origin, username);
+  await page.waitForURL(`${running.server.origin}/account`);
   assert.equal(await page.locator('.username').textContent(), username);
   const rows = page.locator('tr.device');
   assert.equal(await rows.count(), 1);
@@ -67,7 +68,7 @@ test('a wrong password and an unknown user get the same message, tied to the for
   const username = await signedUpUser(page);
   const answers = [];
   for (const [name, password] of [[username, 'not the password'], [uniqueName('nobody'), PASSWORD]]) {
-    await page.goto(`${server.origin}/login`);
+    await page.goto(`${running.server.origin}/login`);
     await page.getByLabel('Username').fill(name);
     await page.getByLabel('Password').fill(password);
     const [response] = await Promise.all([
@@ -87,7 +88,7 @@ test('a wrong password and an unknown user get the same message, tied to the for
 
 test('sign-up errors are tied to their fields and keep what was typed', async () => {
   const { context, page, problems } = await device();
-  await page.goto(`${server.origin}/signup`);
+  await page.goto(`${running.server.origin}/signup`);
   await page.getByLabel('Username').fill(uniqueName('weak'));
   await page.getByLabel('Password', { exact: true }).fill('password');
   await page.getByLabel('Password again').fill('password');
@@ -107,16 +108,16 @@ test('sign-up errors are tied to their fields and keep what was typed', async ()
 test('the account page lists three devices of both kinds; one of them is revoked and sent to /login', async () => {
   const laptop = await device({ userAgent: FIREFOX_WINDOWS });
   const username = await signedUpUser(laptop.page);
-  await signIn(laptop.page, server.origin, username);
-  await laptop.page.waitForURL(`${server.origin}/account`);
+  await signIn(laptop.page, running.server.origin, username);
+  await laptop.page.waitForURL(`${running.server.origin}/account`);
 
   const phone = await device({ userAgent: SAFARI_IPHONE, viewport: { width: 390, height: 844 }, isMobile: true });
-  await signIn(phone.page, server.origin, username);
-  await phone.page.waitForURL(`${server.origin}/account`);
+  await signIn(phone.page, running.server.origin, username);
+  await phone.page.waitForURL(`${running.server.origin}/account`);
   const phoneSession = await sessionIdOf(phone.page);
 
   // The third device is an app holding tokens.
-  const tokens = await fetch(`${server.origin}/v1/token`, {
+  const tokens = await fetch(`${running.server.origin}/v1/token`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': 'curl/8.11.1' },
     body: new URLSearchParams({ grant_type: 'password', username, password: PASSWORD }),
@@ -138,10 +139,10 @@ test('the account page lists three devices of both kinds; one of them is revoked
   await screenshot(phone.page, 'account-phone');
 
   await laptop.page.locator(`tr[data-session-id="${phoneSession}"] button`).click();
-  await laptop.page.waitForURL(`${server.origin}/account?done=revoked`);
+  await laptop.page.waitForURL(`${running.server.origin}/account?done=revoked`);
   assert.equal(await laptop.page.locator('tr.device').count(), 2);
 
-  await phone.page.goto(`${server.origin}/account`);
+  await phone.page.goto(`${running.server.origin}/account`);
   assert.match(phone.page.url(), /\/login\?return_to=%2Faccount&notice=session_ended$/);
   assert.match(await phone.page.getByRole('status').textContent(), /Your session on this device has ended/);
 
@@ -151,13 +152,7 @@ test('the account page lists three devices of both kinds; one of them is revoked
 });
 
 test('"log out everywhere" ends every session, this one included', async () => {
-  const first = await device();
-  const username = await signedUpUser(first.page);
-  await signIn(first.page, server.origin, username);
-  await first.page.waitForURL(`${server.origin}/account`);
-  const second = await device();
-  await signIn(second.page, server.origin, username);
-  await second.page.waitForURL(`${server.origin}/account`);
+  const { first, second } = await twoDevicesOfOneUser();
 
   await first.page.reload();
   assert.equal(await first.page.locator('tr.device').count(), 2);
@@ -166,7 +161,7 @@ test('"log out everywhere" ends every session, this one included', async () => {
   assert.match(await first.page.getByRole('status').textContent(), /signed out on every device/);
 
   for (const { page } of [first, second]) {
-    await page.goto(`${server.origin}/account`);
+    await page.goto(`${running.server.origin}/account`);
     assert.match(page.url(), /\/login\?return_to=%2Faccount/);
   }
   assert.deepEqual([...first.problems, ...second.problems], []);
@@ -175,24 +170,18 @@ test('"log out everywhere" ends every session, this one included', async () => {
 });
 
 test('"log out other devices" keeps this one; changing the password does the same', async () => {
-  const first = await device();
-  const username = await signedUpUser(first.page);
-  await signIn(first.page, server.origin, username);
-  await first.page.waitForURL(`${server.origin}/account`);
-  const second = await device();
-  await signIn(second.page, server.origin, username);
-  await second.page.waitForURL(`${server.origin}/account`);
+  const { first, second, username } = await twoDevicesOfOneUser();
 
   await first.page.reload();
   await first.page.getByRole('button', { name: 'Log out other devices' }).click();
-  await first.page.waitForURL(`${server.origin}/account?done=others_signed_out`);
+  await first.page.waitForURL(`${running.server.origin}/account?done=others_signed_out`);
   assert.equal(await first.page.locator('tr.device').count(), 1);
-  await second.page.goto(`${server.origin}/account`);
+  await second.page.goto(`${running.server.origin}/account`);
   assert.match(second.page.url(), /\/login/);
 
   // A wrong current password: the error is on that field, and nothing changes.
-  await signIn(second.page, server.origin, username);
-  await second.page.waitForURL(`${server.origin}/account`);
+  await signIn(second.page, running.server.origin, username);
+  await second.page.waitForURL(`${running.server.origin}/account`);
   await first.page.getByLabel('Current password').fill('not my password');
   await first.page.getByLabel('New password', { exact: true }).fill('a brand new passphrase');
   await first.page.getByLabel('New password again').fill('a brand new passphrase');
@@ -205,9 +194,9 @@ test('"log out other devices" keeps this one; changing the password does the sam
   await first.page.getByLabel('New password', { exact: true }).fill('a brand new passphrase');
   await first.page.getByLabel('New password again').fill('a brand new passphrase');
   await first.page.getByRole('button', { name: 'Change password' }).click();
-  await first.page.waitForURL(`${server.origin}/account?done=password_changed`);
+  await first.page.waitForURL(`${running.server.origin}/account?done=password_changed`);
   assert.equal(await first.page.locator('tr.device').count(), 1);
-  await second.page.goto(`${server.origin}/account`);
+  await second.page.goto(`${running.server.origin}/account`);
   assert.match(second.page.url(), /\/login/);
   assert.deepEqual([...first.problems, ...second.problems], []);
   await first.context.close();
@@ -218,29 +207,29 @@ test('return_to goes back to a path here, and a foreign origin is refused', asyn
   const { context, page, problems } = await device();
   const username = await signedUpUser(page);
 
-  const refused = await page.goto(`${server.origin}/login?return_to=${encodeURIComponent('https://evil.example/steal')}`);
+  const refused = await page.goto(`${running.server.origin}/login?return_to=${encodeURIComponent('https://evil.example/steal')}`);
   assert.equal(refused.status(), 400);
   assert.match(await page.getByRole('alert').textContent(), /not on an allowed origin/);
   assert.equal(await page.locator('input[name=return_to]').count(), 0);
   await screenshot(page, 'login-foreign-return-to');
   // Signing in from that page lands on the account page, not on the foreign site.
-  await signIn(page, server.origin, username);
-  await page.waitForURL(`${server.origin}/account`);
+  await signIn(page, running.server.origin, username);
+  await page.waitForURL(`${running.server.origin}/account`);
 
   // A forged form field is refused too, before any password is checked.
-  const forged = await page.request.post(`${server.origin}/login`, {
+  const forged = await page.request.post(`${running.server.origin}/login`, {
     form: { username, password: PASSWORD, return_to: '//evil.example/' },
-    headers: { Origin: server.origin },
+    headers: { Origin: running.server.origin },
     maxRedirects: 0,
   });
   assert.equal(forged.status(), 400);
 
-  await page.goto(`${server.origin}/logout`);
+  await page.goto(`${running.server.origin}/logout`);
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(/\/login\?notice=signed_out$/);
-  await page.goto(`${server.origin}/login?return_to=${encodeURIComponent('/playground')}`);
-  await signIn(page, server.origin, username);
-  await page.waitForURL(`${server.origin}/playground`);
+  await page.goto(`${running.server.origin}/login?return_to=${encodeURIComponent('/playground')}`);
+  await signIn(page, running.server.origin, username);
+  await page.waitForURL(`${running.server.origin}/playground`);
   assert.deepEqual(problems, []);
   await context.close();
 });

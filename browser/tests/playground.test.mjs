@@ -3,34 +3,16 @@
 // from the account page), and shows that the page's script cannot read the HttpOnly cookie.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { PASSWORD, launchChromium, screenshot, startLatchkey, uniqueName, watchPage } from '../harness.mjs';
+import { PASSWORD, createAccount, screenshot, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
 
 const ACCESS_TOKEN_SECONDS = 3;
 
-let server;
-let browser;
+const running = useLatchkeyAndBrowser({ LATCHKEY_ACCESS_TOKEN_TTL: `${ACCESS_TOKEN_SECONDS}s` });
 
-before(async () => {
-  server = await startLatchkey({ LATCHKEY_ACCESS_TOKEN_TTL: `${ACCESS_TOKEN_SECONDS}s` });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function createUser() {
-  const username = uniqueName('player');
-  const response = await fetch(`${server.origin}/v1/accounts`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  assert.equal(response.status, 201);
-  return username;
+function createUser() {
+  return createAccount(running.server.origin, 'player');
 }
 
 async function textOf(page, selector) {
@@ -59,17 +41,17 @@ function claimsOf(text) {
 
 test('token mode: obtains a pair, refreshes before expiry, and loses it on revoke', async () => {
   const username = await createUser();
-  const context = await browser.newContext();
+  const context = await running.browser.newContext();
   const page = await context.newPage();
   const problems = watchPage(page);
-  await page.goto(`${server.origin}/playground`);
+  await page.goto(`${running.server.origin}/playground`);
 
   await signInWithTokens(page, username);
   const sessionId = await textOf(page, '#token-session');
   const first = claimsOf(await textOf(page, '#token-claims'));
   assert.equal(first.sid, sessionId);
   assert.equal(first.exp - first.iat, ACCESS_TOKEN_SECONDS);
-  assert.match(await textOf(page, '#token-countdown'), /^\d\.\d s$/);
+  await waitForText(page, '#token-countdown', /^\d\.\d s$/);
 
   // Two automatic refreshes, each before the token expired: /v1/me never failed meanwhile.
   await waitForText(page, '#token-refreshes', /^[2-9]/, 15_000);
@@ -96,23 +78,23 @@ test('token mode: obtains a pair, refreshes before expiry, and loses it on revok
 
 test('token mode: a revocation from the account page reaches the playground', async () => {
   const username = await createUser();
-  const context = await browser.newContext();
+  const context = await running.browser.newContext();
   const playground = await context.newPage();
   const problems = watchPage(playground);
-  await playground.goto(`${server.origin}/playground`);
+  await playground.goto(`${running.server.origin}/playground`);
   await signInWithTokens(playground, username);
   const tokenSession = await textOf(playground, '#token-session');
 
   // The same person, signed in with a cookie in another tab, signs the token session out.
   const account = await context.newPage();
   problems.push(...watchPage(account));
-  await account.goto(`${server.origin}/login`);
+  await account.goto(`${running.server.origin}/login`);
   await account.getByLabel('Username').fill(username);
   await account.getByLabel('Password').fill(PASSWORD);
   await account.getByRole('button', { name: 'Sign in' }).click();
-  await account.waitForURL(`${server.origin}/account`);
+  await account.waitForURL(`${running.server.origin}/account`);
   await account.locator(`tr[data-session-id="${tokenSession}"] button`).click();
-  await account.waitForURL(`${server.origin}/account?done=revoked`);
+  await account.waitForURL(`${running.server.origin}/account?done=revoked`);
 
   await waitForText(playground, '#token-status', /^No token: the refresh token was refused \(invalid_grant\)/, 10_000);
   assert.match(await textOf(playground, '#token-log'), /GET \/v1\/me → 401/);
@@ -122,10 +104,10 @@ test('token mode: a revocation from the account page reaches the playground', as
 
 test('cookie mode: the script cannot read the HttpOnly cookie, and needs the CSRF token to log out', async () => {
   const username = await createUser();
-  const context = await browser.newContext();
+  const context = await running.browser.newContext();
   const page = await context.newPage();
   const problems = watchPage(page);
-  await page.goto(`${server.origin}/playground`);
+  await page.goto(`${running.server.origin}/playground`);
   await waitForText(page, '#cookie-status', /^Not signed in/);
 
   await page.locator('#cookie-username').fill(username);

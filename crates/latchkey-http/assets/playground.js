@@ -74,6 +74,7 @@
     clearInterval(tokens.callTimer);
     tokens.callTimer = setInterval(callApiWithToken, CALL_EVERY_MS);
     setTokenButtons(true);
+    tick();
   }
 
   function forgetTokens(why) {

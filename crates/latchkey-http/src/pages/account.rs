@@ -200,31 +200,34 @@ pub(super) async fn change_password(
         Ok(auth) => auth,
         Err(answer) => return Ok(answer),
     };
-    let refused = if form.new_password != form.new_password_confirm {
-        ApiError::invalid("new_password_confirm", "the two new passwords are not the same")
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let (status, errors, throttled) = if form.new_password != form.new_password_confirm {
+        (unprocessable, FormErrors::on("new_password_confirm", "The two new passwords are not the same.".into()), None)
     } else {
         match state.service.change_password(&auth.caller, form.current_password, form.new_password).await {
             Ok(()) => return Ok(Done::PasswordChanged.redirect()),
-            Err(AuthError::InvalidCredentials) => ApiError::InvalidInput {
-                field: "current_password".into(),
-                detail: "the current password is wrong".into(),
+            // The API's status for a wrong current password.
+            Err(AuthError::InvalidCredentials) => (
+                StatusCode::FORBIDDEN,
+                FormErrors::on("current_password", "The current password is wrong.".into()),
+                None,
+            ),
+            Err(AuthError::InvalidPassword(why)) => {
+                (unprocessable, FormErrors::on("new_password", sentence(&why.to_string())), None)
+            }
+            Err(other) => match ApiError::from(other) {
+                throttled @ ApiError::TooManyAttempts { .. } => {
+                    let errors = FormErrors::on("current_password", sentence(&throttled.public_detail()));
+                    (throttled.status(), errors, Some(throttled))
+                }
+                other => return Err(other.into()),
             },
-            Err(AuthError::InvalidPassword(why)) => ApiError::invalid("new_password", why),
-            Err(other) => other.into(),
         }
-    };
-    let status = match &refused {
-        // The API's status for a wrong current password.
-        ApiError::InvalidInput { field, .. } if field == "current_password" => StatusCode::FORBIDDEN,
-        ApiError::InvalidInput { .. } | ApiError::TooManyAttempts { .. } => refused.status(),
-        _ => return Err(refused.into()),
-    };
-    let errors = match &refused {
-        ApiError::TooManyAttempts { .. } => FormErrors::on("current_password", sentence(&refused.public_detail())),
-        other => FormErrors::from_api(other),
     };
     let page = AccountPage { errors, ..AccountPage::of(&state, &auth).await? };
     let mut response = render(status, &page);
-    refused.add_retry_after(response.headers_mut());
+    if let Some(throttled) = throttled {
+        throttled.add_retry_after(response.headers_mut());
+    }
     Ok(response)
 }

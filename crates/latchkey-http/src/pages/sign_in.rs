@@ -82,13 +82,13 @@ impl FormErrors {
     }
 
     /// An error of the API for a form: its detail as a sentence, on the field it names.
+    /// Shown beside its field, an invalid value needs no "invalid value for …" prefix.
     pub(crate) fn from_api(err: &ApiError) -> Self {
-        let field = match err {
-            ApiError::InvalidInput { field, .. } => field.as_str(),
-            ApiError::UsernameTaken => "username",
-            _ => "form",
-        };
-        Self::on(field, sentence(&err.public_detail()))
+        match err {
+            ApiError::InvalidInput { field, detail } => Self::on(field, sentence(detail)),
+            ApiError::UsernameTaken => Self::on("username", sentence(&err.public_detail())),
+            _ => Self::on("form", sentence(&err.public_detail())),
+        }
     }
 }
 
