@@ -1,7 +1,7 @@
-//! Whole HTTP requests against the real router on a real SQLite store: arbitrary method, path,
-//! headers (the cookies, bearer tokens, forwarded headers of `/v1/verify`, origins, CSRF
-//! tokens, request ids) and bodies (JSON and form, of any content type). The server must answer
-//! every one without a panic and without a 5xx.
+//! Whole HTTP requests against the real router (the API and the web pages) on a real SQLite
+//! store: arbitrary method, path and query, headers (the cookies, bearer tokens, forwarded
+//! headers of `/v1/verify`, origins, CSRF tokens, request ids) and bodies (JSON and form, of
+//! any content type). The server must answer every one without a panic and without a 5xx.
 
 #![no_main]
 
@@ -32,6 +32,15 @@ const PATHS: &[&str] = &[
     "/.well-known/jwks.json",
     "/.well-known/openid-configuration",
     "/healthz",
+    "/signup",
+    "/login",
+    "/logout",
+    "/account",
+    "/account/sessions/00000000-0000-4000-8000-000000000000/revoke",
+    "/account/logout",
+    "/account/password",
+    "/playground",
+    "/assets/latchkey.css",
 ];
 
 const HEADERS: &[&str] = &[
