@@ -2,7 +2,7 @@
 //! is https, and the attributes of API.md (HttpOnly, SameSite=Lax, Secure, paths).
 
 use axum::http::{HeaderMap, header};
-use axum_extra::extract::cookie::{Cookie, SameSite};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use time::Duration;
 
 use crate::config::HttpConfig;
@@ -106,13 +106,15 @@ impl CookieNames {
         self.build(&self.refresh, token.to_owned(), REFRESH_COOKIE_PATH, max_age)
     }
 
-    /// Cookies that clear all three (`Max-Age=0`), for logout.
-    pub fn removals(&self) -> [Cookie<'static>; 3] {
+    /// `Set-Cookie`s that clear all three (`Max-Age=0`), for logout.
+    pub fn removals(&self) -> CookieJar {
         [
             self.build(&self.session, String::new(), "/", Duration::ZERO),
             self.build(&self.access, String::new(), "/", Duration::ZERO),
             self.build(&self.refresh, String::new(), REFRESH_COOKIE_PATH, Duration::ZERO),
         ]
+        .into_iter()
+        .fold(CookieJar::new(), CookieJar::add)
     }
 }
 

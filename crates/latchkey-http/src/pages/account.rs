@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::devices::{DeviceRow, Moment};
 use super::sign_in::{CsrfForm, FormErrors, Notice, query};
-use super::{PageError, check_form, clear_cookies, render, sentence, signed_in, to_login};
+use super::{PageError, check_form, render, sentence, signed_in, to_login};
 use crate::auth::Authenticated;
 use crate::body::FormBody;
 use crate::error::ApiError;
@@ -141,7 +141,7 @@ pub(super) async fn revoke(
     state.service.revoke_own(&auth.caller, session).await?;
     if session == auth.caller.session_id {
         let target = format!("/login?notice={}", Notice::SignedOut.as_str());
-        return Ok((clear_cookies(&state), Redirect::to(&target)).into_response());
+        return Ok((state.cookies.removals(), Redirect::to(&target)).into_response());
     }
     Ok(Done::Revoked.redirect())
 }
@@ -173,7 +173,7 @@ pub(super) async fn log_out(
         LogoutScope::All => Notice::SignedOutEverywhere,
     };
     let target = format!("/login?notice={}", notice.as_str());
-    Ok((clear_cookies(&state), Redirect::to(&target)).into_response())
+    Ok((state.cookies.removals(), Redirect::to(&target)).into_response())
 }
 
 #[derive(Deserialize)]

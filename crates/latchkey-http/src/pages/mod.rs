@@ -16,10 +16,10 @@ mod sign_in;
 
 use askama::Template;
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum_extra::extract::cookie::CookieJar;
 use latchkey_core::service::{AuthError, Caller};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -205,12 +205,7 @@ fn to_login(state: &AppState, headers: &HeaderMap, path: &str) -> Response {
     }
     let query = serde_urlencoded::to_string(&params).unwrap_or_default();
     let redirect = Redirect::to(&format!("/login?{query}"));
-    if stale { (clear_cookies(state), redirect).into_response() } else { redirect.into_response() }
-}
-
-/// Cookies that clear every cookie latchkey sets.
-fn clear_cookies(state: &AppState) -> CookieJar {
-    state.cookies.removals().into_iter().fold(CookieJar::new(), CookieJar::add)
+    if stale { (state.cookies.removals(), redirect).into_response() } else { redirect.into_response() }
 }
 
 /// The playground: the token mode and the cookie mode, side by side.
@@ -221,10 +216,7 @@ struct PlaygroundPage {
     cookie_name: String,
 }
 
-async fn playground(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, PageError> {
+async fn playground(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
     let signed_in = signed_in(&state, &headers).await?.map(|auth| auth.caller.username.to_string());
     Ok(render(StatusCode::OK, &PlaygroundPage { signed_in, cookie_name: state.cookies.session.clone() }))
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::return_to::{ReturnTo, ReturnToError};
-use super::{PageError, check_form, clear_cookies, render, sentence, signed_in};
+use super::{PageError, check_form, render, sentence, signed_in};
 use crate::body::{FormBody, body_of};
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
@@ -363,5 +363,5 @@ pub(super) async fn log_out(
     check_form(&state, &headers, Some(&auth.caller), form.csrf_token.as_deref())?;
     state.service.log_out(&auth.caller, latchkey_core::service::LogoutScope::Current).await?;
     let target = format!("/login?notice={}", Notice::SignedOut.as_str());
-    Ok((clear_cookies(&state), Redirect::to(&target)).into_response())
+    Ok((state.cookies.removals(), Redirect::to(&target)).into_response())
 }

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use latchkey_core::service::LogoutScope;
 use latchkey_core::session::SessionId;
 use serde::Deserialize;
@@ -141,7 +140,7 @@ pub(super) async fn logout(
     let caller = &auth.caller;
     state.service.log_out(caller, scope).await?;
     if auth.via == Via::Cookie && scope != LogoutScope::Others {
-        let jar = state.cookies.removals().into_iter().fold(CookieJar::new(), CookieJar::add);
+        let jar = state.cookies.removals();
         return Ok((StatusCode::NO_CONTENT, jar).into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
