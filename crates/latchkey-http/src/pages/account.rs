@@ -10,10 +10,9 @@ use latchkey_core::session::SessionId;
 use serde::Deserialize;
 
 use super::devices::{DeviceRow, Moment};
-use super::sign_in::{CsrfForm, FormErrors, Notice, query};
-use super::{PageError, check_form, render, sentence, signed_in, to_login};
+use super::sign_in::{CsrfForm, FormErrors, Notice, query, signed_out};
+use super::{CarriesCsrfToken, PageError, SignedInForm, render, sentence, signed_in, to_login};
 use crate::auth::Authenticated;
-use crate::body::FormBody;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -110,38 +109,17 @@ pub(super) async fn account_page(
     Ok(render(StatusCode::OK, &page))
 }
 
-/// The caller of one of the account page's forms, past the CSRF rule; `Err` carries the
-/// answer for a browser that is not signed in (or a refused form).
-async fn form_caller(
-    state: &AppState,
-    headers: &HeaderMap,
-    csrf_token: Option<&str>,
-) -> Result<Result<Authenticated, Response>, PageError> {
-    let Some(auth) = signed_in(state, headers).await? else {
-        return Ok(Err(to_login(state, headers, "/account")));
-    };
-    check_form(state, headers, Some(&auth.caller), csrf_token)?;
-    Ok(Ok(auth))
-}
-
 /// `POST /account/sessions/{id}/revoke`: signs one device out. Revoking this very device is
 /// signing out.
 pub(super) async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<FormBody<CsrfForm>, ApiError>,
+    SignedInForm { auth, .. }: SignedInForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let FormBody(form) = form?;
-    let auth = match form_caller(&state, &headers, form.csrf_token.as_deref()).await? {
-        Ok(auth) => auth,
-        Err(answer) => return Ok(answer),
-    };
     let session = SessionId::parse(&id).ok_or(ApiError::SessionNotFound)?;
     state.service.revoke_own(&auth.caller, session).await?;
     if session == auth.caller.session_id {
-        let target = format!("/login?notice={}", Notice::SignedOut.as_str());
-        return Ok((state.cookies.removals(), Redirect::to(&target)).into_response());
+        return Ok(signed_out(&state, Notice::SignedOut));
     }
     Ok(Done::Revoked.redirect())
 }
@@ -154,26 +132,25 @@ pub(super) struct LogOutForm {
     scope: LogoutScope,
 }
 
+impl CarriesCsrfToken for LogOutForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 /// `POST /account/logout`: "log out other devices" (`scope=others`) or "log out everywhere"
 /// (`scope=all`, which includes this one).
 pub(super) async fn log_out(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<FormBody<LogOutForm>, ApiError>,
+    SignedInForm { auth, form }: SignedInForm<LogOutForm>,
 ) -> Result<Response, PageError> {
-    let FormBody(form) = form?;
-    let auth = match form_caller(&state, &headers, form.csrf_token.as_deref()).await? {
-        Ok(auth) => auth,
-        Err(answer) => return Ok(answer),
-    };
     state.service.log_out(&auth.caller, form.scope).await?;
     let notice = match form.scope {
         LogoutScope::Others => return Ok(Done::OthersSignedOut.redirect()),
         LogoutScope::Current => Notice::SignedOut,
         LogoutScope::All => Notice::SignedOutEverywhere,
     };
-    let target = format!("/login?notice={}", notice.as_str());
-    Ok((state.cookies.removals(), Redirect::to(&target)).into_response())
+    Ok(signed_out(&state, notice))
 }
 
 #[derive(Deserialize)]
@@ -188,18 +165,18 @@ pub(super) struct PasswordForm {
     new_password_confirm: String,
 }
 
+impl CarriesCsrfToken for PasswordForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 /// `POST /account/password`: changes the password (this device stays signed in, every other
 /// is signed out), with the API's throttling and messages.
 pub(super) async fn change_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<FormBody<PasswordForm>, ApiError>,
+    SignedInForm { auth, form }: SignedInForm<PasswordForm>,
 ) -> Result<Response, PageError> {
-    let FormBody(form) = form?;
-    let auth = match form_caller(&state, &headers, form.csrf_token.as_deref()).await? {
-        Ok(auth) => auth,
-        Err(answer) => return Ok(answer),
-    };
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let (status, errors, throttled) = if form.new_password != form.new_password_confirm {
         (unprocessable, FormErrors::on("new_password_confirm", "The two new passwords are not the same.".into()), None)

@@ -16,14 +16,16 @@ mod sign_in;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use latchkey_core::service::{AuthError, Caller};
+use serde::de::DeserializeOwned;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::{Authenticated, CsrfCarrier, authenticate, check_csrf_token, check_origin};
+use crate::body::{FormBody, body_of};
 use crate::config::HttpConfig;
 use crate::cookies::request_cookie;
 use crate::error::ApiError;
@@ -167,6 +169,36 @@ fn check_form(
         });
         PageError { error, hint }
     })
+}
+
+/// A form that carries the session's CSRF token in its `csrf_token` field.
+pub(crate) trait CarriesCsrfToken {
+    /// The token as posted, if any.
+    fn csrf_token(&self) -> Option<&str>;
+}
+
+/// A form posted by a signed-in browser that passed the CSRF rule. A browser that is not
+/// signed in is sent to sign in; a refused form gets the error page.
+pub(crate) struct SignedInForm<T> {
+    /// Who posted it.
+    pub auth: Authenticated,
+    /// What was posted.
+    pub form: T,
+}
+
+impl<T: DeserializeOwned + CarriesCsrfToken> FromRequest<AppState> for SignedInForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let headers = request.headers().clone();
+        let Some(auth) = signed_in(state, &headers).await.map_err(IntoResponse::into_response)? else {
+            return Err(to_login(state, &headers, "/account"));
+        };
+        let FormBody(form) =
+            body_of::<FormBody<T>>(request).await.map_err(|err| PageError::from(err).into_response())?;
+        check_form(state, &headers, Some(&auth.caller), form.csrf_token()).map_err(IntoResponse::into_response)?;
+        Ok(Self { auth, form })
+    }
 }
 
 fn header_str(headers: &HeaderMap, name: HeaderName) -> &str {

@@ -4,12 +4,13 @@ use askama::Template;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::service::LogoutScope;
 use latchkey_core::session::SessionKind;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::return_to::{ReturnTo, ReturnToError};
-use super::{PageError, check_form, render, sentence, signed_in};
+use super::{CarriesCsrfToken, PageError, SignedInForm, check_form, render, sentence, signed_in};
 use crate::body::{FormBody, body_of};
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
@@ -328,7 +329,13 @@ pub(super) async fn sign_up(
 #[derive(Deserialize)]
 pub(crate) struct CsrfForm {
     #[serde(default)]
-    pub(crate) csrf_token: Option<String>,
+    csrf_token: Option<String>,
+}
+
+impl CarriesCsrfToken for CsrfForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
 }
 
 #[derive(Template)]
@@ -353,15 +360,15 @@ pub(super) async fn log_out_page(State(state): State<AppState>, headers: HeaderM
 /// `POST /logout`: ends this device's session and clears its cookies.
 pub(super) async fn log_out(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<FormBody<CsrfForm>, ApiError>,
+    SignedInForm { auth, .. }: SignedInForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let Some(auth) = signed_in(&state, &headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let FormBody(form) = form?;
-    check_form(&state, &headers, Some(&auth.caller), form.csrf_token.as_deref())?;
-    state.service.log_out(&auth.caller, latchkey_core::service::LogoutScope::Current).await?;
-    let target = format!("/login?notice={}", Notice::SignedOut.as_str());
-    Ok((state.cookies.removals(), Redirect::to(&target)).into_response())
+    state.service.log_out(&auth.caller, LogoutScope::Current).await?;
+    Ok(signed_out(&state, Notice::SignedOut))
+}
+
+/// After a session of this browser ended: its cookies cleared, and to the sign-in page, which
+/// says why.
+pub(crate) fn signed_out(state: &AppState, notice: Notice) -> Response {
+    let target = format!("/login?notice={}", notice.as_str());
+    (state.cookies.removals(), Redirect::to(&target)).into_response()
 }
