@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 
-import { PASSWORD, createAccount, freePort, screenshot, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
+import { PASSWORD, createAccount, freePort, screenshot, signIn, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
 
 const running = useLatchkeyAndBrowser();
 let attacker;
@@ -52,10 +52,7 @@ test('forms posted from another origin are refused with 403 and change nothing',
   const context = await running.browser.newContext();
   const page = await context.newPage();
   const problems = watchPage(page);
-  await page.goto(`${running.server.origin}/login`);
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await signIn(page, running.server.origin, username);
   await page.waitForURL(`${running.server.origin}/account`);
 
   for (const [attack, target] of [

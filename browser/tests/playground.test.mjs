@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { PASSWORD, createAccount, screenshot, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
+import { PASSWORD, createAccount, screenshot, signIn, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
 
 const ACCESS_TOKEN_SECONDS = 3;
 
@@ -87,18 +87,15 @@ test('token mode: a revocation from the account page reaches the playground', as
 
   // The same person, signed in with a cookie in another tab, signs the token session out.
   const account = await context.newPage();
-  problems.push(...watchPage(account));
-  await account.goto(`${running.server.origin}/login`);
-  await account.getByLabel('Username').fill(username);
-  await account.getByLabel('Password').fill(PASSWORD);
-  await account.getByRole('button', { name: 'Sign in' }).click();
+  const accountProblems = watchPage(account);
+  await signIn(account, running.server.origin, username);
   await account.waitForURL(`${running.server.origin}/account`);
   await account.locator(`tr[data-session-id="${tokenSession}"] button`).click();
   await account.waitForURL(`${running.server.origin}/account?done=revoked`);
 
   await waitForText(playground, '#token-status', /^No token: the refresh token was refused \(invalid_grant\)/, 10_000);
   assert.match(await textOf(playground, '#token-log'), /GET \/v1\/me → 401/);
-  assert.deepEqual(problems, []);
+  assert.deepEqual([...problems, ...accountProblems], []);
   await context.close();
 });
 
