@@ -122,16 +122,18 @@ pub fn check_csrf_token(
     carrier: CsrfCarrier,
 ) -> Result<(), ApiError> {
     check_origin(state, headers)?;
-    match (presented, carrier) {
-        (Some(token), _) if state.service.csrf_matches(caller.session_id, token) => Ok(()),
-        (Some(_), CsrfCarrier::Header) => {
-            Err(ApiError::CsrfRejected("the X-CSRF-Token header does not match the session"))
+    let (missing, mismatched) = match carrier {
+        CsrfCarrier::Header => {
+            ("the X-CSRF-Token header is missing", "the X-CSRF-Token header does not match the session")
         }
-        (None, CsrfCarrier::Header) => Err(ApiError::CsrfRejected("the X-CSRF-Token header is missing")),
-        (Some(_), CsrfCarrier::FormField) => {
-            Err(ApiError::CsrfRejected("the form's CSRF token does not match the session"))
+        CsrfCarrier::FormField => {
+            ("the form's CSRF token is missing", "the form's CSRF token does not match the session")
         }
-        (None, CsrfCarrier::FormField) => Err(ApiError::CsrfRejected("the form's CSRF token is missing")),
+    };
+    match presented {
+        Some(token) if state.service.csrf_matches(caller.session_id, token) => Ok(()),
+        Some(_) => Err(ApiError::CsrfRejected(mismatched)),
+        None => Err(ApiError::CsrfRejected(missing)),
     }
 }
 

@@ -256,6 +256,8 @@ async fn every_account_form_needs_the_sessions_csrf_token_and_an_allowed_origin(
         for (token, origin) in [("", Some(ORIGIN)), ("not-the-token", Some(ORIGIN)), ("", None)] {
             let response = post_form(&server, path, Some(&cookie), origin, &with(token)).await;
             assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} token {token:?} origin {origin:?}");
+            let why = if token.is_empty() { "CSRF token is missing" } else { "CSRF token does not match the session" };
+            assert!(response.text().await.expect("body").contains(why), "{path}: {why}");
         }
         let mut with_token = fields.clone();
         with_token.push(("csrf_token", &csrf));
