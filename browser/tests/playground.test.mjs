@@ -11,8 +11,14 @@ const ACCESS_TOKEN_SECONDS = 3;
 
 const running = useLatchkeyAndBrowser({ LATCHKEY_ACCESS_TOKEN_TTL: `${ACCESS_TOKEN_SECONDS}s` });
 
-function createUser() {
-  return createAccount(running.server.origin, 'player');
+/** A new user and a fresh browser context on the playground, its console watched. */
+async function openPlayground() {
+  const username = await createAccount(running.server.origin, 'player');
+  const context = await running.browser.newContext();
+  const page = await context.newPage();
+  const problems = watchPage(page);
+  await page.goto(`${running.server.origin}/playground`);
+  return { username, context, page, problems };
 }
 
 async function textOf(page, selector) {
@@ -35,16 +41,19 @@ async function signInWithTokens(page, username) {
   await waitForText(page, '#token-status', /Holding an access token/);
 }
 
+async function signInWithCookie(page, username) {
+  await page.locator('#cookie-username').fill(username);
+  await page.locator('#cookie-password').fill(PASSWORD);
+  await page.locator('#cookie-login button[type=submit]').click();
+  await waitForText(page, '#cookie-status', /^Signed in/);
+}
+
 function claimsOf(text) {
   return JSON.parse(text.split('// claims\n')[1]);
 }
 
 test('token mode: obtains a pair, refreshes before expiry, and loses it on revoke', async () => {
-  const username = await createUser();
-  const context = await running.browser.newContext();
-  const page = await context.newPage();
-  const problems = watchPage(page);
-  await page.goto(`${running.server.origin}/playground`);
+  const { username, context, page, problems } = await openPlayground();
 
   await signInWithTokens(page, username);
   const sessionId = await textOf(page, '#token-session');
@@ -62,10 +71,7 @@ test('token mode: obtains a pair, refreshes before expiry, and loses it on revok
   await waitForText(page, '#token-me', /^200: /);
 
   // The cookie side beside it, for the screenshot mid-session.
-  await page.locator('#cookie-username').fill(username);
-  await page.locator('#cookie-password').fill(PASSWORD);
-  await page.locator('#cookie-login button[type=submit]').click();
-  await waitForText(page, '#cookie-status', /^Signed in/);
+  await signInWithCookie(page, username);
   await screenshot(page, 'playground');
 
   await page.locator('#token-revoke').click();
@@ -77,11 +83,7 @@ test('token mode: obtains a pair, refreshes before expiry, and loses it on revok
 });
 
 test('token mode: a revocation from the account page reaches the playground', async () => {
-  const username = await createUser();
-  const context = await running.browser.newContext();
-  const playground = await context.newPage();
-  const problems = watchPage(playground);
-  await playground.goto(`${running.server.origin}/playground`);
+  const { username, context, page: playground, problems } = await openPlayground();
   await signInWithTokens(playground, username);
   const tokenSession = await textOf(playground, '#token-session');
 
@@ -100,17 +102,10 @@ test('token mode: a revocation from the account page reaches the playground', as
 });
 
 test('cookie mode: the script cannot read the HttpOnly cookie, and needs the CSRF token to log out', async () => {
-  const username = await createUser();
-  const context = await running.browser.newContext();
-  const page = await context.newPage();
-  const problems = watchPage(page);
-  await page.goto(`${running.server.origin}/playground`);
+  const { username, context, page, problems } = await openPlayground();
   await waitForText(page, '#cookie-status', /^Not signed in/);
 
-  await page.locator('#cookie-username').fill(username);
-  await page.locator('#cookie-password').fill(PASSWORD);
-  await page.locator('#cookie-login button[type=submit]').click();
-  await waitForText(page, '#cookie-status', /^Signed in/);
+  await signInWithCookie(page, username);
 
   const jar = await context.cookies();
   const session = jar.find((cookie) => cookie.name === 'latchkey_session');
