@@ -231,6 +231,9 @@ pub enum TokenRejection {
     /// `typ` is not `at+jwt`, or the header carries key material.
     #[error("not an access token")]
     WrongType,
+    /// A header parameter that would change how the token is processed (`crit`, `b64`, ...).
+    #[error("unsupported header parameter")]
+    UnsupportedHeader,
     /// No `kid`, or a `kid` latchkey does not know.
     #[error("unknown signing key")]
     UnknownKey,
@@ -337,6 +340,14 @@ struct VerifyingKey {
     validation: Validation,
 }
 
+/// Whether a JWS header asks for processing latchkey does not do (RFC 7515 §4.1.11): a `crit`
+/// list, whatever it names (latchkey understands no extension, so honouring none is the only
+/// safe reading); `b64` (RFC 7797), which changes what the signature covers; and the JWE
+/// parameters `enc` and `zip`, which have no place in a signed token.
+fn changes_processing(header: &Header) -> bool {
+    header.crit.is_some() || header.enc.is_some() || header.zip.is_some() || header.extras.inner().contains_key("b64")
+}
+
 /// The keys that verify access tokens, by `kid`: a server's own (from its store) or, in a
 /// service that verifies latchkey tokens itself, those of the published JWKS. One verification
 /// path for both.
@@ -397,6 +408,9 @@ impl VerifyingKeys {
         });
         if !typ_ok || header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() {
             return Err(TokenRejection::WrongType);
+        }
+        if changes_processing(&header) {
+            return Err(TokenRejection::UnsupportedHeader);
         }
         let kid = header.kid.as_deref().ok_or(TokenRejection::UnknownKey)?;
         let key = self.by_kid.get(kid).ok_or(TokenRejection::UnknownKey)?;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use moka::sync::Cache;
@@ -27,6 +27,11 @@ use crate::store::{CreateAccount, Revocation, RevokeScope, Rotation, StoreError,
 use crate::throttle::{Admission, AttemptKeys, Throttle, ThrottlePolicy, Throttled};
 
 const CSRF_PURPOSE: &str = "latchkey/csrf-token/v1";
+
+/// The shortest time between two key reloads caused by tokens with an unknown `kid`. A key
+/// published ahead of its use (every rotation but an emergency) is known long before, and the
+/// periodic sync picks up any change within the sync interval anyway.
+pub const UNKNOWN_KID_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Lifetimes and identity settings of a latchkey deployment.
 #[derive(Debug, Clone)]
@@ -81,11 +86,24 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// How long a session of `kind` may go unused, as the session records it: the configured
+    /// idle timeout plus the slack of the touch interval. Activity is written at most once per
+    /// [`Self::touch_interval_for`], so the recorded last use can lag the real one by up to
+    /// that; the slack keeps a session whose uses are less than the configured idle timeout
+    /// minus 1 s apart alive (API.md, "Sliding expiry") without a write on every use.
     fn idle_timeout(&self, kind: SessionKind) -> Duration {
-        match kind {
+        let configured = match kind {
             SessionKind::Cookie => self.session_idle_timeout,
             SessionKind::Token => self.refresh_idle_timeout,
-        }
+        };
+        configured + (self.touch_interval_for(configured) - Duration::SECOND).max(Duration::ZERO)
+    }
+
+    /// How often a session with `idle_timeout` records its activity: the configured touch
+    /// interval, but never more than a tenth of the idle timeout, so a short idle timeout is
+    /// neither outrun by the interval nor stretched by much more than a tenth by the slack.
+    fn touch_interval_for(&self, idle_timeout: Duration) -> Duration {
+        self.touch_interval.min(idle_timeout / 10_i32)
     }
 
     fn absolute_timeout(&self, kind: SessionKind) -> Duration {
@@ -129,6 +147,9 @@ pub enum AuthError {
     /// A session id that is not the caller's.
     #[error("not found")]
     NotFound,
+    /// A rotation by hand while the next key is already published and waiting to sign.
+    #[error("a new signing key is already published and waiting to sign; rotate at once to replace it now")]
+    RotationPending,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -302,6 +323,9 @@ struct Inner {
     // could publish out of log order; subscribers resume by position and must never skip one.
     sync_lock: AsyncMutex<()>,
     revocations: broadcast::Sender<Revocation>,
+    // When a token with an unknown `kid` last reloaded the keys.
+    unknown_kid_reload: AsyncMutex<Option<std::time::Instant>>,
+    unknown_kid_reloads: AtomicU64,
 }
 
 impl fmt::Debug for Latchkey {
@@ -385,6 +409,8 @@ impl Latchkey {
                 revocation_cursor: AtomicI64::new(0),
                 sync_lock: AsyncMutex::new(()),
                 revocations: broadcast::channel(1024).0,
+                unknown_kid_reload: AsyncMutex::new(None),
+                unknown_kid_reloads: AtomicU64::new(0),
             }),
         };
         service.sync().await?;
@@ -404,6 +430,11 @@ impl Latchkey {
     /// The stores, for readiness checks and metrics.
     pub fn stores(&self) -> &Stores {
         &self.inner.stores
+    }
+
+    /// How often tokens naming an unknown `kid` made this instance reload its keys.
+    pub fn unknown_kid_reloads(&self) -> u64 {
+        self.inner.unknown_kid_reloads.load(Ordering::Relaxed)
     }
 
     /// The current key set.
@@ -504,7 +535,7 @@ impl Latchkey {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.inner.throttle.succeeded(&keys).await?;
+        self.inner.throttle.succeeded(&keys, admission).await?;
         if hasher.needs_rehash(&account.password_hash) {
             let upgraded = hasher.hash(&password).await?;
             self.inner.stores.accounts.set_password_hash(account.id, &upgraded).await?;
@@ -572,14 +603,20 @@ impl Latchkey {
 
     fn issue_tokens(&self, session: &Session, username: &Username) -> Result<TokenPair, AuthError> {
         let now = self.now();
-        let exp = (now + self.inner.policy.access_token_ttl).min(session.absolute_expires_at);
+        // `exp` is whole seconds; `expires_in` is counted to it from the moment of issue and
+        // rounded down, so it never promises more than the token has.
+        let exp = (now + self.inner.policy.access_token_ttl).min(session.absolute_expires_at).unix_timestamp();
+        let expires_in =
+            i64::try_from((i128::from(exp) * 1_000_000_000 - now.unix_timestamp_nanos()).div_euclid(1_000_000_000))
+                .unwrap_or(0)
+                .max(0);
         let mut jti = [0u8; 16];
         fill_random(&mut jti);
         let claims = AccessClaims {
             iss: self.inner.policy.issuer.clone(),
             sub: session.user_id.to_string(),
             aud: self.inner.policy.audience.clone(),
-            exp: exp.unix_timestamp(),
+            exp,
             iat: now.unix_timestamp(),
             nbf: None,
             jti: b64url(&jti),
@@ -590,10 +627,26 @@ impl Latchkey {
         let refresh = RefreshToken { session_id: session.id, counter: session.refresh_counter };
         Ok(TokenPair {
             access_token,
-            expires_in: (exp - now).whole_seconds().max(0),
+            expires_in,
             refresh_token: Zeroizing::new(refresh.encode(&self.inner.server_secret)),
             session_id: session.id,
         })
+    }
+
+    /// Reads a cookie session and its user's name from the store, and caches them when the
+    /// cache is on. `None` for no session or a disabled user.
+    async fn load_cookie_entry(&self, digest: &TokenDigest) -> Result<Option<Arc<CookieEntry>>, AuthError> {
+        let id = SessionId::for_cookie(digest);
+        let Some(session) = self.inner.stores.sessions.get(id).await? else { return Ok(None) };
+        let username = match self.inner.stores.accounts.by_id(session.user_id).await? {
+            Some(account) if !account.disabled => account.username,
+            _ => return Ok(None),
+        };
+        let entry = Arc::new(CookieEntry { session, username });
+        if self.inner.policy.cookie_cache_ttl > Duration::ZERO {
+            self.inner.cookie_cache.insert(*digest, Arc::clone(&entry));
+        }
+        Ok(Some(entry))
     }
 
     /// Exchanges a refresh token for a new pair (RFC 9700 §4.14 rotation). The token retired by
@@ -658,29 +711,31 @@ impl Latchkey {
     pub async fn authenticate_cookie(&self, presented: &str) -> Result<Option<Caller>, AuthError> {
         let Some(digest) = SecretToken::digest_presented(presented) else { return Ok(None) };
         let now = self.now();
-        let entry = match self.inner.cookie_cache.get(&digest) {
+        let cached = self.inner.cookie_cache.get(&digest);
+        let from_cache = cached.is_some();
+        let mut entry = match cached {
             Some(entry) => entry,
-            None => {
-                let id = SessionId::for_cookie(&digest);
-                let Some(session) = self.inner.stores.sessions.get(id).await? else { return Ok(None) };
-                let username = match self.inner.stores.accounts.by_id(session.user_id).await? {
-                    Some(account) if !account.disabled => account.username,
-                    _ => return Ok(None),
-                };
-                let entry = Arc::new(CookieEntry { session, username });
-                if self.inner.policy.cookie_cache_ttl > Duration::ZERO {
-                    self.inner.cookie_cache.insert(digest, Arc::clone(&entry));
-                }
-                entry
-            }
+            None => match self.load_cookie_entry(&digest).await? {
+                Some(entry) => entry,
+                None => return Ok(None),
+            },
         };
+        // A cached copy may have aged out while another instance recorded newer activity: the
+        // store decides before a session is refused as idle, so that a refusal is final.
+        if from_cache && !entry.session.is_live(now) && entry.session.revoked_at.is_none() {
+            self.inner.cookie_cache.invalidate(&digest);
+            entry = match self.load_cookie_entry(&digest).await? {
+                Some(entry) => entry,
+                None => return Ok(None),
+            };
+        }
         let session = &entry.session;
         let stored_digest_matches = session.secret_digest.is_some_and(|stored| stored.matches(&digest));
         if !stored_digest_matches || !session.is_live(now) || self.inner.denylist.denies(session.id, now) {
             self.inner.cookie_cache.invalidate(&digest);
             return Ok(None);
         }
-        if now - session.last_seen_at >= self.inner.policy.touch_interval {
+        if now - session.last_seen_at >= self.inner.policy.touch_interval_for(self.inner.policy.session_idle_timeout) {
             self.inner.stores.sessions.touch(session.id, now).await?;
             let touched = Session { last_seen_at: now, ..session.clone() };
             if self.inner.policy.cookie_cache_ttl > Duration::ZERO {
@@ -735,8 +790,10 @@ impl Latchkey {
         Ok(Ok(entry.caller.clone()))
     }
 
-    /// Verifies a token's signature and claims, reloading the keys once when it names a `kid`
-    /// this instance has not seen (a rotation made by another instance or the CLI).
+    /// Verifies a token's signature and claims. A token naming a `kid` this instance has not
+    /// seen (an emergency rotation made by another instance or the CLI) may reload the keys, at
+    /// most once per [`UNKNOWN_KID_RELOAD_INTERVAL`] however many such tokens arrive: anybody
+    /// can send them, and each reload is a store read.
     async fn verify_access_token(
         &self,
         token: &str,
@@ -744,7 +801,14 @@ impl Latchkey {
     ) -> Result<Result<AccessClaims, TokenRejection>, AuthError> {
         match self.keys().verify(token, now) {
             Err(TokenRejection::UnknownKey) => {
-                self.reload_keys().await?;
+                // Concurrent requests queue here; the first reloads and the rest find it done.
+                let mut last_reload = self.inner.unknown_kid_reload.lock().await;
+                if last_reload.is_none_or(|at| at.elapsed() >= UNKNOWN_KID_RELOAD_INTERVAL) {
+                    *last_reload = Some(std::time::Instant::now());
+                    self.inner.unknown_kid_reloads.fetch_add(1, Ordering::Relaxed);
+                    self.reload_keys().await?;
+                }
+                drop(last_reload);
                 Ok(self.keys().verify(token, now))
             }
             other => Ok(other),
@@ -899,7 +963,7 @@ impl Latchkey {
             self.attempt_failed(&keys, admission, now, None).await?;
             return Err(AuthError::InvalidCredentials);
         }
-        self.inner.throttle.succeeded(&keys).await?;
+        self.inner.throttle.succeeded(&keys, admission).await?;
         let new = Password::parse_new(new, &account.username)?;
         let hash = self.inner.hasher.hash(&new).await?;
         self.inner.stores.accounts.set_password_hash(account.id, &hash).await?;
@@ -920,14 +984,26 @@ impl Latchkey {
         Ok(Account { disabled: true, ..account })
     }
 
-    /// Makes a new signing key active; older keys keep verifying until their tokens expire.
-    pub async fn rotate_keys(&self) -> Result<StoredKey, AuthError> {
+    /// Rotates the signing key by hand. The new key is published at once and signs from one
+    /// JWKS `max-age` later ([`keys::jwks_max_age`]), when every verifier's cached JWKS has it,
+    /// as a scheduled rotation does; with `at_once` (an emergency: the current key is thought
+    /// compromised) it signs now, and verifiers that cached the JWKS refetch it on the unknown
+    /// `kid`. Either way older keys keep verifying until their tokens expire. Returns the new
+    /// key and when it starts signing.
+    pub async fn rotate_keys(&self, at_once: bool) -> Result<(StoredKey, OffsetDateTime), AuthError> {
         let now = self.now();
-        let key = sealed(self.inner.master_key.as_ref(), keys::generate(self.inner.policy.signing_alg, now)?)?;
-        self.inner.stores.keys.insert_active(&key, now).await?;
-        self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(format!("{} {}", key.alg, key.kid))).await;
+        let policy = &self.inner.policy;
+        let starts_at = if at_once { now } else { now + keys::jwks_max_age(policy.access_token_ttl) };
+        let key = sealed(self.inner.master_key.as_ref(), keys::generate(policy.signing_alg, starts_at)?)?;
+        if at_once {
+            self.inner.stores.keys.insert_active(&key, now).await?;
+        } else if !self.inner.stores.keys.schedule_rotation(&key, now).await? {
+            return Err(AuthError::RotationPending);
+        }
+        let detail = format!("{} {}{}", key.alg, key.kid, if at_once { " at once" } else { " scheduled" });
+        self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(detail)).await;
         self.reload_keys().await?;
-        Ok(key)
+        Ok((key, starts_at))
     }
 
     /// Brings this instance up to date with the store: revocations made elsewhere go into the

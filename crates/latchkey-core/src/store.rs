@@ -216,6 +216,13 @@ pub trait ThrottleStore: Send + Sync + 'static {
     ) -> Result<Failures, StoreError>;
     /// Forgets the counter (after a successful login on the account).
     async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError>;
+    /// Marks one more attempt on `key` as in flight (its password being checked) and returns
+    /// how many are in flight now, this one included. Kept apart from the failures: an attempt
+    /// is no failure until its password proved wrong. A mark not ended within `lapse` (its
+    /// instance died mid-check) is forgotten.
+    async fn begin_attempt(&self, key: &ThrottleKey, lapse: time::Duration) -> Result<u32, StoreError>;
+    /// Ends an attempt begun with [`Self::begin_attempt`].
+    async fn end_attempt(&self, key: &ThrottleKey) -> Result<(), StoreError>;
 }
 
 /// The audit trail: security events, durable, listed newest first.

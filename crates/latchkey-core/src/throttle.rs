@@ -185,10 +185,47 @@ pub struct Throttled {
     pub retry_after: Duration,
 }
 
-/// An admitted attempt: what its account's counter stood at once admission counted it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An admitted attempt, in flight until [`Throttle::failed`] or [`Throttle::succeeded`] ends
+/// it. Dropped unended (the check failed on the way, or its request went away), it ends
+/// without counting as a failure: only a wrong password is one.
+#[derive(Debug)]
 pub struct Admission {
-    account_failures: u32,
+    in_flight: InFlight,
+}
+
+/// One attempt's mark among the account's attempts in flight; taken off when dropped.
+struct InFlight {
+    store: Arc<dyn ThrottleStore>,
+    key: ThrottleKey,
+    ended: bool,
+}
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InFlight").field("key", &self.key).field("ended", &self.ended).finish()
+    }
+}
+
+impl InFlight {
+    async fn end(mut self) -> Result<(), StoreError> {
+        self.ended = true;
+        self.store.end_attempt(&self.key).await
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let (store, key) = (Arc::clone(&self.store), self.key.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                // A mark that cannot be taken off lapses in the store by itself.
+                let _ = store.end_attempt(&key).await;
+            });
+        }
+    }
 }
 
 /// The counters of one password attempt: its account, its client address when known, and its
@@ -233,43 +270,52 @@ impl Throttle {
         Self { store, policy }
     }
 
-    /// Admits an attempt, or refuses it with the wait its counters demand. The account's
-    /// counter is advanced here, before the password is checked, so that attempts racing in at
-    /// the same moment cannot each take a guess: past the free failures one goes ahead and the
-    /// others are refused (and counted, as the attacks they are). A success clears it again.
+    /// Admits an attempt, or refuses it with the wait its counters demand.
+    ///
+    /// Failures are counted only once a password proved wrong, so attempts racing in at the
+    /// same moment must not each take a guess past the allowance: an attempt goes ahead when,
+    /// should every attempt in flight on the account fail, its failures would stay within the
+    /// free ones — or when it is the only one in flight. Others wait their turn (as correct
+    /// logins of one account may: they are never refused for being concurrent) and are then
+    /// judged by what the attempts before them left: cleared by a success, or a wait.
     pub async fn admit(
         &self,
         keys: &AttemptKeys,
         now: OffsetDateTime,
     ) -> Result<Result<Admission, Throttled>, StoreError> {
-        let mut longest: Option<Throttled> = None;
-        let mut seen = 0;
-        for key in keys.all() {
-            let failures = self.store.failures(key).await?;
-            if key == &keys.account {
-                seen = failures.map_or(0, |failures| failures.count);
+        let started = std::time::Instant::now();
+        loop {
+            let mut longest: Option<Throttled> = None;
+            let mut account_failures = 0;
+            for key in keys.all() {
+                let failures = self.store.failures(key).await?;
+                if key == &keys.account {
+                    account_failures = failures.map_or(0, |failures| failures.count);
+                }
+                let wait = self.policy.wait(key.scope(), failures, now);
+                if wait > Duration::ZERO && longest.is_none_or(|longest| wait > longest.retry_after) {
+                    longest = Some(Throttled { scope: key.scope(), retry_after: wait });
+                }
             }
-            let wait = self.policy.wait(key.scope(), failures, now);
-            if wait > Duration::ZERO && longest.is_none_or(|longest| wait > longest.retry_after) {
-                longest = Some(Throttled { scope: key.scope(), retry_after: wait });
+            if let Some(throttled) = longest {
+                return Ok(Err(throttled));
             }
+            let in_flight_now = self.store.begin_attempt(&keys.account, IN_FLIGHT_LAPSE).await?;
+            let in_flight = InFlight { store: Arc::clone(&self.store), key: keys.account.clone(), ended: false };
+            if in_flight_now == 1 || account_failures.saturating_add(in_flight_now) <= self.policy.account_free {
+                return Ok(Ok(Admission { in_flight }));
+            }
+            in_flight.end().await?;
+            if started.elapsed() >= ADMISSION_WAIT {
+                return Ok(Err(Throttled { scope: ThrottleScope::Account, retry_after: self.policy.base_delay }));
+            }
+            tokio::time::sleep(ADMISSION_POLL).await;
         }
-        if let Some(throttled) = longest {
-            return Ok(Err(throttled));
-        }
-        let account_failures = self.store.record_failure(&keys.account, now, self.policy.forget_after).await?.count;
-        let before_this = account_failures.saturating_sub(1);
-        let raced = before_this != seen;
-        let retry_after = self.policy.delay(ThrottleScope::Account, before_this);
-        if raced && retry_after > Duration::ZERO {
-            return Ok(Err(Throttled { scope: ThrottleScope::Account, retry_after }));
-        }
-        Ok(Ok(Admission { account_failures }))
     }
 
-    /// Counts a failed attempt on the address and password counters (the account's was
-    /// counted on admission). Returns the scopes whose counters this failure brought to their
-    /// allowance, so that waits begin now: what the audit trail records as throttling.
+    /// Counts a failed attempt on every counter of the attempt and ends it. Returns the scopes
+    /// whose counters this failure brought to their allowance, so that waits begin now: what
+    /// the audit trail records as throttling.
     pub async fn failed(
         &self,
         keys: &AttemptKeys,
@@ -277,29 +323,40 @@ impl Throttle {
         now: OffsetDateTime,
     ) -> Result<Vec<ThrottleScope>, StoreError> {
         let mut reached = Vec::new();
-        if admission.account_failures == self.policy.account_free {
-            reached.push(ThrottleScope::Account);
-        }
-        for key in &keys.others {
+        for key in keys.all() {
             let failures = self.store.record_failure(key, now, self.policy.forget_after).await?;
             if failures.count == self.policy.free(key.scope()) {
                 reached.push(key.scope());
             }
         }
+        admission.in_flight.end().await?;
         Ok(reached)
     }
 
-    /// A successful attempt clears its account's counter, including what admission counted.
-    pub async fn succeeded(&self, keys: &AttemptKeys) -> Result<(), StoreError> {
-        self.store.clear(&keys.account).await
+    /// A successful attempt clears its account's counter and ends.
+    pub async fn succeeded(&self, keys: &AttemptKeys, admission: Admission) -> Result<(), StoreError> {
+        self.store.clear(&keys.account).await?;
+        admission.in_flight.end().await
     }
 }
+
+/// How long an attempt waits for its turn behind attempts in flight on the same account
+/// before it is answered like a throttled one. Far longer than a password check takes.
+const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How often a waiting attempt looks again.
+const ADMISSION_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// When an in-flight mark whose instance died is forgotten.
+const IN_FLIGHT_LAPSE: Duration = Duration::minutes(1);
 
 /// Counters in this process's memory: the throttle of a single instance, or of instances that
 /// share no Redis (each then counts on its own). Bounded: a flood of made-up names evicts the
 /// least-used counters rather than growing without limit.
 pub struct LocalThrottle {
     counters: Cache<ThrottleKey, Counter>,
+    // Attempts in flight per key and when the latest began; an entry exists only while one is.
+    in_flight: std::sync::Mutex<std::collections::HashMap<ThrottleKey, (u32, std::time::Instant)>>,
 }
 
 #[derive(Clone, Copy)]
@@ -332,7 +389,10 @@ impl LocalThrottle {
 
     /// An empty set of counters.
     pub fn new() -> Self {
-        Self { counters: Cache::builder().max_capacity(Self::CAPACITY).expire_after(ForgetAfterLatest).build() }
+        Self {
+            counters: Cache::builder().max_capacity(Self::CAPACITY).expire_after(ForgetAfterLatest).build(),
+            in_flight: std::sync::Mutex::default(),
+        }
     }
 }
 
@@ -365,6 +425,28 @@ impl ThrottleStore for LocalThrottle {
 
     async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError> {
         self.counters.invalidate(key);
+        Ok(())
+    }
+
+    async fn begin_attempt(&self, key: &ThrottleKey, lapse: Duration) -> Result<u32, StoreError> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = std::time::Instant::now();
+        let entry = in_flight.entry(key.clone()).or_insert((0, now));
+        if now.duration_since(entry.1) > lapse.unsigned_abs() {
+            entry.0 = 0;
+        }
+        *entry = (entry.0.saturating_add(1), now);
+        Ok(entry.0)
+    }
+
+    async fn end_attempt(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(entry) = in_flight.get_mut(key) {
+            entry.0 = entry.0.saturating_sub(1);
+            if entry.0 == 0 {
+                in_flight.remove(key);
+            }
+        }
         Ok(())
     }
 }
@@ -426,20 +508,64 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn past_the_free_failures_an_attempt_still_being_checked_makes_the_next_one_wait() -> Result<(), StoreError> {
+    async fn past_the_free_failures_an_attempt_still_being_checked_makes_the_next_one_wait_for_its_outcome()
+    -> Result<(), StoreError> {
         let (secret, _) = ServerSecret::generate();
         let throttle = throttle(2);
         let keys = AttemptKeys::new(&secret, "alice", None, None);
         let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        for _ in 0..2 {
-            let admission = throttle.admit(&keys, t0).await?.map_err(|_| StoreError::Corrupt("refused".into()))?;
-            throttle.failed(&keys, admission, t0).await?;
-        }
+        let refused = || StoreError::Corrupt("refused".into());
+        let admission = throttle.admit(&keys, t0).await?.map_err(|_| refused())?;
+        throttle.failed(&keys, admission, t0).await?;
         let later = t0 + Duration::seconds(10);
-        // One guess goes ahead; while its password is checked, a second one is refused.
-        assert!(throttle.admit(&keys, later).await?.is_ok());
-        let second = throttle.admit(&keys, later).await?;
-        assert!(matches!(second, Err(Throttled { scope: ThrottleScope::Account, .. })), "{second:?}");
+        for succeeds in [true, false] {
+            // One guess goes ahead; while its password is checked, the next one waits.
+            let first = throttle.admit(&keys, later).await?.map_err(|_| refused())?;
+            let waiting = {
+                let (throttle, keys) = (throttle.clone(), keys.clone());
+                tokio::spawn(async move { throttle.admit(&keys, later).await })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            assert!(!waiting.is_finished(), "the second attempt went ahead while the first was checked");
+            if succeeds {
+                throttle.succeeded(&keys, first).await?;
+                let second = waiting.await.map_err(|_| refused())??;
+                let second = second.map_err(|_| refused())?;
+                throttle.failed(&keys, second, later).await?;
+            } else {
+                throttle.failed(&keys, first, later).await?;
+                let second = waiting.await.map_err(|_| refused())??;
+                assert!(matches!(second, Err(Throttled { scope: ThrottleScope::Account, .. })), "{second:?}");
+            }
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn concurrent_correct_attempts_are_all_admitted_and_a_dropped_one_is_no_failure() -> Result<(), StoreError> {
+        let (secret, _) = ServerSecret::generate();
+        let throttle = throttle(5);
+        let keys = AttemptKeys::new(&secret, "alice", None, None);
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let attempts: Vec<_> = (0..16)
+            .map(|_| {
+                let (throttle, keys) = (throttle.clone(), keys.clone());
+                tokio::spawn(async move {
+                    let admission =
+                        throttle.admit(&keys, t0).await?.map_err(|_| StoreError::Corrupt("refused".into()))?;
+                    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                    throttle.succeeded(&keys, admission).await
+                })
+            })
+            .collect();
+        for attempt in attempts {
+            attempt.await.map_err(|_| StoreError::Corrupt("panicked".into()))??;
+        }
+        for _ in 0..10 {
+            drop(throttle.admit(&keys, t0).await?.map_err(|_| StoreError::Corrupt("refused".into()))?);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(throttle.store.failures(&keys.account).await?.is_none(), "an attempt that ended unchecked counted");
         Ok(())
     }
 
@@ -457,8 +583,8 @@ mod tests {
         assert_eq!(throttle.failed(&keys, second, t0).await?, vec![ThrottleScope::Account], "the second of two");
         let later = t0 + Duration::seconds(5);
         // The right password, once the wait is over.
-        throttle.admit(&keys, later).await?.map_err(|_| refused())?;
-        throttle.succeeded(&keys).await?;
+        let right = throttle.admit(&keys, later).await?.map_err(|_| refused())?;
+        throttle.succeeded(&keys, right).await?;
         for _ in 0..2 {
             let admission = throttle.admit(&keys, later).await?.map_err(|_| refused())?;
             throttle.failed(&keys, admission, later).await?;

@@ -48,35 +48,61 @@ pub fn is_unsafe(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
 
-/// The token of an `Authorization: Bearer` header (scheme case-insensitive, RFC 6750).
+/// What an `Authorization` header holds, as far as latchkey is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization<'a> {
+    /// No `Authorization`, an empty one, or another scheme (`Basic`, ...): not latchkey's
+    /// credential, so the session cookie still counts.
+    Absent,
+    /// `Bearer` with a token (scheme case-insensitive, RFC 6750).
+    Bearer(&'a str),
+    /// `Bearer` without a usable token (empty, or not text): refused, never skipped.
+    MalformedBearer,
+}
+
+/// Reads the `Authorization` header.
+pub fn authorization(headers: &HeaderMap) -> Authorization<'_> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Authorization::Absent };
+    let bytes = value.as_bytes();
+    let scheme_end = bytes.iter().position(|byte| *byte == b' ').unwrap_or(bytes.len());
+    if !bytes[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        return Authorization::Absent;
+    }
+    match value.to_str().map(|text| text[scheme_end..].trim()) {
+        Ok(token) if !token.is_empty() => Authorization::Bearer(token),
+        _ => Authorization::MalformedBearer,
+    }
+}
+
+/// The token of an `Authorization: Bearer` header, if it carries one.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let (scheme, token) = headers.get(header::AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    match authorization(headers) {
+        Authorization::Bearer(token) => Some(token),
+        Authorization::Absent | Authorization::MalformedBearer => None,
+    }
 }
 
 /// Authenticates by `Authorization: Bearer`, else by the hybrid access-token cookie, else by
 /// the session cookie; applies the CSRF rule to cookie-carried credentials when the (original)
-/// method is unsafe.
+/// method is unsafe. A `Bearer` header decides alone (a bad one is refused, not skipped); any
+/// other `Authorization` is not latchkey's and is ignored (API.md, "Credentials in one
+/// request").
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     unsafe_method: bool,
 ) -> Result<Authenticated, ApiError> {
     let service = &state.service;
-    if headers.contains_key(header::AUTHORIZATION) {
-        let Some(token) = bearer_token(headers) else {
-            // A Bearer credential that is not even text is an invalid token (RFC 6750 §3.1);
-            // another scheme gets the plain challenge.
-            let names_bearer = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|value| value.as_bytes().get(..7))
-                .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "));
-            return Err(ApiError::Unauthenticated { bad_bearer: names_bearer });
-        };
-        return match service.authenticate_bearer(token).await? {
-            Ok(caller) => Ok(Authenticated { caller, via: Via::Bearer }),
-            Err(_) => Err(ApiError::Unauthenticated { bad_bearer: true }),
-        };
+    match authorization(headers) {
+        Authorization::Bearer(token) => {
+            return match service.authenticate_bearer(token).await? {
+                Ok(caller) => Ok(Authenticated { caller, via: Via::Bearer }),
+                Err(_) => Err(ApiError::Unauthenticated { bad_bearer: true }),
+            };
+        }
+        // A Bearer credential that is empty or not even text is an invalid token (RFC 6750 §3.1).
+        Authorization::MalformedBearer => return Err(ApiError::Unauthenticated { bad_bearer: true }),
+        Authorization::Absent => {}
     }
     let names = &state.cookies;
     let [access_token, session_secret] = request_cookies(headers, [&names.access, &names.session]);

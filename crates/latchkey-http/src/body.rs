@@ -28,10 +28,25 @@ async fn read_bytes(req: Request) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, &()).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
+        } else if stalled(&rejection) {
+            ApiError::BodyTimeout
         } else {
             ApiError::Malformed("the body could not be read".into())
         }
     })
+}
+
+/// Whether a body failed because it stalled past the client timeout (the connection loop wraps
+/// every body in a [`tower_http::timeout::TimeoutBody`]).
+fn stalled(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Deserialises a JSON object, telling broken syntax (400) from bad values (422, naming the field).

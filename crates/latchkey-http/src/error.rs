@@ -33,6 +33,12 @@ pub enum ApiError {
     /// A method the route does not take.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A request method latchkey implements on no route.
+    #[error("this method is not implemented")]
+    MethodNotImplemented,
+    /// A request body that stalled for the client timeout.
+    #[error("the request body stalled; send it without pauses")]
+    BodyTimeout,
     /// Request headers larger than the limit, in all.
     #[error("the request headers are larger than 32 KiB in all")]
     HeadersTooLarge,
@@ -88,6 +94,8 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotImplemented => StatusCode::NOT_IMPLEMENTED,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::UsernameTaken => StatusCode::CONFLICT,
@@ -107,6 +115,8 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotImplemented => "not_implemented",
+            Self::BodyTimeout => "request_timeout",
             Self::HeadersTooLarge => "headers_too_large",
             Self::NotFound => "not_found",
             Self::UsernameTaken => "username_taken",
@@ -129,6 +139,8 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "Unsupported media type",
             Self::PayloadTooLarge => "Payload too large",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::MethodNotImplemented => "Not implemented",
+            Self::BodyTimeout => "Request timeout",
             Self::HeadersTooLarge => "Request headers too large",
             Self::NotFound => "Not found",
             Self::UsernameTaken => "Username taken",
@@ -154,6 +166,8 @@ impl ApiError {
             Self::PayloadTooLarge
             | Self::UnsupportedMediaType { .. }
             | Self::MethodNotAllowed
+            | Self::MethodNotImplemented
+            | Self::BodyTimeout
             | Self::HeadersTooLarge => (self.status(), "invalid_request"),
             _ => (StatusCode::BAD_REQUEST, "invalid_request"),
         };
@@ -212,6 +226,7 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Hash(err) => Self::Internal(err.to_string()),
             AuthError::Key(err) => Self::Internal(err.to_string()),
+            AuthError::RotationPending => Self::Internal(AuthError::RotationPending.to_string()),
         }
     }
 }

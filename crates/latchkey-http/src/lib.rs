@@ -16,9 +16,11 @@ mod middleware;
 mod openapi;
 mod pages;
 mod routes;
+mod server;
 mod state;
 
 pub use config::{HttpConfig, Origin, OriginError, ServiceToken, ServiceTokenTooShort};
 pub use metrics::Metrics;
 pub use routes::router;
+pub use server::{ConnectionLimits, REQUEST_HEAD_LIMIT, serve};
 pub use state::AppState;

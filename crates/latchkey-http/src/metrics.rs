@@ -11,8 +11,27 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
+}
+
+/// A request method as a label: one of the standard methods (RFC 9110 §9 and `PATCH`), or
+/// `other`. Clients can send any token as a method, so taking it as given would let them make
+/// series without bound.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+    STANDARD.iter().find(|standard| *standard == method).map_or("other", |standard| standard.as_str())
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,6 +88,9 @@ pub struct Metrics {
     /// One unlabelled series, created at the first count: a store that cannot count its
     /// sessions (Redis) shows no sample rather than a false zero.
     active_sessions: Family<Vec<(String, String)>, Gauge>,
+    open_connections: Gauge,
+    refused_connections: Counter,
+    unknown_kid_reloads: Counter,
 }
 
 impl Default for Metrics {
@@ -89,14 +111,38 @@ impl Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
         registry.register("logins", "Login attempts by session kind and outcome", logins.clone());
         registry.register("active_sessions", "Sessions live now, both kinds", active_sessions.clone());
-        Self { registry, requests, latency, logins, active_sessions }
+        let open_connections = Gauge::default();
+        let refused_connections = Counter::default();
+        registry.register("http_connections", "Client connections open now", open_connections.clone());
+        registry.register(
+            "http_connections_refused",
+            "Client connections answered 503 at the connection cap",
+            refused_connections.clone(),
+        );
+        let unknown_kid_reloads = Counter::default();
+        registry.register(
+            "unknown_kid_key_reloads",
+            "Key-set reloads from the store caused by tokens naming an unknown kid (at most one a second)",
+            unknown_kid_reloads.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            logins,
+            active_sessions,
+            open_connections,
+            refused_connections,
+            unknown_kid_reloads,
+        }
     }
 
     /// Counts a finished request. `route` is the matched route template, never the raw path,
-    /// so ids and tokens in paths cannot reach the labels.
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    /// so ids and tokens in paths cannot reach the labels; the method is one of a fixed set
+    /// ([`method_label`]); the status is one the application answered.
+    pub fn observe_request(&self, route: &str, method: &axum::http::Method, status: u16, seconds: f64) {
         self.requests
-            .get_or_create(&RequestLabels { route: route.to_owned(), method: method.to_owned(), status })
+            .get_or_create(&RequestLabels { route: route.to_owned(), method: method_label(method), status })
             .inc();
         self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
     }
@@ -106,8 +152,25 @@ impl Metrics {
         self.logins.get_or_create(&LoginLabels { kind, outcome: outcome.as_str() }).inc();
     }
 
-    /// Renders the Prometheus text format, with the live-session count given by the caller.
-    pub fn render(&self, active_sessions: Option<u64>) -> String {
+    /// Counts a connection being served.
+    pub fn observe_connection_opened(&self) {
+        self.open_connections.inc();
+    }
+
+    /// Counts a served connection ending.
+    pub fn observe_connection_closed(&self) {
+        self.open_connections.dec();
+    }
+
+    /// Counts a connection refused at the cap.
+    pub fn observe_connection_refused(&self) {
+        self.refused_connections.inc();
+    }
+
+    /// Renders the Prometheus text format, with the figures the service keeps given by the
+    /// caller: the live-session count and the unknown-`kid` reloads so far.
+    pub fn render(&self, active_sessions: Option<u64>, unknown_kid_reloads: u64) -> String {
+        self.unknown_kid_reloads.inc_by(unknown_kid_reloads.saturating_sub(self.unknown_kid_reloads.get()));
         if let Some(count) = active_sessions {
             self.active_sessions.get_or_create(&Vec::new()).set(i64::try_from(count).unwrap_or(i64::MAX));
         }
@@ -125,9 +188,24 @@ mod tests {
     #[test]
     fn the_session_gauge_shows_a_count_or_no_sample() {
         let metrics = Metrics::new();
-        let uncounted = metrics.render(None);
+        let uncounted = metrics.render(None, 0);
         assert!(!uncounted.contains("latchkey_active_sessions{"), "{uncounted}");
-        let counted = metrics.render(Some(2));
+        let counted = metrics.render(Some(2), 0);
         assert!(counted.contains("\nlatchkey_active_sessions{} 2\n"), "{counted}");
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        use axum::http::Method;
+        let metrics = Metrics::new();
+        for n in 0..50 {
+            let method = Method::from_bytes(format!("MADEUP{n}").as_bytes()).expect("a token");
+            metrics.observe_request("unmatched", &method, 501, 0.001);
+        }
+        metrics.observe_request("/v1/me", &Method::GET, 200, 0.001);
+        let rendered = metrics.render(None, 0);
+        assert!(!rendered.contains("MADEUP"), "{rendered}");
+        assert!(rendered.contains("method=\"other\",status=\"501\"} 50"), "{rendered}");
+        assert!(rendered.contains("method=\"GET\""), "{rendered}");
     }
 }

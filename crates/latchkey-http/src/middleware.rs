@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Version, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::{error, warn};
 
 use crate::error::ApiError;
+use crate::metrics::method_label;
 use crate::state::AppState;
 
 /// The request-id header.
@@ -36,14 +37,26 @@ fn sane_request_id(value: &HeaderValue) -> bool {
 /// cookies for one site rarely pass a few KiB) and still far below what would cost memory.
 pub const HEADER_LIMIT: usize = 32 * 1024;
 
-/// Refuses requests whose headers pass [`HEADER_LIMIT`] with `431`, before any handler parses
-/// them.
-pub async fn limit_headers(request: Request, next: Next) -> Response {
-    let size: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
-    if size > HEADER_LIMIT {
-        return axum::response::IntoResponse::into_response(ApiError::HeadersTooLarge);
+/// Refuses, before any handler parses them, requests whose head breaks the contract's hygiene
+/// rules: a method latchkey does not implement (`501`; the method's text goes nowhere), an
+/// HTTP/1.1 request without exactly one `Host` (`400`, RFC 9112 §3.2), and headers past
+/// [`HEADER_LIMIT`] (`431`).
+pub async fn check_request_head(request: Request, next: Next) -> Response {
+    let refusal = if method_label(request.method()) == "other" {
+        Some(ApiError::MethodNotImplemented)
+    } else if request.version() == Version::HTTP_11 && request.headers().get_all(header::HOST).iter().count() != 1 {
+        Some(ApiError::Malformed("an HTTP/1.1 request must carry exactly one Host header".into()))
+    } else if request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum::<usize>()
+        > HEADER_LIMIT
+    {
+        Some(ApiError::HeadersTooLarge)
+    } else {
+        None
+    };
+    match refusal {
+        Some(refusal) => axum::response::IntoResponse::into_response(refusal),
+        None => next.run(request).await,
     }
-    next.run(request).await
 }
 
 /// Gives every response an `X-Request-Id`, records the request in the metrics, and logs server
@@ -62,7 +75,8 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let mut response = next.run(request).await;
     let status = response.status();
     let elapsed = started.elapsed();
-    state.metrics.observe_request(&route, method.as_str(), status.as_u16(), elapsed.as_secs_f64());
+    state.metrics.observe_request(&route, &method, status.as_u16(), elapsed.as_secs_f64());
+    let method = method_label(&method);
     if status.is_server_error() {
         let id = request_id.to_str().unwrap_or_default();
         if status.as_u16() == 503 {

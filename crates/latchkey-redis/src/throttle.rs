@@ -2,7 +2,9 @@
 //! guesses over instances to multiply the allowance.
 //!
 //! Key `P:t:<throttle key>` holds `<count>:<latest failure, µs>` and expires `forget_after`
-//! the latest failure, so counters of made-up usernames vanish by themselves. One key per
+//! the latest failure, so counters of made-up usernames vanish by themselves. Key
+//! `P:f:<throttle key>` counts the attempts whose passwords are being checked, and lapses if
+//! an instance dies before ending its own. One key per
 //! command: the same code runs on Redis Cluster.
 
 use std::fmt;
@@ -27,12 +29,28 @@ redis.call('SET', KEYS[1], count .. ':' .. ARGV[1], 'PX', ARGV[2])
 return count
 ";
 
+/// KEYS: in-flight mark. ARGV: lapse (ms). One more attempt in flight; returns how many.
+const BEGIN_ATTEMPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return count
+";
+
+/// KEYS: in-flight mark. One attempt fewer in flight; the key goes at zero.
+const END_ATTEMPT: &str = r"
+local count = redis.call('DECR', KEYS[1])
+if count <= 0 then redis.call('DEL', KEYS[1]) end
+return 0
+";
+
 /// Counters of failed password attempts in Redis.
 #[derive(Clone)]
 pub struct RedisThrottle {
     connection: Connection,
     prefix: Arc<str>,
     record_failure: Arc<Script>,
+    begin_attempt: Arc<Script>,
+    end_attempt: Arc<Script>,
 }
 
 impl fmt::Debug for RedisThrottle {
@@ -43,11 +61,21 @@ impl fmt::Debug for RedisThrottle {
 
 impl RedisThrottle {
     pub(crate) fn new(connection: Connection, prefix: Arc<str>) -> Self {
-        Self { connection, prefix, record_failure: Arc::new(Script::new(RECORD_FAILURE)) }
+        Self {
+            connection,
+            prefix,
+            record_failure: Arc::new(Script::new(RECORD_FAILURE)),
+            begin_attempt: Arc::new(Script::new(BEGIN_ATTEMPT)),
+            end_attempt: Arc::new(Script::new(END_ATTEMPT)),
+        }
     }
 
     fn key(&self, key: &ThrottleKey) -> String {
         format!("{}:t:{}", self.prefix, key.as_str())
+    }
+
+    fn in_flight_key(&self, key: &ThrottleKey) -> String {
+        format!("{}:f:{}", self.prefix, key.as_str())
     }
 }
 
@@ -87,6 +115,26 @@ impl ThrottleStore for RedisThrottle {
 
     async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError> {
         let _: u32 = self.connection.clone().del(self.key(key)).await.map_err(fail)?;
+        Ok(())
+    }
+
+    async fn begin_attempt(&self, key: &ThrottleKey, lapse: Duration) -> Result<u32, StoreError> {
+        let lapse_ms = i64::try_from(lapse.whole_milliseconds().max(1)).unwrap_or(i64::MAX);
+        self.begin_attempt
+            .key(self.in_flight_key(key))
+            .arg(lapse_ms)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(fail)
+    }
+
+    async fn end_attempt(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        let _: i64 = self
+            .end_attempt
+            .key(self.in_flight_key(key))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(fail)?;
         Ok(())
     }
 }

@@ -58,6 +58,9 @@ where
         ("throttle_counts_failures_until_cleared", |s| Box::pin(throttle_counts_failures_until_cleared(s))),
         ("throttle_counts_concurrent_failures_exactly", |s| Box::pin(throttle_counts_concurrent_failures_exactly(s))),
         ("throttle_forgets_a_counter_after_its_window", |s| Box::pin(throttle_forgets_a_counter_after_its_window(s))),
+        ("throttle_counts_attempts_in_flight_apart_from_failures", |s| {
+            Box::pin(throttle_counts_attempts_in_flight_apart_from_failures(s))
+        }),
     ];
     let mut failures = Vec::new();
     for (name, check) in checks {
@@ -397,6 +400,28 @@ async fn throttle_counts_failures_until_cleared(stores: Stores) -> CheckResult {
     throttle.clear(&key).await.map_err(store)?;
     ensure!(throttle.failures(&key).await.map_err(store)?.is_none(), "a cleared counter is empty");
     throttle.clear(&other).await.map_err(store)?;
+    Ok(())
+}
+
+async fn throttle_counts_attempts_in_flight_apart_from_failures(stores: Stores) -> CheckResult {
+    let throttle = &stores.throttle;
+    let (key, other) = (throttle_key("dave"), throttle_key("erin"));
+    let minute = Duration::minutes(1);
+    let begun = futures_util::future::join_all((0..10).map(|_| throttle.begin_attempt(&key, minute))).await;
+    let mut counts = begun.into_iter().collect::<Result<Vec<u32>, _>>().map_err(store)?;
+    counts.sort_unstable();
+    ensure!(counts == (1..=10).collect::<Vec<_>>(), "concurrent attempts each get their own place: {counts:?}");
+    ensure!(throttle.failures(&key).await.map_err(store)?.is_none(), "an attempt in flight is no failure");
+    ensure!(throttle.begin_attempt(&other, minute).await.map_err(store)? == 1, "marks are per key");
+    for _ in 0..10 {
+        throttle.end_attempt(&key).await.map_err(store)?;
+    }
+    ensure!(throttle.begin_attempt(&key, minute).await.map_err(store)? == 1, "ended attempts are taken off");
+    throttle.end_attempt(&key).await.map_err(store)?;
+    throttle.end_attempt(&key).await.map_err(store)?;
+    ensure!(throttle.begin_attempt(&key, minute).await.map_err(store)? == 1, "ending more than began goes no lower");
+    throttle.end_attempt(&key).await.map_err(store)?;
+    throttle.end_attempt(&other).await.map_err(store)?;
     Ok(())
 }
 

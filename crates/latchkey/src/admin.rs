@@ -91,7 +91,7 @@ pub async fn sessions_list(service: &Latchkey, username: &str, out: &mut impl Wr
             session.kind.as_str(),
             stamp(session.created_at),
             stamp(session.last_seen_at),
-            stamp(session.expires_at()),
+            stamp(session.absolute_expires_at),
             session.client.ip.as_deref().unwrap_or("-"),
             session.client.user_agent.as_deref().unwrap_or("-"),
         )?;
@@ -127,10 +127,21 @@ pub async fn sessions_revoke(
     Ok(())
 }
 
-/// `latchkey keys rotate`.
-pub async fn keys_rotate(service: &Latchkey, out: &mut impl Write) -> Result<(), AdminError> {
-    let key = service.rotate_keys().await?;
-    writeln!(out, "new signing key {} ({}); older keys keep verifying until their tokens expire", key.kid, key.alg)?;
+/// `latchkey keys rotate [--now]`.
+pub async fn keys_rotate(service: &Latchkey, at_once: bool, out: &mut impl Write) -> Result<(), AdminError> {
+    let (key, starts_at) = service.rotate_keys(at_once).await?;
+    if at_once {
+        writeln!(out, "new signing key {} ({}) signs now", key.kid, key.alg)?;
+    } else {
+        writeln!(
+            out,
+            "new signing key {} ({}) published; it signs from {} (one JWKS cache lifetime from now)",
+            key.kid,
+            key.alg,
+            stamp(starts_at)
+        )?;
+    }
+    writeln!(out, "older keys keep verifying until their tokens expire")?;
     Ok(())
 }
 

@@ -85,8 +85,14 @@ enum SessionsCommand {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Make a new signing key active; older keys keep verifying until their tokens expire.
-    Rotate,
+    /// Publish a new signing key now; it signs one JWKS cache lifetime later, so verifiers
+    /// that cache the JWKS know it first. Older keys keep verifying until their tokens expire.
+    Rotate {
+        /// Emergency: sign with the new key at once (the current key is thought compromised).
+        /// Verifiers that cached the JWKS must refetch it on the new `kid`.
+        #[arg(long)]
+        now: bool,
+    },
     /// List signing keys.
     List,
 }
@@ -140,7 +146,7 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
         Command::Sessions(SessionsCommand::Revoke { id, user }) => {
             admin::sessions_revoke(&service, id.as_deref(), user.as_deref(), &mut out).await
         }
-        Command::Keys(KeysCommand::Rotate) => admin::keys_rotate(&service, &mut out).await,
+        Command::Keys(KeysCommand::Rotate { now }) => admin::keys_rotate(&service, now, &mut out).await,
         Command::Keys(KeysCommand::List) => admin::keys_list(&service, &mut out).await,
         Command::Audit(args) => admin::audit(&service, &args, &mut out).await,
     };

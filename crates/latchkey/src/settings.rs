@@ -65,6 +65,12 @@ pub mod defaults {
     pub const THROTTLE_PASSWORD_ATTEMPTS: u32 = 20;
     /// `LATCHKEY_THROTTLE_MAX_DELAY`.
     pub const THROTTLE_MAX_DELAY: &str = "15m";
+    /// `LATCHKEY_MAX_CONNECTIONS`.
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// `LATCHKEY_CLIENT_TIMEOUT` (API.md: a request head or a stalled body, 30 s).
+    pub const CLIENT_TIMEOUT: &str = "30s";
+    /// `LATCHKEY_MAX_SESSIONS_PER_USER`.
+    pub const MAX_SESSIONS_PER_USER: u32 = 100;
 }
 
 /// Accepts a TOML list either as an array of strings or as one comma-separated string.
@@ -248,6 +254,15 @@ pub struct SettingsArgs {
 
     #[arg(long, env = "LATCHKEY_THROTTLE_MAX_DELAY", global = true, help = format!("Longest wait after failed attempts (waits start at 1s and double) [default: {}]", defaults::THROTTLE_MAX_DELAY))]
     throttle_max_delay: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", global = true, help = format!("Client connections served at once; more are answered 503 and closed (lowered to what the open-files limit allows) [default: {}]", defaults::MAX_CONNECTIONS))]
+    max_connections: Option<usize>,
+
+    #[arg(long, env = "LATCHKEY_CLIENT_TIMEOUT", global = true, help = format!("A connection that has not sent a whole request head (or its next one) within this, or whose body stalls this long, is closed [default: {}]", defaults::CLIENT_TIMEOUT))]
+    client_timeout: Option<String>,
+
+    #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", global = true, help = format!("Live sessions one user may hold; a login past it ends the one used longest ago [default: {}]", defaults::MAX_SESSIONS_PER_USER))]
+    max_sessions_per_user: Option<u32>,
 }
 
 macro_rules! overlay {
@@ -298,6 +313,9 @@ impl SettingsArgs {
                 throttle_address_attempts,
                 throttle_password_attempts,
                 throttle_max_delay,
+                max_connections,
+                client_timeout,
+                max_sessions_per_user,
             ]
         )
     }
@@ -418,6 +436,10 @@ pub struct Settings {
     pub throttle: ThrottlePolicy,
     /// Generated signing keys older than this are replaced (`None`: only by hand).
     pub key_rotation_interval: Option<Duration>,
+    /// Limits on client connections.
+    pub connections: latchkey_http::ConnectionLimits,
+    /// Live sessions one user may hold.
+    pub max_sessions_per_user: u32,
 }
 
 impl Settings {
@@ -572,6 +594,22 @@ impl Settings {
                 let parsed =
                     Duration::try_from(parsed).map_err(|err| invalid("LATCHKEY_KEY_ROTATION_INTERVAL", err))?;
                 (parsed > Duration::ZERO).then_some(parsed)
+            },
+            connections: latchkey_http::ConnectionLimits {
+                max_connections: match given.max_connections.unwrap_or(defaults::MAX_CONNECTIONS) {
+                    0 => return Err(invalid("LATCHKEY_MAX_CONNECTIONS", "must allow at least one connection")),
+                    cap => cap,
+                },
+                client_timeout: duration(
+                    "LATCHKEY_CLIENT_TIMEOUT",
+                    given.client_timeout.as_deref(),
+                    defaults::CLIENT_TIMEOUT,
+                )?
+                .unsigned_abs(),
+            },
+            max_sessions_per_user: match given.max_sessions_per_user.unwrap_or(defaults::MAX_SESSIONS_PER_USER) {
+                0 => return Err(invalid("LATCHKEY_MAX_SESSIONS_PER_USER", "must allow at least one session")),
+                cap => cap,
             },
         };
         if settings.session_idle_timeout > settings.session_absolute_timeout {

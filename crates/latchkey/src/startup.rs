@@ -11,7 +11,7 @@ use latchkey_core::password::{HashError, PasswordHasher};
 use latchkey_core::secret::MasterKey;
 use latchkey_core::service::{AuthError, KeyCustody, Latchkey, Policy};
 use latchkey_core::store::{AllHealthy, Stores};
-use latchkey_http::{AppState, HttpConfig};
+use latchkey_http::{AppState, ConnectionLimits, HttpConfig};
 use latchkey_redis::{RedisOpenError, RedisSessionStore, RevocationListener};
 use latchkey_sql::{ChangeListener, SqlError, SqlStore};
 use tokio::net::TcpListener;
@@ -151,6 +151,7 @@ pub struct Application {
     redis_announcements: Option<(String, String)>,
     state: AppState,
     sync_interval: StdDuration,
+    limits: ConnectionLimits,
     shutdown: watch::Sender<bool>,
 }
 
@@ -184,6 +185,7 @@ impl Application {
             redis_announcements,
             state: AppState::with_shutdown(service, config, stopping),
             sync_interval: settings.sync_interval.unsigned_abs(),
+            limits: settings.connections,
             shutdown,
         })
     }
@@ -202,8 +204,8 @@ impl Application {
         let announcements = self
             .redis_announcements
             .map(|(url, prefix)| tokio::spawn(follow_redis_announcements(service, url, prefix)));
-        info!(%address, "listening on http://{address}");
-        let app = latchkey_http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let limits = self.limits.fitted_to(raise_open_files_limit());
+        info!(%address, max_connections = limits.max_connections, "listening on http://{address}");
         let stopping = self.shutdown;
         let signal = async move {
             shutdown.await;
@@ -211,13 +213,26 @@ impl Application {
             // shutdown open forever.
             let _ = stopping.send(true);
         };
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(signal).await;
+        let served = latchkey_http::serve(self.listener, self.state, limits, signal).await;
         sync.abort();
         for task in [listen, announcements].into_iter().flatten() {
             task.abort();
         }
         info!("stopped");
         served
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit (the default soft limit,
+/// often 1,024, would let about a thousand idle clients stop all service) and returns the limit
+/// now in force.
+fn raise_open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(err) => {
+            warn!(error = %err, "could not raise the open-files limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1_024, |(soft, _)| soft)
+        }
     }
 }
 

@@ -38,7 +38,7 @@ pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Resul
         "session": {
             "id": session.id.to_string(),
             "kind": session.kind.as_str(),
-            "expires_at": rfc3339(session.expires_at()),
+            "expires_at": rfc3339(session.absolute_expires_at),
         },
         "auth": auth.via.as_str(),
     });
@@ -70,7 +70,7 @@ pub(super) async fn sessions(State(state): State<AppState>, Auth(auth): Auth) ->
                 "kind": session.kind.as_str(),
                 "created_at": rfc3339(session.created_at),
                 "last_seen_at": rfc3339(session.last_seen_at),
-                "expires_at": rfc3339(session.expires_at()),
+                "expires_at": rfc3339(session.absolute_expires_at),
                 "user_agent": session.client.user_agent,
                 "ip": session.client.ip,
                 "current": session.id == auth.caller.session_id,

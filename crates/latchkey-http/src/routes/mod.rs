@@ -27,7 +27,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::body::BODY_LIMIT;
 use crate::cors::AllowedOriginsCors;
 use crate::error::ApiError;
-use crate::middleware::{limit_headers, observe};
+use crate::middleware::{check_request_head, observe};
 use crate::state::AppState;
 
 /// Builds the whole application for `state`.
@@ -66,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::pages::routes(&state.config))
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(limit_headers))
+        .layer(axum::middleware::from_fn(check_request_head))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(tower::util::option_layer(hsts))

@@ -54,7 +54,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
 )]
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let live = state.service.count_live_sessions().await.ok().flatten();
-    let body = state.metrics.render(live);
+    let body = state.metrics.render(live, state.service.unknown_kid_reloads());
     let content_type = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

@@ -71,7 +71,7 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
         "session": {
             "id": session.id.to_string(),
             "kind": session.kind.as_str(),
-            "expires_at": rfc3339(session.expires_at()),
+            "expires_at": rfc3339(session.absolute_expires_at),
             "idle_expires_at": rfc3339(session.idle_expires_at()),
         },
         "csrf_token": login.csrf_token,

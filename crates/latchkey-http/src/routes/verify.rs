@@ -15,10 +15,30 @@ static USERNAME: HeaderName = HeaderName::from_static("x-auth-username");
 static SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
 static KIND: HeaderName = HeaderName::from_static("x-auth-kind");
 
-/// The method of the request the proxy is asking about.
-fn original_method(headers: &HeaderMap) -> Option<Method> {
-    let value = headers.get("x-forwarded-method").or_else(|| headers.get("x-original-method"))?;
-    Method::from_bytes(value.as_bytes()).ok()
+/// Whether the request the proxy is asking about was unsafe. Proxies name its method in
+/// `X-Forwarded-Method` (Traefik, Caddy) or `X-Original-Method` (nginx); a proxy that sets one
+/// may pass the other through from the client, so the request counts as unsafe when any of
+/// them names an unsafe method — a client cannot talk its way out of the CSRF rule.
+fn original_method_is_unsafe(headers: &HeaderMap) -> bool {
+    ["x-forwarded-method", "x-original-method"]
+        .into_iter()
+        .flat_map(|name| headers.get_all(name))
+        .any(|value| Method::from_bytes(value.as_bytes()).map_or(true, |method| is_unsafe(&method)))
+}
+
+/// The username as an identity header: ASCII, with every byte of its UTF-8 outside `!`–`~`,
+/// and `%` itself, percent-encoded in upper-case hex (API.md, "Identity headers").
+fn username_header(username: &str) -> Result<HeaderValue, ApiError> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut encoded = Vec::with_capacity(username.len());
+    for &byte in username.as_bytes() {
+        if byte.is_ascii_graphic() && byte != b'%' {
+            encoded.push(byte);
+        } else {
+            encoded.extend_from_slice(&[b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]]);
+        }
+    }
+    HeaderValue::from_bytes(&encoded).map_err(|_| ApiError::Internal("unrepresentable header".into()))
 }
 
 /// `200` with the caller in `X-Auth-*` headers, `401` without a valid credential, `403` when a
@@ -41,14 +61,14 @@ fn original_method(headers: &HeaderMap) -> Option<Method> {
 )]
 pub(super) async fn verify(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let headers = request.headers();
-    let unsafe_method = original_method(headers).is_some_and(|method| is_unsafe(&method));
+    let unsafe_method = original_method_is_unsafe(headers);
     let caller = authenticate(&state, headers, unsafe_method).await?.caller;
     let mut response = ().into_response();
     let out = response.headers_mut();
     // Room for these five and the request id and nosniff the middleware adds, so it never grows.
     out.reserve(8);
     out.insert(USER_ID.clone(), uuid_header(caller.user_id.as_uuid())?);
-    out.insert(USERNAME.clone(), header_value(caller.username.as_str())?);
+    out.insert(USERNAME.clone(), username_header(caller.username.as_str())?);
     out.insert(SESSION_ID.clone(), uuid_header(caller.session_id.as_uuid())?);
     out.insert(KIND.clone(), HeaderValue::from_static(caller.kind.as_str()));
     out.insert(NO_STORE.0, NO_STORE.1);
@@ -63,4 +83,30 @@ fn uuid_header(id: Uuid) -> Result<HeaderValue, ApiError> {
 
 fn header_value(text: &str) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(text).map_err(|_| ApiError::Internal("unrepresentable header".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_become_ascii_header_values() {
+        let encoded = |name: &str| username_header(name).map(|value| value.to_str().map(str::to_owned));
+        assert_eq!(encoded("alice").ok().and_then(Result::ok).as_deref(), Some("alice"));
+        assert_eq!(encoded("straße").ok().and_then(Result::ok).as_deref(), Some("stra%C3%9Fe"));
+        assert_eq!(encoded("100%").ok().and_then(Result::ok).as_deref(), Some("100%25"));
+        assert_eq!(encoded("a b").ok().and_then(Result::ok).as_deref(), Some("a%20b"));
+    }
+
+    #[test]
+    fn any_unsafe_original_method_counts() {
+        let mut headers = HeaderMap::new();
+        assert!(!original_method_is_unsafe(&headers));
+        headers.insert("x-forwarded-method", HeaderValue::from_static("GET"));
+        assert!(!original_method_is_unsafe(&headers));
+        headers.insert("x-original-method", HeaderValue::from_static("POST"));
+        assert!(original_method_is_unsafe(&headers), "a client's GET cannot hide the proxy's POST");
+        headers.insert("x-original-method", HeaderValue::from_static("not a method"));
+        assert!(original_method_is_unsafe(&headers), "an unreadable method is treated as unsafe");
+    }
 }

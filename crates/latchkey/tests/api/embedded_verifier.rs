@@ -85,7 +85,7 @@ async fn the_example_service_follows_a_key_rotation_and_keeps_verifying_while_la
     let before = server.token_login("alice").await;
     assert_eq!(hello(&server, &service, &before.access).await, StatusCode::OK);
 
-    let (ok, out, err) = server.cli(&["keys", "rotate"], "");
+    let (ok, out, err) = server.cli(&["keys", "rotate", "--now"], "");
     assert!(ok, "{out}{err}");
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after = server.token_login("alice").await;

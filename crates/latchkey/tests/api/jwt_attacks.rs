@@ -396,3 +396,79 @@ async fn rfc6750_3_another_scheme_gets_the_plain_challenge_and_a_bearer_that_is_
     assert_eq!(binary.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
     expect_problem(binary, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
+
+#[tokio::test]
+async fn rfc7515_4_1_11_crit_and_every_header_that_changes_processing_is_refused_behind_a_valid_signature() {
+    let forge = Forge::start().await;
+    let with = |extra: Value| {
+        let mut header = forge.header();
+        for (name, value) in extra.as_object().unwrap() {
+            header[name] = value.clone();
+        }
+        forge.signed_values(&header, &forge.claims)
+    };
+    let attacks = [
+        (json!({ "crit": ["exp"] }), "crit naming a registered claim"),
+        (json!({ "crit": ["urn:example:unknown"], "urn:example:unknown": 1 }), "crit naming an unknown parameter"),
+        (json!({ "crit": [] }), "an empty crit"),
+        (json!({ "crit": "b64" }), "crit of the wrong type"),
+        (json!({ "b64": false, "crit": ["b64"] }), "b64 false with crit (RFC 7797)"),
+        (json!({ "b64": false }), "b64 false without crit"),
+        (json!({ "b64": true }), "b64 true"),
+        (json!({ "zip": "DEF" }), "compression (a JWE parameter)"),
+        (json!({ "enc": "A256GCM" }), "enc (a JWE parameter)"),
+    ];
+    for (extra, attack) in attacks {
+        forge.assert_refused(&with(extra), attack).await;
+    }
+    // An unencoded payload signed as RFC 7797 says: the signature covers the raw claims.
+    let header = json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": forge.kid, "b64": false, "crit": ["b64"] });
+    let encoded_header = URL_SAFE_NO_PAD.encode(header.to_string());
+    let payload = forge.claims.to_string();
+    let signature =
+        jsonwebtoken::crypto::sign(format!("{encoded_header}.{payload}").as_bytes(), &forge.real_key, Algorithm::EdDSA)
+            .unwrap();
+    let detached = format!("{encoded_header}..{signature}");
+    forge.assert_refused(&detached, "an RFC 7797 detached, unencoded payload").await;
+    // The embeddable verifier runs the same check (latchkey_core::keys::VerifyingKeys).
+    let jwks: String =
+        forge.server.client.get(forge.server.url("/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap();
+    let keys = latchkey_core::keys::VerifyingKeys::from_jwks(&jwks, ORIGIN, ORIGIN).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert!(keys.verify(&forge.issued.access, now).is_ok(), "control");
+    assert!(keys.verify(&with(json!({ "crit": ["exp"] })), now).is_err());
+    assert!(keys.verify(&with(json!({ "b64": false })), now).is_err());
+}
+
+#[tokio::test]
+async fn a_flood_of_tokens_naming_unknown_kids_reloads_the_keys_at_most_once_a_second() {
+    let forge = Forge::start().await;
+    let server = &forge.server;
+    let reloads = || async {
+        let text = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("latchkey_unknown_kid_key_reloads_total "))
+            .map_or(0, |value| value.trim().parse::<u64>().unwrap())
+    };
+    let before = reloads().await;
+    let started = std::time::Instant::now();
+    let requests = 400;
+    let mut flood = Vec::new();
+    for n in 0..requests {
+        let header = json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": format!("made-up-{n}") });
+        let token = forge.signed_values(&header, &forge.claims);
+        let client = server.client.clone();
+        let url = server.url("/v1/verify");
+        flood.push(tokio::spawn(async move { client.get(url).bearer_auth(token).send().await.unwrap().status() }));
+    }
+    for request in flood {
+        assert_eq!(request.await.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let caused = reloads().await - before;
+    println!("{requests} unknown-kid requests in {:?} caused {caused} key reloads", started.elapsed());
+    assert!(caused >= 1, "an unknown kid still triggers a reload");
+    assert!(caused <= seconds, "{caused} reloads in about {seconds} s");
+    // A token of a real key the instance has not loaded yet is still accepted after a reload.
+    forge.assert_accepted(&forge.issued.access, "the issued token after the flood").await;
+}

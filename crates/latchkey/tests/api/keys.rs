@@ -50,7 +50,7 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_kid
     let before = server.token_login("alice").await;
     let old_kid = jwt_part(&before.access, 0)["kid"].as_str().unwrap().to_owned();
 
-    let (ok, out, err) = server.cli(&["keys", "rotate"], "");
+    let (ok, out, err) = server.cli(&["keys", "rotate", "--now"], "");
     assert!(ok, "{out}{err}");
     tokio::time::sleep(Duration::from_millis(600)).await;
 
@@ -188,6 +188,40 @@ async fn a_generated_key_is_replaced_on_schedule_and_its_successor_is_published_
     assert!(ok && audit.contains("scheduled"), "{audit}");
 }
 
+#[tokio::test]
+async fn a_rotation_by_hand_is_published_one_jwks_max_age_before_it_signs_unless_it_is_an_emergency() {
+    // 12 s tokens: the JWKS may be cached for 3 s, so the new key must not sign for 3 s.
+    let server = Server::with(&[("LATCHKEY_ACCESS_TOKEN_TTL", "12s")]).await;
+    server.sign_up("alice").await;
+    let first = jwt_part(&server.token_login("alice").await.access, 0)["kid"].as_str().unwrap().to_owned();
+    let (ok, out, err) = server.cli(&["keys", "rotate"], "");
+    assert!(ok && out.contains("published"), "{out}{err}");
+    let rotated = std::time::Instant::now();
+    let (again, _, refusal) = server.cli(&["keys", "rotate"], "");
+    assert!(!again && refusal.contains("already published"), "a second rotation waits for the first: {refusal}");
+    let mut published = false;
+    let signing_after = loop {
+        published |= kids(&jwks(&server).await).iter().any(|kid| *kid != first);
+        let kid = jwt_part(&server.token_login("alice").await.access, 0)["kid"].as_str().unwrap().to_owned();
+        if kid != first {
+            break rotated.elapsed();
+        }
+        assert!(rotated.elapsed() < Duration::from_secs(10), "the new key never signed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(published, "the JWKS showed the new key before it signed");
+    assert!(signing_after >= Duration::from_millis(2_500), "signed {signing_after:?} after publication");
+
+    let second = jwt_part(&server.token_login("alice").await.access, 0)["kid"].as_str().unwrap().to_owned();
+    let (ok, out, err) = server.cli(&["keys", "rotate", "--now"], "");
+    assert!(ok && out.contains("signs now"), "{out}{err}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let third = jwt_part(&server.token_login("alice").await.access, 0)["kid"].as_str().unwrap().to_owned();
+    assert_ne!(third, second, "an emergency rotation signs at once (after the server's next sync)");
+    let (ok, audit, _) = server.cli(&["audit", "--kind", "key_rotated", "--json"], "");
+    assert!(ok && audit.contains("at once") && audit.contains("scheduled"), "{audit}");
+}
+
 /// Every stored key (signing keys and the server secret), as the store holds them.
 async fn stored_keys(server: &Server) -> Vec<latchkey_core::store::StoredKey> {
     server.sql_store().await.stores().keys.list().await.unwrap()
@@ -201,7 +235,7 @@ async fn with_a_master_key_no_private_key_or_server_secret_is_stored_in_the_clea
     let server = Server::with(&[("LATCHKEY_MASTER_KEY_FILE", master.to_str().unwrap())]).await;
     server.sign_up("alice").await;
     let tokens = server.token_login("alice").await;
-    assert!(server.cli(&["keys", "rotate"], "").0, "the CLI seals with the same master key");
+    assert!(server.cli(&["keys", "rotate", "--now"], "").0, "the CLI seals with the same master key");
     let stored = stored_keys(&server).await;
     assert!(stored.len() >= 3, "server secret and two signing keys");
     for key in &stored {

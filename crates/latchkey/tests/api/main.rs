@@ -10,6 +10,7 @@ mod contract;
 mod cookie_sessions;
 mod either_kind;
 mod embedded_verifier;
+mod expiry;
 mod helpers;
 mod hybrid;
 mod jwt_attacks;

@@ -251,3 +251,46 @@ fn a_zero_allowance_is_refused_at_start() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS"));
 }
+
+#[tokio::test]
+async fn api_precise_rules_concurrent_correct_logins_of_one_account_are_never_refused() {
+    let server = Server::start().await;
+    server.sign_up("alice").await;
+    for round in 0..2 {
+        let logins = (0..16).map(|n| {
+            let client = server.client.clone();
+            let url = server.url(if n % 2 == 0 { "/v1/session" } else { "/v1/token" });
+            tokio::spawn(async move {
+                let request = if url.ends_with("/v1/token") {
+                    client.post(url).form(&[("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)])
+                } else {
+                    client.post(url).json(&json!({ "username": "alice", "password": PASSWORD }))
+                };
+                request.send().await.unwrap().status()
+            })
+        });
+        let statuses: Vec<StatusCode> =
+            futures::future::join_all(logins).await.into_iter().map(Result::unwrap).collect();
+        assert!(statuses.iter().all(|status| *status == StatusCode::OK), "round {round}: {statuses:?}");
+    }
+}
+
+#[tokio::test]
+async fn asvs_6_3_concurrent_guesses_past_the_allowance_are_judged_one_at_a_time() {
+    let server = Server::start().await;
+    server.sign_up("alice").await;
+    fail_times(&server, "alice", 4).await;
+    // Twenty guesses at once with one free failure left: one is checked, the rest wait for it
+    // and then meet the wait its failure started.
+    let guesses = (0..20).map(|_| {
+        let client = server.client.clone();
+        let url = server.url("/v1/session");
+        tokio::spawn(async move {
+            client.post(url).json(&json!({ "username": "alice", "password": WRONG })).send().await.unwrap().status()
+        })
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(guesses).await.into_iter().map(Result::unwrap).collect();
+    let checked = statuses.iter().filter(|status| **status == StatusCode::UNAUTHORIZED).count();
+    let throttled = statuses.iter().filter(|status| **status == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, throttled), (1, 19), "{statuses:?}");
+}

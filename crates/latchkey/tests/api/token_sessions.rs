@@ -19,7 +19,7 @@ async fn a_password_grant_returns_a_bearer_pair_from_a_form_or_json_body() {
         assert_eq!(response.headers()["pragma"], "no-cache");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["token_type"], "Bearer");
-        assert_eq!(body["expires_in"], 600);
+        assert!((599..=600).contains(&body["expires_in"].as_i64().unwrap()), "{body}");
         assert!(body["refresh_token"].as_str().is_some_and(|t| t.len() > 40));
         assert!(body["session_id"].is_string());
     }

@@ -68,3 +68,76 @@ async fn verify_applies_the_csrf_rule_to_unsafe_original_methods_carried_by_cook
         .unwrap();
     assert_eq!(bearer.status(), StatusCode::OK, "bearer requests are never subject to the CSRF rule");
 }
+
+#[tokio::test]
+async fn identity_headers_are_ascii_with_the_username_percent_encoded() {
+    let server = Server::start().await;
+    server.sign_up("straße").await;
+    let app = server.token_login("straße").await;
+    let response = server.client.get(server.url("/v1/verify")).bearer_auth(&app.access).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let username = response.headers()["x-auth-username"].as_bytes();
+    assert_eq!(username, b"stra%C3%9Fe", "UTF-8 bytes outside !-~ are percent-encoded in upper-case hex");
+    for (_, value) in response.headers() {
+        assert!(value.as_bytes().iter().all(|byte| (0x20..0x7f).contains(byte)), "{value:?} is not ASCII");
+    }
+}
+
+#[tokio::test]
+async fn a_client_sent_safe_method_header_cannot_hide_the_proxys_unsafe_one() {
+    let server = Server::start().await;
+    server.sign_up("alice").await;
+    let web = server.cookie_login("alice").await;
+    for (forwarded, original) in [("GET", "POST"), ("POST", "GET"), ("GET", "DELETE")] {
+        let response = server
+            .client
+            .get(server.url("/v1/verify"))
+            .header("cookie", &web.cookie)
+            .header("x-forwarded-method", forwarded)
+            .header("x-original-method", original)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, StatusCode::FORBIDDEN, "csrf_rejected").await;
+    }
+    let safe = server
+        .client
+        .get(server.url("/v1/verify"))
+        .header("cookie", &web.cookie)
+        .header("x-forwarded-method", "GET")
+        .header("x-original-method", "HEAD")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(safe.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn another_authorization_scheme_does_not_hide_a_valid_cookie_but_a_bad_bearer_is_refused() {
+    let server = Server::start().await;
+    server.sign_up("alice").await;
+    let web = server.cookie_login("alice").await;
+    for authorization in ["Basic YWxpY2U6cGFzcw==", "", "Digest username=\"alice\"", "Bearerish abc"] {
+        let response = server
+            .client
+            .get(server.url("/v1/verify"))
+            .header("cookie", &web.cookie)
+            .header("authorization", authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "Authorization: {authorization:?} hid the cookie");
+        assert_eq!(response.headers()["x-auth-kind"], "cookie");
+    }
+    for authorization in ["Bearer not.a.token", "Bearer ", "bearer"] {
+        let response = server
+            .client
+            .get(server.url("/v1/me"))
+            .header("cookie", &web.cookie)
+            .header("authorization", authorization)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    }
+}

@@ -157,6 +157,27 @@ async fn a_session_made_on_one_instance_works_on_every_other_and_through_nginx()
     assert_eq!(cluster.client.get(&app).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let csrf = cluster.client.post(&app).header("cookie", &web.cookie).send().await.unwrap();
     assert_eq!(csrf.status(), StatusCode::FORBIDDEN, "an unsafe cookie request without the CSRF token");
+    let spoofed = cluster
+        .client
+        .post(&app)
+        .header("cookie", &web.cookie)
+        .header("x-forwarded-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), StatusCode::FORBIDDEN, "a client-sent X-Forwarded-Method cannot skip the CSRF rule");
+    let forged = cluster
+        .client
+        .get(&app)
+        .bearer_auth(&tokens.access)
+        .header("x-auth-username", "mallory")
+        .header("x-auth-kind", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.text().await.unwrap().trim(), "hello alice (token)", "client-sent identity headers are replaced");
+    let metrics = cluster.client.get(format!("{}/metrics", cluster.nginx)).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::NOT_FOUND, "nginx does not publish the metrics");
     // The same keys and issuer everywhere.
     let mut jwks = Vec::new();
     for base in &cluster.instances {
@@ -491,6 +512,9 @@ mod faults {
             }
             if *phase == 1 && (*probe == "login" || *probe == "readyz") {
                 assert_eq!(*status, 503, "what needs the store fails closed with 503: {context}");
+            }
+            if *phase == 2 && *probe == "login" {
+                assert_ne!(*status, 429, "logins refused by the outage counted as failed attempts: {context}");
             }
         }
         assert!(outage.counts.keys().any(|(phase, probe, status)| *phase == 1 && *probe == "login" && *status == 503));
