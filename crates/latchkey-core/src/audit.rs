@@ -97,6 +97,9 @@ pub enum RevocationCause {
     RefreshReuse,
     /// An administrator revoked it.
     Admin,
+    /// A newer login of its user passed the sessions-per-user cap and this was the session
+    /// used longest ago.
+    SessionLimit,
 }
 
 impl RevocationCause {
@@ -110,6 +113,7 @@ impl RevocationCause {
             Self::UserDisabled => "user_disabled",
             Self::RefreshReuse => "refresh_reuse",
             Self::Admin => "admin",
+            Self::SessionLimit => "session_limit",
         }
     }
 }

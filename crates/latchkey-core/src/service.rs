@@ -63,6 +63,8 @@ pub struct Policy {
     pub throttle: ThrottlePolicy,
     /// A signing key older than this is replaced by a new one (`None`: only by hand).
     pub key_rotation_interval: Option<Duration>,
+    /// Live sessions one user may hold; a login past it ends the one used longest ago.
+    pub max_sessions_per_user: u32,
 }
 
 impl Default for Policy {
@@ -81,6 +83,7 @@ impl Default for Policy {
             cookie_cache_ttl: Duration::seconds(30),
             throttle: ThrottlePolicy::default(),
             key_rotation_interval: Some(Duration::days(30)),
+            max_sessions_per_user: 100,
         }
     }
 }
@@ -598,7 +601,26 @@ impl Latchkey {
             .ip(session.client.ip.as_deref())
             .detail(kind.as_str());
         self.audit(event).await;
+        self.end_sessions_past_the_cap(account.id, session.id).await?;
         Ok(Login { account, session, credential, csrf_token })
+    }
+
+    /// Keeps a user within [`Policy::max_sessions_per_user`]: the sessions used longest ago
+    /// (by recorded last use, then by creation) end, never the one just made. Audited as
+    /// revocations with the cause `session_limit`.
+    async fn end_sessions_past_the_cap(&self, user: UserId, newest: SessionId) -> Result<(), AuthError> {
+        let cap = usize::try_from(self.inner.policy.max_sessions_per_user).unwrap_or(usize::MAX).max(1);
+        let mut live = self.inner.stores.sessions.list_live(user, self.now()).await?;
+        if live.len() <= cap {
+            return Ok(());
+        }
+        live.retain(|session| session.id != newest);
+        live.sort_by_key(|session| (session.last_seen_at, session.created_at));
+        let excess = live.len() + 1 - cap;
+        for session in live.iter().take(excess) {
+            self.revoke(RevokeScope::OneOf { user, session: session.id }, RevocationCause::SessionLimit).await?;
+        }
+        Ok(())
     }
 
     fn issue_tokens(&self, session: &Session, username: &Username) -> Result<TokenPair, AuthError> {

@@ -155,11 +155,12 @@ impl SqlStore {
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets checks read while a login writes; NORMAL is durable across
-                        // application crashes, which is what a session store needs.
+                        // WAL lets checks read while a login writes. FULL syncs the log at every
+                        // commit, so a write that was acknowledged — a revocation above all —
+                        // survives a power loss, not only a crash of the process.
                         for pragma in [
                             "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA synchronous = FULL",
                             "PRAGMA busy_timeout = 5000",
                             "PRAGMA foreign_keys = ON",
                         ] {
@@ -793,5 +794,30 @@ impl StoreHealth for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(fail)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod durability_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_syncs_every_commit_so_an_acknowledged_write_survives_a_power_loss() {
+        let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+        let store = SqlStore::open_sqlite_file(&dir.path().join("durable.db"))
+            .await
+            .unwrap_or_else(|err| panic!("open: {err}"));
+        // Every pooled connection, not only the first: each is set up by `after_connect`.
+        let mut connections = Vec::new();
+        for _ in 0..3 {
+            connections.push(store.pool.acquire().await.unwrap_or_else(|err| panic!("acquire: {err}")));
+        }
+        for connection in &mut connections {
+            let (level,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(&mut **connection)
+                .await
+                .unwrap_or_else(|err| panic!("pragma: {err}"));
+            assert_eq!(level, 2, "synchronous = FULL");
+        }
     }
 }

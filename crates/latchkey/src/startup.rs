@@ -69,19 +69,63 @@ pub enum StartError {
     },
 }
 
-/// Opens the configured store, creating the data directory if needed.
+/// Opens the configured store, creating the data directory if needed. The directory and the
+/// SQLite file are made readable by their owner only: they hold the signing keys and the
+/// server secret, and a copy of them mints working tokens.
 pub async fn open_store(settings: &Settings) -> Result<SqlStore, StartError> {
     let store = match &settings.database {
         Database::SqliteFile(path) => {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|source| StartError::DataDir { path: parent.to_owned(), source })?;
+                create_private_dir(parent).map_err(|source| StartError::DataDir { path: parent.to_owned(), source })?;
             }
+            create_private_file(path).map_err(|source| StartError::DataDir { path: path.clone(), source })?;
             SqlStore::open_sqlite_file(path).await?
         }
         Database::Url(url) => SqlStore::open(url).await?,
     };
     Ok(store)
+}
+
+/// Creates `dir` (and its parents) owner-only if it does not exist; warns when an existing one
+/// is open to others.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        warn_if_shared(dir);
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the SQLite file owner-only if it does not exist (SQLite gives its `-wal` and `-shm`
+/// files the same permissions); warns when an existing one is open to others.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            warn_if_shared(path);
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Warns when a path of the data directory can be read by others than its owner.
+fn warn_if_shared(path: &std::path::Path) {
+    #[cfg(unix)]
+    if let Ok(metadata) = std::fs::metadata(path) {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions());
+        if mode & 0o077 != 0 {
+            warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "others can read latchkey's data, which holds its keys; chmod it to the owner only");
+        }
+    }
 }
 
 /// The stores the settings name: SQL for everything, or — with `LATCHKEY_REDIS_URL` — Redis
@@ -139,6 +183,7 @@ async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchke
         cookie_cache_ttl: settings.session_cache_ttl,
         throttle: settings.throttle.clone(),
         key_rotation_interval: settings.key_rotation_interval,
+        max_sessions_per_user: settings.max_sessions_per_user,
     };
     Ok(Latchkey::start(stores, Arc::new(SystemClock), hasher, policy, KeyCustody { file_key, master_key }).await?)
 }
@@ -158,6 +203,11 @@ pub struct Application {
 impl Application {
     /// Opens the store, starts the service and binds the listener (port 0 picks a free port).
     pub async fn build(settings: &Settings) -> Result<Self, StartError> {
+        if settings.master_key_file.is_none() {
+            warn!(
+                "the signing keys and the server secret are stored unsealed: a copy of the database mints working tokens; set LATCHKEY_MASTER_KEY_FILE to seal them"
+            );
+        }
         let store = open_store(settings).await?;
         let changes = store.change_listener().await?;
         let service = start_service_on(settings, stores_for(settings, &store).await?).await?;

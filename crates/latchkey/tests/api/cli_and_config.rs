@@ -141,3 +141,26 @@ async fn admin_commands_manage_users_and_sessions_on_the_servers_store() {
     let (ok, _, err) = server.cli(&["user", "disable", "nobody"], "");
     assert!(!ok && err.contains("no user"), "{err}");
 }
+
+#[tokio::test]
+async fn the_data_directory_and_database_are_owner_only_and_unsealed_keys_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("fresh").join("data");
+    // The embedded default, whatever backend the suite runs on: an admin command opens (and
+    // so creates) the store like the server.
+    let env = vec![("LATCHKEY_DATA_DIR".to_owned(), data_dir.display().to_string())];
+    let output = output_within(command(&["user", "list"], &env), Duration::from_secs(20));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data_dir), 0o700, "the data directory");
+    assert_eq!(mode(&data_dir.join("latchkey.db")), 0o600, "the SQLite file");
+    for companion in ["latchkey.db-wal", "latchkey.db-shm"] {
+        let path = data_dir.join(companion);
+        if path.exists() {
+            assert_eq!(mode(&path) & 0o077, 0, "{companion}");
+        }
+    }
+    let server = Server::start().await;
+    assert!(server.logs().contains("stored unsealed"), "{}", server.logs());
+}

@@ -230,3 +230,27 @@ async fn a_logout_with_an_unknown_scope_is_422_and_ends_nothing() {
     assert_eq!(problem["field"], "scope");
     assert_eq!(server.me_bearer(&tokens.access).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn api_precise_rules_a_login_past_the_session_cap_ends_the_session_used_longest_ago_and_audits_it() {
+    let server =
+        Server::with(&[("LATCHKEY_MAX_SESSIONS_PER_USER", "3"), ("LATCHKEY_SESSION_TOUCH_INTERVAL", "1s")]).await;
+    server.sign_up("alice").await;
+    let oldest = server.cookie_login("alice").await;
+    let middle = server.token_login("alice").await;
+    let recent = server.cookie_login("alice").await;
+    // The oldest login is used now, so the middle one becomes the one used longest ago.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(server.me_cookie(&oldest.cookie).await.status(), StatusCode::OK);
+    let newest = server.token_login("alice").await;
+    assert_eq!(server.me_cookie(&oldest.cookie).await.status(), StatusCode::OK, "used recently: kept");
+    assert_eq!(server.me_cookie(&recent.cookie).await.status(), StatusCode::OK);
+    assert_eq!(server.me_bearer(&newest.access).await.status(), StatusCode::OK, "the new login is never the one ended");
+    assert_eq!(server.me_bearer(&middle.access).await.status(), StatusCode::UNAUTHORIZED, "used longest ago: ended");
+    assert_eq!(server.refresh(&middle.refresh).await.status(), StatusCode::BAD_REQUEST);
+    let devices = server.sessions(&newest.access).await;
+    assert_eq!(devices.len(), 3, "{devices:?}");
+    assert!(devices.iter().all(|device| device["id"] != middle.session_id.as_str()));
+    let (ok, audit, _) = server.cli(&["audit", "--kind", "session_revoked", "--json"], "");
+    assert!(ok && audit.contains("session_limit") && audit.contains(&middle.session_id), "{audit}");
+}
