@@ -51,6 +51,12 @@ pub enum UsernameError {
     /// Control characters or whitespace are not allowed.
     #[error("a username may not contain control characters or spaces")]
     ForbiddenCharacter,
+    /// A character outside the PRECIS IdentifierClass: invisible, bidirectional control,
+    /// unassigned, space, symbol or control.
+    #[error(
+        "a username may contain letters and digits of any script and printable ASCII only; U+{0:04X} is none of these"
+    )]
+    NotAnIdentifier(u32),
 }
 
 /// A username, normalised (Unicode NFKC, then lowercase) so that look-alike spellings of the
@@ -81,6 +87,28 @@ impl Username {
             return Err(UsernameError::ForbiddenCharacter);
         }
         Ok(Self(normalised))
+    }
+
+    /// Normalises and checks the username of a new account: [`Self::parse`], and then every
+    /// character must be valid in the PRECIS IdentifierClass (RFC 8264 §4.2, as RFC 8265's
+    /// UsernameCaseMapped uses it) — letters and digits of any script and printable ASCII, so
+    /// no zero-width, soft hyphen, byte-order mark, bidirectional override, Hangul filler, tag
+    /// or unassigned character can make one name look like another. Names of existing accounts
+    /// are only [`Self::parse`]d, so they can still log in.
+    pub fn parse_new(raw: &str) -> Result<Self, UsernameError> {
+        use precis_core::{Error, IdentifierClass, StringClass};
+        let username = Self::parse(raw)?;
+        match IdentifierClass::default().allows(username.as_str()) {
+            Ok(()) => Ok(username),
+            Err(Error::BadCodepoint(info)) => Err(UsernameError::NotAnIdentifier(info.cp)),
+            Err(_) => Err(UsernameError::NotAnIdentifier(0)),
+        }
+    }
+
+    /// The confusable skeleton (Unicode TS #39 §4): two names with the same skeleton look
+    /// alike (`paypal` with a Cyrillic `а`, `l` and `1`), so only one of them may be an account.
+    pub fn skeleton(&self) -> String {
+        unicode_security::confusable_detection::skeleton(&self.0).collect()
     }
 
     /// Rebuilds a username a store wrote; it was valid when written.
@@ -143,6 +171,44 @@ mod tests {
         assert_eq!(Username::parse(&"a".repeat(65)), Err(UsernameError::Length));
         // 3 scalar values, 9 bytes: lengths count characters, not bytes.
         assert!(Username::parse("日本語").is_ok());
+    }
+
+    #[test]
+    fn new_usernames_are_precis_identifiers_without_invisible_or_bidi_tricks() {
+        for fine in ["alice", "straße", "日本語", "élodie", "o'brien", "a.b-c_d+e@example"] {
+            assert!(Username::parse_new(fine).is_ok(), "{fine}");
+        }
+        let tricks = [
+            "alice\u{200B}",
+            "\u{FEFF}alice",
+            "al\u{00AD}ice",
+            "\u{202E}ecila",
+            "al\u{2066}ice",
+            "\u{3164}alice",
+            "alice\u{E0041}",
+            "ali\u{0301}\u{20DD}ce",
+            "alice\u{2665}",
+            "\u{0378}abc",
+        ];
+        for trick in tricks {
+            assert!(
+                matches!(
+                    Username::parse_new(trick),
+                    Err(UsernameError::NotAnIdentifier(_) | UsernameError::ForbiddenCharacter)
+                ),
+                "{trick:?} was accepted"
+            );
+            // An existing account of such a name can still be looked up.
+            let _ = Username::parse(trick);
+        }
+    }
+
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        let skeleton = |name: &str| Username::parse(name).map(|u| u.skeleton()).unwrap_or_default();
+        assert_eq!(skeleton("paypal"), skeleton("pаypal"), "Cyrillic a");
+        assert_eq!(skeleton("admin1"), skeleton("adminl"));
+        assert_ne!(skeleton("alice"), skeleton("bob"));
     }
 
     #[test]

@@ -447,7 +447,7 @@ impl Latchkey {
 
     /// Creates an account.
     pub async fn sign_up(&self, username: &str, password: String) -> Result<Account, AuthError> {
-        let username = Username::parse(username)?;
+        let username = Username::parse_new(username)?;
         let password = Password::parse_new(password, &username)?;
         let account = Account {
             id: UserId::generate(),

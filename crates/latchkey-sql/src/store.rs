@@ -176,7 +176,30 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrations.run(&pool).await.map_err(|source| SqlError::Migrate { backend, source })?;
-        Ok(Self { pool, backend, url: url.into() })
+        let store = Self { pool, backend, url: url.into() };
+        store.fill_in_skeletons().await.map_err(|source| SqlError::Open { backend, source })?;
+        Ok(store)
+    }
+
+    /// Gives accounts made before skeletons were kept theirs, oldest first. An account whose
+    /// skeleton an older one holds keeps none: it is never changed, and `latchkey user
+    /// collisions` lists it.
+    async fn fill_in_skeletons(&self) -> Result<(), sqlx::Error> {
+        let rows = sqlx::query("SELECT id, username FROM accounts WHERE skeleton IS NULL ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let (id, username): (String, String) = (row.try_get("id")?, row.try_get("username")?);
+            let skeleton = Username::from_trusted(username).skeleton();
+            let fill = self.sql(
+                "UPDATE accounts SET skeleton = ? WHERE id = ? AND NOT EXISTS \
+                 (SELECT 1 FROM accounts AS other WHERE other.skeleton = ?)",
+            );
+            // Another instance filling in at the same moment may win the index; this row is
+            // then tried again at the next start.
+            let _ = sqlx::query(&fill).bind(skeleton.clone()).bind(id).bind(skeleton).execute(&self.pool).await;
+        }
+        Ok(())
     }
 
     /// A listener for changes announced by other instances: PostgreSQL's `LISTEN`, so a
@@ -398,15 +421,17 @@ fn key_from(row: &AnyRow) -> Result<StoredKey, StoreError> {
 impl AccountStore for SqlStore {
     async fn create(&self, account: &Account) -> Result<CreateAccount, StoreError> {
         let sql = self.sql(
-            "INSERT INTO accounts (id, username, password_hash, created_at, disabled) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (username) DO NOTHING",
+            "INSERT INTO accounts (id, username, password_hash, created_at, disabled, skeleton) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         );
+        // Either unique index refuses it: the name itself, or its confusable skeleton.
         let inserted = sqlx::query(&sql)
             .bind(account.id.to_string())
             .bind(account.username.as_str().to_owned())
             .bind(account.password_hash.as_str().to_owned())
             .bind(micros(account.created_at))
             .bind(i64::from(account.disabled))
+            .bind(account.username.skeleton())
             .execute(&self.pool)
             .await
             .map_err(fail)?;

@@ -55,6 +55,7 @@ where
             Box::pin(audit_events_round_trip_and_list_newest_first(s))
         }),
         ("audit_listings_filter_by_user_kind_and_time", |s| Box::pin(audit_listings_filter_by_user_kind_and_time(s))),
+        ("a_look_alike_username_is_taken", |s| Box::pin(a_look_alike_username_is_taken(s))),
         ("throttle_counts_failures_until_cleared", |s| Box::pin(throttle_counts_failures_until_cleared(s))),
         ("throttle_counts_concurrent_failures_exactly", |s| Box::pin(throttle_counts_concurrent_failures_exactly(s))),
         ("throttle_forgets_a_counter_after_its_window", |s| Box::pin(throttle_forgets_a_counter_after_its_window(s))),
@@ -377,6 +378,17 @@ async fn a_due_rotation_is_scheduled_once(stores: Stores) -> CheckResult {
 
 async fn health_answers(stores: Stores) -> CheckResult {
     stores.health.ping().await.map_err(store)
+}
+
+async fn a_look_alike_username_is_taken(stores: Stores) -> CheckResult {
+    let first = stores.accounts.create(&account("paypal")?).await.map_err(store)?;
+    ensure!(first == CreateAccount::Created, "the first name is made");
+    // A Cyrillic а in place of the Latin a.
+    let look_alike = stores.accounts.create(&account("p\u{0430}ypal")?).await.map_err(store)?;
+    ensure!(look_alike == CreateAccount::UsernameTaken, "a name of the same skeleton is taken");
+    let other = stores.accounts.create(&account("paypa1-support")?).await.map_err(store)?;
+    ensure!(other == CreateAccount::Created, "a name of another skeleton is made");
+    Ok(())
 }
 
 fn throttle_key(name: &str) -> ThrottleKey {

@@ -62,6 +62,38 @@ pub async fn user_list(service: &Latchkey, out: &mut impl Write) -> Result<(), A
     Ok(())
 }
 
+/// `latchkey user collisions`: existing accounts that today's username rules would not let
+/// in — names that look like another account's (the same confusable skeleton, Unicode TS #39)
+/// and names with characters outside the PRECIS IdentifierClass. They are listed, never
+/// changed: each keeps logging in, and an operator decides. Prints nothing else when there are
+/// none.
+pub async fn user_collisions(service: &Latchkey, out: &mut impl Write) -> Result<(), AdminError> {
+    let accounts = service.accounts().await?;
+    let mut by_skeleton: std::collections::BTreeMap<String, Vec<&latchkey_core::Account>> = Default::default();
+    for account in &accounts {
+        by_skeleton.entry(account.username.skeleton()).or_default().push(account);
+    }
+    let mut found = 0;
+    for group in by_skeleton.values().filter(|group| group.len() > 1) {
+        found += 1;
+        let names: Vec<String> = group
+            .iter()
+            .map(|account| format!("{:?} ({}, {})", account.username.as_str(), account.id, stamp(account.created_at)))
+            .collect();
+        writeln!(out, "look alike: {}", names.join(" ~ "))?;
+    }
+    for account in &accounts {
+        if let Err(why) = latchkey_core::account::Username::parse_new(account.username.as_str()) {
+            found += 1;
+            writeln!(out, "not an identifier: {:?} ({}): {why}", account.username.as_str(), account.id)?;
+        }
+    }
+    if found == 0 {
+        writeln!(out, "no colliding or invalid usernames")?;
+    }
+    Ok(())
+}
+
 /// `latchkey user disable NAME`: the user can no longer log in and every session dies.
 pub async fn user_disable(service: &Latchkey, username: &str, out: &mut impl Write) -> Result<(), AdminError> {
     let account = match service.disable_user(username).await {

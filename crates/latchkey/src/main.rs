@@ -57,6 +57,9 @@ enum UserCommand {
     },
     /// List users.
     List,
+    /// List existing accounts whose names look like another's (same confusable skeleton) or
+    /// that today's username rules would refuse; they are never changed.
+    Collisions,
     /// Disable a user: no more logins, every session revoked.
     Disable {
         /// The username.
@@ -141,6 +144,7 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
         Command::Serve | Command::Bench(_) => Ok(()),
         Command::User(UserCommand::Add { username }) => admin::user_add(&service, &username, &mut out).await,
         Command::User(UserCommand::List) => admin::user_list(&service, &mut out).await,
+        Command::User(UserCommand::Collisions) => admin::user_collisions(&service, &mut out).await,
         Command::User(UserCommand::Disable { username }) => admin::user_disable(&service, &username, &mut out).await,
         Command::Sessions(SessionsCommand::List { user }) => admin::sessions_list(&service, &user, &mut out).await,
         Command::Sessions(SessionsCommand::Revoke { id, user }) => {

@@ -114,3 +114,90 @@ async fn a_password_change_needs_the_current_password_and_revokes_every_other_se
         server.post_json("/v1/session", &json!({ "username": "alice", "password": "a brand new passphrase" })).await;
     assert_eq!(new.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn api_precise_rules_usernames_with_invisible_bidi_filler_tag_or_symbol_characters_are_refused() {
+    let server = Server::start().await;
+    let tricks = [
+        ("alice\u{200B}", "zero-width space"),
+        ("\u{FEFF}alice", "byte-order mark"),
+        ("al\u{00AD}ice", "soft hyphen"),
+        ("\u{202E}ecila", "right-to-left override"),
+        ("ali\u{2067}ce", "right-to-left isolate"),
+        ("\u{3164}alice", "Hangul filler"),
+        ("\u{FFA0}alice", "halfwidth Hangul filler"),
+        ("alice\u{E0061}\u{E007F}", "tag characters"),
+        ("alice\u{2665}", "a symbol"),
+        ("alice\u{1F600}", "an emoji"),
+        ("al\u{200D}ice", "zero-width joiner between Latin letters"),
+    ];
+    for (username, what) in tricks {
+        let response = server.post_json("/v1/accounts", &json!({ "username": username, "password": PASSWORD })).await;
+        let body = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input").await;
+        assert_eq!(body["field"], "username", "{what}");
+    }
+    for fine in ["straße", "日本語", "ελένη", "o'brien.dev"] {
+        let response = server.post_json("/v1/accounts", &json!({ "username": fine, "password": PASSWORD })).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{fine}");
+    }
+}
+
+#[tokio::test]
+async fn api_precise_rules_a_name_that_looks_like_an_existing_one_is_taken() {
+    let server = Server::start().await;
+    server.sign_up("paypal").await;
+    server.sign_up("admin1").await;
+    // Cyrillic а, the Cyrillic palochka, and the digit/letter pairs UTS #39 calls confusable.
+    for look_alike in ["p\u{0430}ypal", "payp\u{0430}l", "adminl", "admin\u{04CF}"] {
+        let response = server.post_json("/v1/accounts", &json!({ "username": look_alike, "password": PASSWORD })).await;
+        expect_problem(response, StatusCode::CONFLICT, "username_taken").await;
+    }
+}
+
+#[tokio::test]
+async fn existing_accounts_that_now_collide_are_listed_by_a_command_and_never_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string())];
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = command(args, &env)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    run(&["user", "add", "alice"], PASSWORD);
+    assert!(run(&["user", "collisions"], "").contains("no colliding or invalid usernames"));
+    // Accounts made before these rules, written as an older latchkey would have.
+    let legacy = ["\u{0430}lice", "alice\u{200B}"];
+    let insert = r#"
+import sqlite3, sys, uuid
+db = sqlite3.connect(sys.argv[1])
+hash, created = db.execute("SELECT password_hash, created_at FROM accounts WHERE username = 'alice'").fetchone()
+for offset, name in enumerate(sys.argv[2:], 1):
+    db.execute("INSERT INTO accounts (id, username, password_hash, created_at, disabled) VALUES (?, ?, ?, ?, 0)",
+               (str(uuid.uuid4()), name, hash, created + offset))
+db.commit()
+"#;
+    let database = dir.path().join("latchkey.db");
+    let status = std::process::Command::new("python3")
+        .args(["-c", insert, database.to_str().unwrap(), legacy[0], legacy[1]])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report = run(&["user", "collisions"], "");
+    assert!(
+        report.contains("look alike") && report.contains("\"alice\"") && report.contains("\"\u{0430}lice\""),
+        "{report}"
+    );
+    assert!(report.contains("not an identifier") && report.contains("U+200B"), "{report}");
+    let list = run(&["user", "list"], "");
+    for name in ["alice", legacy[0], legacy[1]] {
+        assert!(list.lines().any(|line| line.split_whitespace().nth(1) == Some(name)), "{name:?} changed: {list}");
+    }
+}
