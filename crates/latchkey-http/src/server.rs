@@ -149,7 +149,14 @@ fn connection_service(
     + 'static,
 > {
     TowerToHyperService::new(app.map_request(move |request: Request<Incoming>| {
-        let mut request = request.map(|body| Body::new(TimeoutBody::new(body_timeout, body)));
+        // A request without a body (most checks) is not wrapped: nothing there can stall.
+        let mut request = request.map(|body| {
+            if axum::body::HttpBody::is_end_stream(&body) {
+                Body::new(body)
+            } else {
+                Body::new(TimeoutBody::new(body_timeout, body))
+            }
+        });
         request.extensions_mut().insert(ConnectInfo(peer));
         request
     }))
