@@ -10,9 +10,27 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
+    route: &'static str,
     method: &'static str,
     status: u16,
+}
+
+/// A route template as a `'static` label, so counting a request allocates nothing. Templates
+/// come from the router (and `unmatched`), a set fixed when the router is built, so the few
+/// strings kept here for the life of the process are bounded by it.
+pub fn route_label(route: &str) -> &'static str {
+    static ROUTES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+    let known = |routes: &[&'static str]| routes.iter().find(|known| **known == route).copied();
+    if let Some(found) = known(&ROUTES.read().unwrap_or_else(|poisoned| poisoned.into_inner())) {
+        return found;
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(found) = known(&routes) {
+        return found;
+    }
+    let interned: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    routes.push(interned);
+    interned
 }
 
 /// A request method as a label: one of the standard methods (RFC 9110 §9 and `PATCH`), or
@@ -36,7 +54,7 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
+    route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -140,11 +158,9 @@ impl Metrics {
     /// Counts a finished request. `route` is the matched route template, never the raw path,
     /// so ids and tokens in paths cannot reach the labels; the method is one of a fixed set
     /// ([`method_label`]); the status is one the application answered.
-    pub fn observe_request(&self, route: &str, method: &axum::http::Method, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&RequestLabels { route: route.to_owned(), method: method_label(method), status })
-            .inc();
-        self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
+    pub fn observe_request(&self, route: &'static str, method: &axum::http::Method, status: u16, seconds: f64) {
+        self.requests.get_or_create(&RequestLabels { route, method: method_label(method), status }).inc();
+        self.latency.get_or_create(&RouteLabels { route }).observe(seconds);
     }
 
     /// Counts a login attempt.

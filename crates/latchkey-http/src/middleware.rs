@@ -11,7 +11,7 @@ use axum::response::Response;
 use tracing::{error, warn};
 
 use crate::error::ApiError;
-use crate::metrics::method_label;
+use crate::metrics::{method_label, route_label};
 use crate::state::AppState;
 
 /// The request-id header.
@@ -70,12 +70,12 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
             HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
         }
     };
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let route = route_label(request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str));
     let method = request.method().clone();
     let mut response = next.run(request).await;
     let status = response.status();
     let elapsed = started.elapsed();
-    state.metrics.observe_request(&route, &method, status.as_u16(), elapsed.as_secs_f64());
+    state.metrics.observe_request(route, &method, status.as_u16(), elapsed.as_secs_f64());
     let method = method_label(&method);
     if status.is_server_error() {
         let id = request_id.to_str().unwrap_or_default();

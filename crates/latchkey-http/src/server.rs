@@ -38,6 +38,10 @@ use crate::state::AppState;
 /// method, which no handler ever sees.
 pub const REQUEST_HEAD_LIMIT: usize = 64 * 1024;
 
+/// How long a shutdown keeps reading requests already sent on open connections before it
+/// closes the idle ones.
+const SHUTDOWN_SETTLE: Duration = Duration::from_millis(300);
+
 /// How long a graceful shutdown waits for requests in flight before it drops them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -130,6 +134,10 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // A request a client has just sent on a keep-alive connection may not be read yet, and
+    // hyper closes a connection it finds idle at once: a moment first lets such requests in, so
+    // they are served rather than cut off.
+    tokio::time::sleep(SHUTDOWN_SETTLE).await;
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
     }

@@ -43,11 +43,15 @@ impl Connection {
     pub(crate) async fn open(target: &RedisTarget) -> redis::RedisResult<Self> {
         match target {
             RedisTarget::Standalone(url) => {
+                // No retries inside a reconnection: the manager's backoff starts at a second
+                // (plus jitter), so one retry held every request waiting on a reconnection for
+                // up to 1.5 s after Redis was back. Without it a reconnection is one attempt,
+                // a failed one fails its requests at once (503), and the next request starts
+                // another: recovery follows Redis within one request.
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(CONNECT_TIMEOUT)
                     .set_response_timeout(RESPONSE_TIMEOUT)
-                    .set_number_of_retries(1)
-                    .set_max_delay(500);
+                    .set_number_of_retries(0);
                 let manager = ConnectionManager::new_with_config(redis::Client::open(url.as_str())?, config).await?;
                 Ok(Self::Standalone(manager))
             }
