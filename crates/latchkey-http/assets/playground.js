@@ -71,8 +71,8 @@
       '(refreshing automatically after ' + (refreshInMs / 1000).toFixed(1) + ' s of ' + body.expires_in + ' s)';
     clearTimeout(tokens.refreshTimer);
     tokens.refreshTimer = setTimeout(() => refreshTokens('automatic, before expiry'), refreshInMs);
-    clearInterval(tokens.callTimer);
-    tokens.callTimer = setInterval(callApiWithToken, CALL_EVERY_MS);
+    // The app keeps calling its API on its own rhythm, whatever the refreshes do.
+    if (!tokens.callTimer) tokens.callTimer = setInterval(callApiWithToken, CALL_EVERY_MS);
     setTokenButtons(true);
     tick();
   }
@@ -80,6 +80,7 @@
   function forgetTokens(why) {
     clearTimeout(tokens.refreshTimer);
     clearInterval(tokens.callTimer);
+    tokens.callTimer = null;
     tokens.access = null;
     tokens.refresh = null;
     tokens.expiresAt = 0;
@@ -122,7 +123,15 @@
     const { response, body } = await tokenEndpoint({ grant_type: 'refresh_token', refresh_token: tokens.refresh });
     if (!response.ok) {
       note('token-log', 'Refresh refused → ' + response.status + ' ' + body.error + ': the session has ended');
+      const access = tokens.access;
       forgetTokens('the refresh token was refused (' + body.error + ')');
+      if (why !== 'after a refused call' && access) {
+        // What the API now says to the access token still in hand, as an app would find out.
+        const check = await fetch('/v1/me', { headers: { Authorization: 'Bearer ' + access }, credentials: 'omit' });
+        note('token-log', 'GET /v1/me → ' + check.status + ' with the last access token: ' +
+          (check.ok ? 'it works until it expires' : 'refused too, its session has ended'));
+        byId('token-me').textContent = check.status + (check.ok ? ': still accepted' : ': the access token was refused');
+      }
       return;
     }
     tokens.refreshes += 1;
