@@ -534,7 +534,7 @@ impl Latchkey {
                     event = event.user(account.id, &account.username);
                 }
                 self.audit(event.detail(refusal.unwrap_or("refused"))).await;
-                self.attempt_failed(&keys, admission, now, ip.as_deref()).await?;
+                self.attempt_failed(&keys, admission, self.now(), ip.as_deref()).await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
@@ -982,7 +982,7 @@ impl Latchkey {
                 .session(caller.session_id)
                 .detail("wrong_current_password");
             self.audit(event).await;
-            self.attempt_failed(&keys, admission, now, None).await?;
+            self.attempt_failed(&keys, admission, self.now(), None).await?;
             return Err(AuthError::InvalidCredentials);
         }
         self.inner.throttle.succeeded(&keys, admission).await?;

@@ -285,6 +285,8 @@ impl Throttle {
     ) -> Result<Result<Admission, Throttled>, StoreError> {
         let started = std::time::Instant::now();
         loop {
+            // An attempt that waited its turn is judged at the moment its turn came.
+            let now = now + started.elapsed();
             let mut longest: Option<Throttled> = None;
             let mut account_failures = 0;
             for key in keys.all() {
