@@ -79,16 +79,7 @@ async fn the_device_list_shows_both_kinds_newest_first_with_the_current_one_mark
             assert!(entry[field].is_string(), "{field}");
         }
     }
-    let from_cookie: Vec<Value> = server
-        .client
-        .get(server.url("/v1/sessions"))
-        .header("cookie", &web)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let from_cookie = server.sessions_by_cookie(&web).await;
     assert_eq!(from_cookie[1]["current"], true);
 }
 

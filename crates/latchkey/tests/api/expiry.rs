@@ -30,16 +30,7 @@ async fn api_precise_rules_expires_at_is_the_absolute_end_and_idle_expires_at_th
     assert!((3_595..=3_600 + 60).contains(&idle), "idle_expires_at is {idle} s after login");
     let me: Value = server.me_cookie(&cookie).await.json().await.unwrap();
     assert_eq!(me["session"]["expires_at"], body["session"]["expires_at"]);
-    let list: Vec<Value> = server
-        .client
-        .get(server.url("/v1/sessions"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.sessions_by_cookie(&cookie).await;
     assert_eq!(list[0]["expires_at"], body["session"]["expires_at"]);
 }
 

@@ -288,6 +288,14 @@ impl Server {
         response.json().await.expect("json")
     }
 
+    /// `GET /v1/sessions` with a cookie header: the caller's device list.
+    pub async fn sessions_by_cookie(&self, cookie: &str) -> Vec<Value> {
+        let response =
+            self.client.get(self.url("/v1/sessions")).header("cookie", cookie).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
+
     /// `GET /v1/me` with a bearer token.
     pub async fn me_bearer(&self, access_token: &str) -> Response {
         self.client.get(self.url("/v1/me")).bearer_auth(access_token).send().await.expect("request")
