@@ -33,9 +33,6 @@ pub enum ApiError {
     /// A method the route does not take.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// A request method latchkey implements on no route.
-    #[error("this method is not implemented")]
-    MethodNotImplemented,
     /// A request body that stalled for the client timeout.
     #[error("the request body stalled; send it without pauses")]
     BodyTimeout,
@@ -94,7 +91,6 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::MethodNotImplemented => StatusCode::NOT_IMPLEMENTED,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
@@ -115,7 +111,6 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::MethodNotImplemented => "not_implemented",
             Self::BodyTimeout => "request_timeout",
             Self::HeadersTooLarge => "headers_too_large",
             Self::NotFound => "not_found",
@@ -139,7 +134,6 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "Unsupported media type",
             Self::PayloadTooLarge => "Payload too large",
             Self::MethodNotAllowed => "Method not allowed",
-            Self::MethodNotImplemented => "Not implemented",
             Self::BodyTimeout => "Request timeout",
             Self::HeadersTooLarge => "Request headers too large",
             Self::NotFound => "Not found",
@@ -166,7 +160,6 @@ impl ApiError {
             Self::PayloadTooLarge
             | Self::UnsupportedMediaType { .. }
             | Self::MethodNotAllowed
-            | Self::MethodNotImplemented
             | Self::BodyTimeout
             | Self::HeadersTooLarge => (self.status(), "invalid_request"),
             _ => (StatusCode::BAD_REQUEST, "invalid_request"),

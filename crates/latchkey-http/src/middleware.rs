@@ -38,21 +38,20 @@ fn sane_request_id(value: &HeaderValue) -> bool {
 pub const HEADER_LIMIT: usize = 32 * 1024;
 
 /// Refuses, before any handler parses them, requests whose head breaks the contract's hygiene
-/// rules: a method latchkey does not implement (`501`; the method's text goes nowhere), an
-/// HTTP/1.1 request without exactly one `Host` (`400`, RFC 9112 §3.2), and headers past
-/// [`HEADER_LIMIT`] (`431`).
+/// rules: an HTTP/1.1 request without exactly one `Host` (`400`, RFC 9112 §3.2), and headers
+/// past [`HEADER_LIMIT`] (`431`). A made-up method is left to the router, which answers it like
+/// any method a route does not take (`405`); its text reaches neither labels nor logs.
 pub async fn check_request_head(request: Request, next: Next) -> Response {
-    let refusal = if method_label(request.method()) == "other" {
-        Some(ApiError::MethodNotImplemented)
-    } else if request.version() == Version::HTTP_11 && request.headers().get_all(header::HOST).iter().count() != 1 {
-        Some(ApiError::Malformed("an HTTP/1.1 request must carry exactly one Host header".into()))
-    } else if request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum::<usize>()
-        > HEADER_LIMIT
-    {
-        Some(ApiError::HeadersTooLarge)
-    } else {
-        None
-    };
+    let refusal =
+        if request.version() == Version::HTTP_11 && request.headers().get_all(header::HOST).iter().count() != 1 {
+            Some(ApiError::Malformed("an HTTP/1.1 request must carry exactly one Host header".into()))
+        } else if request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum::<usize>()
+            > HEADER_LIMIT
+        {
+            Some(ApiError::HeadersTooLarge)
+        } else {
+            None
+        };
     match refusal {
         Some(refusal) => axum::response::IntoResponse::into_response(refusal),
         None => next.run(request).await,

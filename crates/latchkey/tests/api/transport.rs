@@ -95,13 +95,13 @@ fn allow_many_connections() {
 }
 
 #[tokio::test]
-async fn api_precise_rules_made_up_methods_get_501_and_never_reach_the_metrics_or_the_log() {
+async fn api_precise_rules_made_up_methods_get_405_and_never_reach_the_metrics_or_the_log() {
     let server = Server::start().await;
     for n in 0..100 {
         let method = format!("FLOOD{n}{}", "M".repeat(20_000));
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let response = server.client.request(method, server.url("/v1/me")).send().await.unwrap();
-        expect_problem(response, StatusCode::NOT_IMPLEMENTED, "not_implemented").await;
+        expect_problem(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     }
     // A method past the request-head limit is refused by the HTTP layer without being kept.
     let huge = format!("{} /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "H".repeat(70_000));
