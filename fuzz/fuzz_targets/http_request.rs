@@ -71,7 +71,7 @@ struct Input {
 
 struct App {
     runtime: tokio::runtime::Runtime,
-    router: axum::Router,
+    router: latchkey_http::App,
     _dir: tempfile::TempDir,
 }
 

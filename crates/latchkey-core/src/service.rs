@@ -177,6 +177,18 @@ pub struct Caller {
     pub kind: SessionKind,
 }
 
+/// What a caller may see of themselves (`/v1/me`): their account, without its password hash,
+/// and the session their credential belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// The user's name.
+    pub username: Username,
+    /// When the account was made.
+    pub created_at: OffsetDateTime,
+    /// The session (its user is the account's id).
+    pub session: Session,
+}
+
 /// What the operator brings to the keys.
 #[derive(Debug, Default)]
 pub struct KeyCustody {
@@ -321,6 +333,7 @@ struct Inner {
     // against the denylist and the expiry at `now`.
     cookie_cache: Cache<TokenDigest, Arc<CookieEntry>>,
     bearer_cache: Cache<TokenDigest, Arc<BearerEntry>>,
+    profile_cache: Cache<SessionId, Arc<Profile>>,
     revocation_cursor: AtomicI64,
     // Why a lock: sync is the one publisher of the revocation broadcast, and two syncs at once
     // could publish out of log order; subscribers resume by position and must never skip one.
@@ -394,6 +407,8 @@ impl Latchkey {
             .max_capacity(100_000)
             .time_to_live(policy.access_token_ttl.unsigned_abs() + std::time::Duration::from_secs(5))
             .build();
+        let profile_cache =
+            Cache::builder().max_capacity(100_000).time_to_live(policy.cookie_cache_ttl.unsigned_abs()).build();
         let throttle = Throttle::new(Arc::clone(&stores.throttle), policy.throttle.clone());
         let service = Self {
             inner: Arc::new(Inner {
@@ -409,6 +424,7 @@ impl Latchkey {
                 throttle,
                 cookie_cache,
                 bearer_cache,
+                profile_cache,
                 revocation_cursor: AtomicI64::new(0),
                 sync_lock: AsyncMutex::new(()),
                 revocations: broadcast::channel(1024).0,
@@ -854,16 +870,37 @@ impl Latchkey {
         self.inner.server_secret.verify(CSRF_PURPOSE, &[session.as_uuid().as_bytes()], &bytes)
     }
 
-    /// A session by id, if it is live and the caller's.
-    pub async fn session_of(&self, caller: &Caller) -> Result<Option<Session>, AuthError> {
+    /// The caller's profile: their account and the session the credential belongs to, if it
+    /// is live and theirs. Served from this instance's memory like a cookie check (for at most
+    /// the cookie cache's time to live, the propagation bound), so asking who one is costs what a
+    /// check costs: every hit is checked against the denylist, which revocations (and so
+    /// disabling an account or changing its password) reach on every instance, and against the
+    /// session's expiry at `now`.
+    pub async fn profile(&self, caller: &Caller) -> Result<Option<Arc<Profile>>, AuthError> {
         let now = self.now();
-        Ok(self
-            .inner
-            .stores
-            .sessions
-            .get(caller.session_id)
-            .await?
-            .filter(|session| session.user_id == caller.user_id && session.is_live(now)))
+        if self.inner.denylist.denies(caller.session_id, now) {
+            return Ok(None);
+        }
+        let cache = &self.inner.profile_cache;
+        if let Some(cached) = cache.get(&caller.session_id) {
+            if cached.session.user_id == caller.user_id && cached.session.is_live(now) {
+                return Ok(Some(cached));
+            }
+            // A cached copy may have aged out while newer activity was recorded (see
+            // `authenticate_cookie`): the store decides.
+            cache.invalidate(&caller.session_id);
+        }
+        let stores = &self.inner.stores;
+        let Some(session) = stores.sessions.get(caller.session_id).await? else { return Ok(None) };
+        if session.user_id != caller.user_id || !session.is_live(now) {
+            return Ok(None);
+        }
+        let Some(account) = stores.accounts.by_id(caller.user_id).await? else { return Ok(None) };
+        let profile = Arc::new(Profile { username: account.username, created_at: account.created_at, session });
+        if self.inner.policy.cookie_cache_ttl > Duration::ZERO {
+            cache.insert(caller.session_id, Arc::clone(&profile));
+        }
+        Ok(Some(profile))
     }
 
     /// An account by id.
@@ -906,6 +943,7 @@ impl Latchkey {
         };
         for entry in &revoked {
             self.inner.denylist.insert(entry.session_id, entry.until);
+            self.inner.profile_cache.invalidate(&entry.session_id);
         }
         for entry in &revoked {
             let mut event =

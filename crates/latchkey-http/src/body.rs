@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -24,16 +24,15 @@ fn is_json(media: &str) -> bool {
     media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
+/// The request's body, at most [`BODY_LIMIT`] bytes of it: the one place bodies are read.
 async fn read_bytes(req: Request) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, &()).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else if stalled(&rejection) {
-            ApiError::BodyTimeout
-        } else {
-            ApiError::Malformed("the body could not be read".into())
-        }
-    })
+    let body = http_body_util::Limited::new(req.into_body(), BODY_LIMIT);
+    match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge),
+        Err(err) if stalled(err.as_ref()) => Err(ApiError::BodyTimeout),
+        Err(_) => Err(ApiError::Malformed("the body could not be read".into())),
+    }
 }
 
 /// Whether a body failed because it stalled past the client timeout (the connection loop wraps

@@ -21,6 +21,7 @@ mod state;
 
 pub use config::{HttpConfig, Origin, OriginError, ServiceToken, ServiceTokenTooShort};
 pub use metrics::Metrics;
-pub use routes::router;
+pub use middleware::Frame;
+pub use routes::{App, router};
 pub use server::{ConnectionLimits, REQUEST_HEAD_LIMIT, serve};
 pub use state::AppState;

@@ -1,21 +1,35 @@
-//! Cross-cutting request handling: the request id, metrics, and logging of server errors.
+//! The frame every request passes through once, around the whole router: the head's hygiene
+//! checks, the request id, the metrics, the logging of server errors, and the headers every
+//! response carries.
+//!
+//! Why one hand-written service instead of a stack of layers on the router: axum applies a
+//! router's layers to each route, so every layer costs each request a boxed clone of the route
+//! and a boxed future. Profiles of `/v1/verify` put that stack ahead of the check itself; here
+//! the whole frame is one call and one unboxed future.
 
-use std::sync::LazyLock;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Version, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderName, HeaderValue, Request, Version, header};
+use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
 use tracing::{error, warn};
 
 use crate::error::ApiError;
-use crate::metrics::{method_label, route_label};
+use crate::metrics::method_label;
 use crate::state::AppState;
 
 /// The request-id header.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The metrics label of a request that matched no route.
+const UNMATCHED: &str = "unmatched";
 
 // Request ids are an instance prefix plus a counter: unique, and far cheaper than a random
 // UUID on the hot path.
@@ -33,57 +47,176 @@ fn sane_request_id(value: &HeaderValue) -> bool {
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The client's request id when it is sane, else a new one.
+fn request_id_of(request: &Request<Body>) -> HeaderValue {
+    match request.headers().get(&REQUEST_ID) {
+        Some(value) if sane_request_id(value) => value.clone(),
+        _ => {
+            let id = format!("{}-{}", *INSTANCE_PREFIX, REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
+            // The prefix is base64url and the counter digits: always a valid header value, and
+            // taken without a second copy.
+            HeaderValue::from_maybe_shared(Bytes::from(id)).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+        }
+    }
+}
+
 /// Most bytes of request headers, names and values, in all. Generous for browsers (whose
 /// cookies for one site rarely pass a few KiB) and still far below what would cost memory.
 pub const HEADER_LIMIT: usize = 32 * 1024;
 
-/// Refuses, before any handler parses them, requests whose head breaks the contract's hygiene
-/// rules: an HTTP/1.1 request without exactly one `Host` (`400`, RFC 9112 §3.2), and headers
-/// past [`HEADER_LIMIT`] (`431`). A made-up method is left to the router, which answers it like
-/// any method a route does not take (`405`); its text reaches neither labels nor logs.
-pub async fn check_request_head(request: Request, next: Next) -> Response {
-    let refusal =
-        if request.version() == Version::HTTP_11 && request.headers().get_all(header::HOST).iter().count() != 1 {
-            Some(ApiError::Malformed("an HTTP/1.1 request must carry exactly one Host header".into()))
-        } else if request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum::<usize>()
-            > HEADER_LIMIT
-        {
-            Some(ApiError::HeadersTooLarge)
-        } else {
-            None
-        };
-    match refusal {
-        Some(refusal) => axum::response::IntoResponse::into_response(refusal),
-        None => next.run(request).await,
+/// Why a request is refused before any handler parses it, under the contract's hygiene rules:
+/// an HTTP/1.1 request without exactly one `Host` (`400`, RFC 9112 §3.2), and headers past
+/// [`HEADER_LIMIT`] (`431`). A made-up method is left to the router, which answers it like any
+/// method a route does not take (`405`); its text reaches neither labels nor logs.
+fn refusal_of(request: &Request<Body>) -> Option<ApiError> {
+    let headers = request.headers();
+    if request.version() == Version::HTTP_11 && headers.get_all(header::HOST).iter().count() != 1 {
+        Some(ApiError::Malformed("an HTTP/1.1 request must carry exactly one Host header".into()))
+    } else if headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum::<usize>() > HEADER_LIMIT {
+        Some(ApiError::HeadersTooLarge)
+    } else {
+        None
     }
 }
 
-/// Gives every response an `X-Request-Id`, records the request in the metrics, and logs server
-/// errors once (without headers, so no credential reaches the log).
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = match request.headers().get(&REQUEST_ID) {
-        Some(value) if sane_request_id(value) => value.clone(),
-        _ => {
-            let id = format!("{}-{}", *INSTANCE_PREFIX, REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
-            HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+/// The route templates requests are labelled with in the metrics: the same list the router is
+/// built from, matched the way axum matches it. A label is always a template, never the raw
+/// path, so ids and tokens in paths cannot reach the labels.
+struct RouteTemplates(matchit::Router<&'static str>);
+
+impl RouteTemplates {
+    fn new(templates: &[&'static str]) -> Self {
+        let mut router = matchit::Router::new();
+        for template in templates {
+            // The router was built from the same templates and refuses conflicting ones first,
+            // so an insert here cannot fail; should it, that template's requests read as
+            // unmatched in the metrics and nothing else changes.
+            let _ = router.insert(*template, *template);
         }
-    };
-    let route = route_label(request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str));
-    let method = request.method().clone();
-    let mut response = next.run(request).await;
-    let status = response.status();
-    let elapsed = started.elapsed();
-    state.metrics.observe_request(route, &method, status.as_u16(), elapsed.as_secs_f64());
-    let method = method_label(&method);
-    if status.is_server_error() {
-        let id = request_id.to_str().unwrap_or_default();
-        if status.as_u16() == 503 {
-            warn!(request.id = id, %route, %method, status = status.as_u16(), "store unavailable");
-        } else {
-            error!(request.id = id, %route, %method, status = status.as_u16(), "server error");
-        }
+        Self(router)
     }
-    response.headers_mut().insert(REQUEST_ID.clone(), request_id);
-    response
+
+    fn label(&self, path: &str) -> &'static str {
+        self.0.at(path).map_or(UNMATCHED, |matched| *matched.value)
+    }
+}
+
+/// What every frame of one application shares.
+struct FrameParts {
+    state: AppState,
+    templates: RouteTemplates,
+    /// `Strict-Transport-Security`, where the public URL is https (over plain http a browser
+    /// ignores it anyway).
+    hsts: Option<HeaderValue>,
+}
+
+/// The frame around an application `S` (the router): see the module documentation.
+#[derive(Clone)]
+pub struct Frame<S> {
+    inner: S,
+    parts: Arc<FrameParts>,
+}
+
+impl<S> Frame<S> {
+    /// Frames `inner`, whose routes are `templates`.
+    pub(crate) fn new(inner: S, state: AppState, templates: &[&'static str]) -> Self {
+        let hsts =
+            state.config.secure_cookies().then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+        Self { inner, parts: Arc::new(FrameParts { state, templates: RouteTemplates::new(templates), hsts }) }
+    }
+}
+
+impl<S> tower::Service<Request<Body>> for Frame<S>
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = FrameFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let started = Instant::now();
+        let request_id = request_id_of(&request);
+        let route = self.parts.templates.label(request.uri().path());
+        let method = method_label(request.method());
+        let answer = match refusal_of(&request) {
+            Some(refusal) => Answer::Refused { response: Some(refusal.into_response()) },
+            None => Answer::Inner { future: self.inner.call(request) },
+        };
+        FrameFuture { answer, started, request_id: Some(request_id), route, method, parts: Arc::clone(&self.parts) }
+    }
+}
+
+pin_project! {
+    /// The response of a [`Frame`]: the application's (or the refusal's), finished by the frame.
+    pub struct FrameFuture<F> {
+        #[pin]
+        answer: Answer<F>,
+        started: Instant,
+        request_id: Option<HeaderValue>,
+        route: &'static str,
+        method: &'static str,
+        parts: Arc<FrameParts>,
+    }
+}
+
+pin_project! {
+    #[project = AnswerProjection]
+    enum Answer<F> {
+        Refused { response: Option<Response> },
+        Inner { #[pin] future: F },
+    }
+}
+
+impl<F> Future for FrameFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = match this.answer.project() {
+            AnswerProjection::Refused { response } => response.take().unwrap_or_default(),
+            AnswerProjection::Inner { future } => match ready!(future.poll(cx)) {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+        };
+        let status = response.status().as_u16();
+        let (route, method) = (*this.route, *this.method);
+        this.parts.state.metrics.observe_request(route, method, status, this.started.elapsed().as_secs_f64());
+        let request_id = this.request_id.take().unwrap_or_else(|| HeaderValue::from_static("unknown"));
+        // Logged once, here, without headers: no credential reaches the log.
+        if status == 503 {
+            warn!(request.id = request_id.to_str().unwrap_or_default(), %route, %method, status, "store unavailable");
+        } else if status >= 500 {
+            error!(request.id = request_id.to_str().unwrap_or_default(), %route, %method, status, "server error");
+        }
+        let headers = response.headers_mut();
+        headers.insert(REQUEST_ID.clone(), request_id);
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        if let Some(hsts) = &this.parts.hsts {
+            headers.entry(header::STRICT_TRANSPORT_SECURITY).or_insert_with(|| hsts.clone());
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_templates_never_raw_paths() {
+        let templates = RouteTemplates::new(&["/v1/me", "/v1/sessions/{id}", "/assets/{name}"]);
+        assert_eq!(templates.label("/v1/me"), "/v1/me");
+        assert_eq!(templates.label("/v1/sessions/0191b1f0-secret"), "/v1/sessions/{id}");
+        assert_eq!(templates.label("/v1/me/"), UNMATCHED);
+        assert_eq!(templates.label("/nowhere"), UNMATCHED);
+    }
 }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // The body types below exist for their schemas; handlers write the same JSON.
 
+use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, ToSchema};
 
@@ -46,13 +47,13 @@ pub(crate) struct SignUp {
 }
 
 /// An account as the API shows it.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct User {
     #[schema(format = "uuid")]
-    id: String,
-    username: String,
+    pub(crate) id: String,
+    pub(crate) username: String,
     #[schema(format = DateTime)]
-    created_at: String,
+    pub(crate) created_at: String,
 }
 
 /// A new cookie session.
@@ -172,24 +173,25 @@ pub(crate) struct RevokeRequest {
 }
 
 /// The session of `/v1/me`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct MeSession {
     #[schema(format = "uuid")]
-    id: String,
-    kind: String,
+    pub(crate) id: String,
+    pub(crate) kind: &'static str,
     #[schema(format = DateTime)]
-    expires_at: String,
+    pub(crate) expires_at: String,
 }
 
 /// Who is calling.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct Me {
-    user: User,
-    session: MeSession,
+    pub(crate) user: User,
+    pub(crate) session: MeSession,
     /// `cookie` or `bearer`.
-    auth: String,
+    pub(crate) auth: &'static str,
     /// Only for cookie-carried calls.
-    csrf_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) csrf_token: Option<String>,
 }
 
 /// One device of the device list.

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -30,6 +29,7 @@ use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 use tracing::{debug, warn};
 
+use crate::routes::App;
 use crate::state::AppState;
 
 /// Most bytes of a request head (request line and headers) hyper reads before answering `431`
@@ -147,7 +147,7 @@ pub async fn serve(
 /// The application for one connection: knows its peer (`ConnectInfo`), and fails a request
 /// body that stalls for `body_timeout`.
 fn connection_service(
-    app: Router,
+    app: App,
     peer: SocketAddr,
     body_timeout: Duration,
 ) -> TowerToHyperService<

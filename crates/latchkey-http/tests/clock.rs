@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -19,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
 
 struct App {
-    router: Router,
+    router: latchkey_http::App,
     service: Latchkey,
     clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,

@@ -7,6 +7,12 @@ use latchkey::settings::{Settings, SettingsArgs};
 use latchkey::{admin, startup};
 use tracing_subscriber::EnvFilter;
 
+// Why mimalloc: the request path allocates and frees small buffers many times per request
+// (headers, futures, extension maps), and glibc's allocator spent a measured share of a check's
+// time consolidating them (scripts/loadtest, README "Measured").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// latchkey: cookie sessions and token sessions behind one session concept.
 #[derive(Parser)]
 #[command(version, about)]

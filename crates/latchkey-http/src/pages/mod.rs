@@ -15,7 +15,6 @@ mod return_to;
 mod sign_in;
 
 use askama::Template;
-use axum::Router;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -29,13 +28,13 @@ use crate::body::{FormBody, body_of};
 use crate::config::HttpConfig;
 use crate::cookies::request_cookie;
 use crate::error::ApiError;
-use crate::routes::NO_STORE;
+use crate::routes::{NO_STORE, Routes};
 use crate::state::AppState;
 
 /// The pages' routes, each answering with the pages' security headers.
-pub(crate) fn routes(config: &HttpConfig) -> Router<AppState> {
+pub(crate) fn routes(config: &HttpConfig) -> Routes {
     let method_not_allowed = || async { PageError::from(ApiError::MethodNotAllowed) };
-    let mut router = Router::new()
+    let routes = Routes::default()
         .route("/", get(|| async { Redirect::to("/account") }))
         .route("/signup", get(sign_in::sign_up_page).post(sign_in::sign_up))
         .route("/login", get(sign_in::log_in_page).post(sign_in::log_in))
@@ -45,12 +44,14 @@ pub(crate) fn routes(config: &HttpConfig) -> Router<AppState> {
         .route("/account/logout", post(account::log_out))
         .route("/account/password", post(account::change_password))
         .route("/playground", get(playground))
-        .route("/assets/{name}", get(assets::asset))
-        .method_not_allowed_fallback(method_not_allowed);
-    for (name, value) in security_headers(config) {
-        router = router.layer(SetResponseHeaderLayer::overriding(name, value));
-    }
-    router
+        .route("/assets/{name}", get(assets::asset));
+    routes.map_router(|mut router| {
+        router = router.method_not_allowed_fallback(method_not_allowed);
+        for (name, value) in security_headers(config) {
+            router = router.layer(SetResponseHeaderLayer::overriding(name, value));
+        }
+        router
+    })
 }
 
 /// The headers every page carries: a Content-Security-Policy that allows scripts, styles and

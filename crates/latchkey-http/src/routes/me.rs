@@ -10,10 +10,11 @@ use latchkey_core::session::SessionId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{NO_STORE, rfc3339, user_json};
+use super::{NO_STORE, rfc3339};
 use crate::auth::{Auth, Via};
 use crate::body::OptionalJsonBody;
 use crate::error::ApiError;
+use crate::openapi::{Me, MeSession, User};
 use crate::state::AppState;
 
 /// Who the caller is and through which session. Any authenticated caller.
@@ -29,23 +30,27 @@ use crate::state::AppState;
     )
 )]
 pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
-    let unauthenticated = ApiError::Unauthenticated { bad_bearer: auth.via == Via::Bearer };
-    let account =
-        state.service.account(auth.caller.user_id).await?.ok_or(ApiError::Unauthenticated { bad_bearer: false })?;
-    let session = state.service.session_of(&auth.caller).await?.ok_or(unauthenticated)?;
-    let mut body = json!({
-        "user": user_json(&account),
-        "session": {
-            "id": session.id.to_string(),
-            "kind": session.kind.as_str(),
-            "expires_at": rfc3339(session.absolute_expires_at),
+    let profile = state
+        .service
+        .profile(&auth.caller)
+        .await?
+        .ok_or(ApiError::Unauthenticated { bad_bearer: auth.via == Via::Bearer })?;
+    let session = &profile.session;
+    let me = Me {
+        user: User {
+            id: session.user_id.to_string(),
+            username: profile.username.as_str().to_owned(),
+            created_at: rfc3339(profile.created_at),
         },
-        "auth": auth.via.as_str(),
-    });
-    if auth.via == Via::Cookie {
-        body["csrf_token"] = json!(state.service.csrf_token(session.id));
-    }
-    Ok(([NO_STORE], Json(body)).into_response())
+        session: MeSession {
+            id: session.id.to_string(),
+            kind: session.kind.as_str(),
+            expires_at: rfc3339(session.absolute_expires_at),
+        },
+        auth: auth.via.as_str(),
+        csrf_token: (auth.via == Via::Cookie).then(|| state.service.csrf_token(session.id)),
+    };
+    Ok(([NO_STORE], Json(me)).into_response())
 }
 
 /// The caller's live sessions, both kinds, newest first. Any authenticated caller.

@@ -16,36 +16,29 @@ use axum::Router;
 use utoipa::OpenApi;
 
 use crate::openapi::AuthSchemes;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{MethodRouter, delete, get, post};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::body::BODY_LIMIT;
 use crate::cors::AllowedOriginsCors;
 use crate::error::ApiError;
-use crate::middleware::{check_request_head, observe};
+use crate::middleware::Frame;
 use crate::state::AppState;
 
+/// The whole application: every route behind the [`Frame`] each request passes once.
+pub type App = Frame<Router>;
+
 /// Builds the whole application for `state`.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> App {
     // The 405 fallback is set on each route before its CORS layer, so that preflights (which
     // no handler takes) still reach the CORS grant.
     let cors = |route: MethodRouter<AppState>, methods: &[Method]| {
         route.fallback(method_not_allowed).layer(AllowedOriginsCors::new(Arc::clone(&state.config), methods))
     };
     let plain = |route: MethodRouter<AppState>| route.fallback(method_not_allowed);
-    // HSTS only where the public URL is https: over plain http a browser ignores it anyway.
-    let hsts = state.config.secure_cookies().then(|| {
-        SetResponseHeaderLayer::if_not_present(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
-        )
-    });
-    Router::new()
+    let routes = Routes::default()
         .route("/v1/accounts", cors(post(accounts::sign_up), &[Method::POST]))
         .route("/v1/account/password", cors(post(accounts::change_password), &[Method::POST]))
         .route("/v1/session", cors(post(session::log_in), &[Method::POST]))
@@ -63,14 +56,39 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", plain(get(ops::readyz)))
         .route("/metrics", plain(get(ops::metrics)))
         .route("/openapi.json", cors(get(openapi_document), &[Method::GET]))
-        .merge(crate::pages::routes(&state.config))
-        .fallback(|| async { ApiError::NotFound })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(check_request_head))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(tower::util::option_layer(hsts))
-        .with_state(state)
+        .merge(crate::pages::routes(&state.config));
+    let router = routes.router.fallback(|| async { ApiError::NotFound }).with_state(state.clone());
+    Frame::new(router, state, &routes.templates)
+}
+
+/// Routes as they are added: the router, and their templates, from which the frame labels
+/// requests in the metrics.
+#[derive(Default)]
+pub(crate) struct Routes {
+    router: Router<AppState>,
+    templates: Vec<&'static str>,
+}
+
+impl Routes {
+    /// Adds `method_router` at `template`.
+    pub(crate) fn route(mut self, template: &'static str, method_router: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(template, method_router);
+        self.templates.push(template);
+        self
+    }
+
+    /// Changes the router of these routes as a whole (its fallbacks and layers).
+    pub(crate) fn map_router(mut self, change: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Self {
+        self.router = change(self.router);
+        self
+    }
+
+    /// Adds `other`'s routes to these.
+    pub(crate) fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.templates.extend(other.templates);
+        self
+    }
 }
 
 /// The whole description of the contract: each operation is declared beside its handler, the
