@@ -98,7 +98,12 @@ impl Cluster {
     }
 
     async fn verify(&self, base: &str, credential: &Credential) -> StatusCode {
-        let request = self.client.get(format!("{base}/v1/verify"));
+        self.status_of("/v1/verify", base, credential).await
+    }
+
+    /// The status of `GET path` on `base` with the credential.
+    async fn status_of(&self, path: &str, base: &str, credential: &Credential) -> StatusCode {
+        let request = self.client.get(format!("{base}{path}"));
         let request = match credential {
             Credential::Bearer(token) => request.bearer_auth(token),
             Credential::Cookie(cookie) => request.header("cookie", cookie),
@@ -188,10 +193,22 @@ async fn a_session_made_on_one_instance_works_on_every_other_and_through_nginx()
     assert!(jwks.windows(2).all(|pair| pair[0] == pair[1]));
 }
 
-/// Waits until `base` refuses the credential; returns how long that took after `since`.
+/// Waits until `base` refuses the credential at `/v1/verify`; returns how long that took after
+/// `since`.
 async fn refused_after(cluster: &Cluster, base: &str, credential: &Credential, since: Instant) -> Duration {
+    refused_at_after("/v1/verify", cluster, base, credential, since).await
+}
+
+/// Waits until `base` refuses the credential at `path`; returns how long that took after `since`.
+async fn refused_at_after(
+    path: &str,
+    cluster: &Cluster,
+    base: &str,
+    credential: &Credential,
+    since: Instant,
+) -> Duration {
     loop {
-        if cluster.verify(base, credential).await == StatusCode::UNAUTHORIZED {
+        if cluster.status_of(path, base, credential).await == StatusCode::UNAUTHORIZED {
             return since.elapsed();
         }
         assert!(since.elapsed() < Duration::from_secs(3), "{base} still accepts a revoked session after 3 s");
@@ -268,8 +285,9 @@ async fn three_instances_on_a_redis_cluster_behave_as_one_server() {
     assert!(spread.iter().filter(|&&keys| keys > 0).count() >= 2, "sessions did not spread: {spread:?}");
 }
 
-/// Logs in with both kinds on every instance, checks every credential works everywhere, logs
-/// out everywhere on the last instance, and waits until every instance refuses them all.
+/// Logs in with both kinds on every instance, checks every credential works everywhere (at
+/// `/v1/verify` and at `/v1/me`, so every instance holds the caller's profile in memory), logs
+/// out everywhere on the last instance, and waits until every instance refuses them all at both.
 async fn log_out_everywhere_on(cluster: &Cluster) {
     cluster.sign_up("alice").await;
     let mut credentials = Vec::new();
@@ -280,6 +298,7 @@ async fn log_out_everywhere_on(cluster: &Cluster) {
     for base in &cluster.instances {
         for credential in &credentials {
             assert_eq!(cluster.verify(base, credential).await, StatusCode::OK, "{base}");
+            assert_eq!(cluster.status_of("/v1/me", base, credential).await, StatusCode::OK, "{base}");
         }
     }
     let Credential::Bearer(first) = &credentials[0] else { unreachable!() };
@@ -293,6 +312,7 @@ async fn log_out_everywhere_on(cluster: &Cluster) {
     for base in &cluster.instances {
         for credential in &credentials {
             refused_after(cluster, base, credential, since).await;
+            refused_at_after("/v1/me", cluster, base, credential, since).await;
         }
     }
 }
