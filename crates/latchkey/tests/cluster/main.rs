@@ -392,10 +392,12 @@ mod faults {
                 name: "cookie revoked",
                 request: |c, b, k| c.get(format!("{b}/v1/verify")).header("cookie", &k.revoked_cookie),
             },
+            // Another account than the probed sessions': hundreds of logins would otherwise pass
+            // the cap on sessions per user and end the probed sessions as least recently used.
             Probe {
                 name: "login",
                 request: |c, b, _| {
-                    c.post(format!("{b}/v1/session")).json(&json!({ "username": "alice", "password": PASSWORD }))
+                    c.post(format!("{b}/v1/session")).json(&json!({ "username": "bob", "password": PASSWORD }))
                 },
             },
             Probe { name: "readyz", request: |c, b, _| c.get(format!("{b}/readyz")) },
@@ -413,13 +415,15 @@ mod faults {
         token_grant: (u16, Value),
     }
 
-    /// Runs the probes against a server on `env`, calls `down` after 1.5 s and `up` 4 s later,
-    /// and counts answers per phase (requests straddling a phase change count in neither).
-    async fn outage_under_load(env: &[(&str, &str)], down: impl FnOnce(), up: impl FnOnce()) -> Outage {
+    /// Runs the probes against a server on `env` (its failing store named `store` in the
+    /// report), calls `down` after 1.5 s and `up` 4 s later, and counts answers per phase
+    /// (requests straddling a phase change count in neither).
+    async fn outage_under_load(store: &str, env: &[(&str, &str)], down: impl FnOnce(), up: impl FnOnce()) -> Outage {
         let mut env = env.to_vec();
         env.push(("LATCHKEY_SYNC_INTERVAL", "200ms"));
         let server = Server::with(&env).await;
         server.sign_up("alice").await;
+        server.sign_up("bob").await;
         let revoked_token = server.token_login("alice").await;
         server.client.post(server.url("/v1/logout")).bearer_auth(&revoked_token.access).send().await.unwrap();
         let revoked_web = server.cookie_login("alice").await;
@@ -504,12 +508,12 @@ mod faults {
         }
         let counts = counts.lock().unwrap().clone();
         for ((phase, probe, status), count) in &counts {
-            eprintln!("  {:<7} {:<15} {status:>3}: {count}", PHASES[*phase], probe);
+            eprintln!("  {store} {:<7} {:<15} {status:>3}: {count}", PHASES[*phase], probe);
         }
-        eprintln!("  requests that straddled a phase change (not counted): {}", straddling.lock().unwrap());
+        eprintln!("  {store}: requests that straddled a phase change (not counted): {}", straddling.lock().unwrap());
         let recovery = first_login_after.lock().unwrap().expect("logins work again after the restart");
         eprintln!(
-            "  recovery: first successful login {:.0} ms after the store was back",
+            "  {store} recovery: first successful login {:.0} ms after the store was back",
             recovery.as_secs_f64() * 1000.0
         );
         Outage { counts, recovery, token_grant }
@@ -548,9 +552,13 @@ mod faults {
     async fn a_postgres_outage_fails_closed_keeps_bearer_checks_and_recovers_by_itself() {
         let postgres = PrivatePostgres::start();
         eprintln!("PostgreSQL outage under load (status counts per phase):");
-        let outage =
-            outage_under_load(&[("LATCHKEY_DATABASE_URL", &postgres.url())], || postgres.down(), || postgres.up())
-                .await;
+        let outage = outage_under_load(
+            "PostgreSQL",
+            &[("LATCHKEY_DATABASE_URL", &postgres.url())],
+            || postgres.down(),
+            || postgres.up(),
+        )
+        .await;
         check_fails_closed(&outage);
         for (_, probe, status) in outage.counts.keys() {
             assert!(!(*probe == "cookie valid" && *status == 401), "a valid cookie session was refused");
@@ -563,7 +571,7 @@ mod faults {
         let database = latchkey_testkit::postgres::ScratchDatabase::create().await;
         eprintln!("Redis outage under load (status counts per phase):");
         let env = [("LATCHKEY_DATABASE_URL", database.url()), ("LATCHKEY_REDIS_URL", &redis.url())];
-        let outage = outage_under_load(&env, || redis.down(), || redis.up()).await;
+        let outage = outage_under_load("Redis", &env, || redis.down(), || redis.up()).await;
         check_fails_closed(&outage);
         // Redis restarts empty: a session it held may be gone afterwards (its user logs in
         // again), but never during the outage is a valid cached one refused.
