@@ -456,13 +456,16 @@ mod faults {
         let stop = Arc::new(AtomicBool::new(false));
         let counts: Arc<Mutex<Counts>> = Arc::default();
         let restarted_at: Arc<Mutex<Option<Instant>>> = Arc::default();
-        let first_login_after: Arc<Mutex<Option<Duration>>> = Arc::default();
+        // The first 200 of each probe after the restart: `readyz` says when the store answered
+        // this server again, `login` when the whole path did (a login also waits for a hash,
+        // which yields to every other runnable thread).
+        let first_after: Arc<Mutex<BTreeMap<&'static str, Duration>>> = Arc::default();
         let straddling: Arc<Mutex<u64>> = Arc::default();
         // One worker per probe, so requests that wait for the store cannot starve the others.
         let mut workers = Vec::new();
         for worker in 0..probes().len() {
             let (phase, stop, counts, creds) = (phase.clone(), stop.clone(), counts.clone(), creds.clone());
-            let (restarted_at, first_login_after) = (restarted_at.clone(), first_login_after.clone());
+            let (restarted_at, first_after) = (restarted_at.clone(), first_after.clone());
             let straddling = straddling.clone();
             let base = server.base.clone();
             workers.push(tokio::spawn(async move {
@@ -480,12 +483,11 @@ mod faults {
                         *straddling.lock().unwrap() += 1;
                         continue;
                     }
-                    if current == 2 && probe.name == "login" && status == 200 {
-                        let since = restarted_at.lock().unwrap().map(|at| at.elapsed());
-                        let mut first = first_login_after.lock().unwrap();
-                        if first.is_none() {
-                            *first = since;
-                        }
+                    if current == 2
+                        && status == 200
+                        && let Some(since) = restarted_at.lock().unwrap().map(|at| at.elapsed())
+                    {
+                        first_after.lock().unwrap().entry(probe.name).or_insert(since);
                     }
                     *counts.lock().unwrap().entry((current, probe.name, status)).or_default() += 1;
                 }
@@ -511,9 +513,12 @@ mod faults {
             eprintln!("  {store} {:<7} {:<15} {status:>3}: {count}", PHASES[*phase], probe);
         }
         eprintln!("  {store}: requests that straddled a phase change (not counted): {}", straddling.lock().unwrap());
-        let recovery = first_login_after.lock().unwrap().expect("logins work again after the restart");
+        let first_after = first_after.lock().unwrap().clone();
+        let ready = first_after.get("readyz").copied().expect("the server is ready again after the restart");
+        let recovery = first_after.get("login").copied().expect("logins work again after the restart");
         eprintln!(
-            "  {store} recovery: first successful login {:.0} ms after the store was back",
+            "  {store} recovery: ready {:.0} ms and first successful login {:.0} ms after the store was back",
+            ready.as_secs_f64() * 1000.0,
             recovery.as_secs_f64() * 1000.0
         );
         Outage { counts, recovery, token_grant }
