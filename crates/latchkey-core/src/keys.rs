@@ -18,7 +18,6 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::secret::{TokenDigest, b64url, b64url_decode, fill_random};
-use crate::store::StoredKey;
 
 /// The `alg` under which the server secret is stored in the key store.
 pub const SERVER_SECRET_ALG: &str = "server-secret";
@@ -28,6 +27,32 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub const LEEWAY_SECONDS: i64 = 2;
 /// Longest access token accepted for verification, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// A signing key (or the server secret) as stored. The material is private.
+#[derive(Clone)]
+pub struct StoredKey {
+    /// Key id: the `kid` of tokens it signs.
+    pub kid: String,
+    /// `EdDSA`, `ES256`, `RS256`, `HS256`, or `server-secret`.
+    pub alg: String,
+    /// PEM for asymmetric keys, base64url for symmetric ones.
+    pub material: String,
+    /// When it was made (the newest unretired key of the configured algorithm signs).
+    pub created_at: OffsetDateTime,
+    /// When it stopped signing; it keeps verifying until its tokens have expired.
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
 
 /// The algorithms latchkey signs access tokens with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

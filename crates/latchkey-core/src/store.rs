@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::account::{Account, UserId, Username};
 use crate::audit::{AuditEvent, AuditFilter};
+pub use crate::keys::StoredKey;
 use crate::password::PasswordHash;
 use crate::session::{Session, SessionId, SessionKind};
 use crate::throttle::{Failures, ThrottleKey};
@@ -149,32 +150,6 @@ pub trait RevocationLog: Send + Sync + 'static {
     async fn after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
     /// The newest position (0 when empty).
     async fn latest(&self) -> Result<i64, StoreError>;
-}
-
-/// A signing key (or the server secret) as stored. The material is private.
-#[derive(Clone)]
-pub struct StoredKey {
-    /// Key id: the `kid` of tokens it signs.
-    pub kid: String,
-    /// `EdDSA`, `ES256`, `RS256`, `HS256`, or `server-secret`.
-    pub alg: String,
-    /// PEM for asymmetric keys, base64url for symmetric ones.
-    pub material: String,
-    /// When it was made (the newest unretired key of the configured algorithm signs).
-    pub created_at: OffsetDateTime,
-    /// When it stopped signing; it keeps verifying until its tokens have expired.
-    pub retired_at: Option<OffsetDateTime>,
-}
-
-impl std::fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .field("created_at", &self.created_at)
-            .field("retired_at", &self.retired_at)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Signing keys and the server secret, shared by every instance.

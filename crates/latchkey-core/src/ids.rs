@@ -1,0 +1,88 @@
+//! The public identifiers of users and sessions: what tokens name (`sub`, `sid`), what the
+//! denylist and the revocation feed speak of, and all a verifier of tokens needs to know of
+//! accounts and sessions. They live apart from the accounts and sessions they identify so that
+//! verifying a token needs neither (see the `server` feature).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::secret::TokenDigest;
+
+/// A user's stable public identifier (the `sub` of access tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(Uuid);
+
+impl UserId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// Parses the textual form; `None` for anything that is not a UUID.
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::try_parse(text).ok().map(Self)
+    }
+
+    /// The underlying UUID, for stores.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+
+    /// Rebuilds an id read back from a store.
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A session's public id: safe to show, log and put in the `sid` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// The id of the cookie session whose secret has `digest`: a second, domain-separated
+    /// hash of the secret. A cookie session is thus found by a hash of its secret (the
+    /// contract's "keyed by a hash of the secret") with a plain lookup by id, and a store needs
+    /// no second index. The id is public; it reveals nothing that helps find the secret.
+    pub fn for_cookie(digest: &TokenDigest) -> Self {
+        let hashed = TokenDigest::of(&[b"latchkey cookie session id\0".as_slice(), digest.as_bytes()].concat());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&hashed.as_bytes()[..16]);
+        Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+
+    /// Parses the textual form; `None` for anything that is not a UUID.
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::try_parse(text).ok().map(Self)
+    }
+
+    /// The underlying UUID, for stores.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+
+    /// Rebuilds an id read back from a store.
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
