@@ -464,7 +464,7 @@ impl Latchkey {
     /// Creates an account.
     pub async fn sign_up(&self, username: &str, password: String) -> Result<Account, AuthError> {
         let username = Username::parse_new(username)?;
-        let password = Password::parse_new(password, &username)?;
+        let password = Password::parse_new(password, username.as_str())?;
         let account = Account {
             id: UserId::generate(),
             username,
@@ -1024,7 +1024,7 @@ impl Latchkey {
             return Err(AuthError::InvalidCredentials);
         }
         self.inner.throttle.succeeded(&keys, admission).await?;
-        let new = Password::parse_new(new, &account.username)?;
+        let new = Password::parse_new(new, account.username.as_str())?;
         let hash = self.inner.hasher.hash(&new).await?;
         self.inner.stores.accounts.set_password_hash(account.id, &hash).await?;
         let event = AuditEvent::new(AuditKind::PasswordChanged, now)

@@ -22,7 +22,32 @@ use moka::sync::Cache;
 use time::{Duration, OffsetDateTime};
 
 use crate::secret::{ServerSecret, b64url};
-use crate::store::{StoreError, ThrottleStore};
+use crate::store::error::StoreError;
+
+/// Counters of failed password attempts (see the module documentation). Each key's counter is
+/// forgotten `forget_after` its latest failure.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync + 'static {
+    /// The counter's state, if it has one.
+    async fn failures(&self, key: &ThrottleKey) -> Result<Option<Failures>, StoreError>;
+    /// Counts one more failure at `at` (atomically: concurrent failures are all counted) and
+    /// returns the new state.
+    async fn record_failure(
+        &self,
+        key: &ThrottleKey,
+        at: OffsetDateTime,
+        forget_after: time::Duration,
+    ) -> Result<Failures, StoreError>;
+    /// Forgets the counter (after a successful login on the account).
+    async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError>;
+    /// Marks one more attempt on `key` as in flight (its password being checked) and returns
+    /// how many are in flight now, this one included. Kept apart from the failures: an attempt
+    /// is no failure until its password proved wrong. A mark not ended within `lapse` (its
+    /// instance died mid-check) is forgotten.
+    async fn begin_attempt(&self, key: &ThrottleKey, lapse: time::Duration) -> Result<u32, StoreError>;
+    /// Ends an attempt begun with [`Self::begin_attempt`].
+    async fn end_attempt(&self, key: &ThrottleKey) -> Result<(), StoreError>;
+}
 
 /// What a counter counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,6 +18,7 @@ mod pages;
 mod routes;
 mod server;
 mod state;
+mod wire;
 
 pub use config::{HttpConfig, Origin, OriginError, ServiceToken, ServiceTokenTooShort};
 pub use metrics::Metrics;

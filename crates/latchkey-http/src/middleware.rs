@@ -15,9 +15,11 @@ use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, Request, Version, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use pin_project_lite::pin_project;
 use tracing::{error, warn};
 
@@ -98,6 +100,41 @@ impl RouteTemplates {
 
     fn label(&self, path: &str) -> &'static str {
         self.0.at(path).map_or(UNMATCHED, |matched| *matched.value)
+    }
+}
+
+/// Routes as they are added: the router, and their templates, from which the frame labels
+/// requests in the metrics.
+#[derive(Default)]
+pub(crate) struct Routes {
+    router: Router<AppState>,
+    templates: Vec<&'static str>,
+}
+
+impl Routes {
+    /// The router and the templates of its routes, for [`Frame::new`].
+    pub(crate) fn into_parts(self) -> (Router<AppState>, Vec<&'static str>) {
+        (self.router, self.templates)
+    }
+
+    /// Adds `method_router` at `template`.
+    pub(crate) fn route(mut self, template: &'static str, method_router: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(template, method_router);
+        self.templates.push(template);
+        self
+    }
+
+    /// Changes the router of these routes as a whole (its fallbacks and layers).
+    pub(crate) fn map_router(mut self, change: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Self {
+        self.router = change(self.router);
+        self
+    }
+
+    /// Adds `other`'s routes to these.
+    pub(crate) fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.templates.extend(other.templates);
+        self
     }
 }
 

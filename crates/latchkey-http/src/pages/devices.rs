@@ -9,7 +9,7 @@ use time::macros::format_description;
 use woothee::parser::Parser;
 use woothee::woothee::VALUE_UNKNOWN;
 
-use crate::routes::rfc3339;
+use crate::wire::rfc3339;
 
 static USER_AGENTS: LazyLock<Parser> = LazyLock::new(Parser::new);
 

@@ -28,8 +28,9 @@ use crate::body::{FormBody, body_of};
 use crate::config::HttpConfig;
 use crate::cookies::request_cookie;
 use crate::error::ApiError;
-use crate::routes::{NO_STORE, Routes};
+use crate::middleware::Routes;
 use crate::state::AppState;
+use crate::wire::NO_STORE;
 
 /// The pages' routes, each answering with the pages' security headers.
 pub(crate) fn routes(config: &HttpConfig) -> Routes {

@@ -14,9 +14,9 @@ use super::{CarriesCsrfToken, PageError, SignedInForm, check_form, render, sente
 use crate::body::{FormBody, body_of};
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
-use crate::routes::NO_STORE;
 use crate::routes::session::{client_info, session_cookie_jar};
 use crate::state::AppState;
+use crate::wire::NO_STORE;
 
 /// Where a signed-in browser goes when nobody said where.
 const HOME: &str = "/account";

@@ -7,11 +7,12 @@ use axum::response::IntoResponse;
 use latchkey_core::service::AuthError;
 use serde::Deserialize;
 
-use super::{NO_STORE, user_json};
+use super::user_json;
 use crate::auth::Auth;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::wire::NO_STORE;
 
 #[derive(Deserialize)]
 pub(super) struct SignUp {

@@ -10,12 +10,12 @@ use latchkey_core::session::SessionId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{NO_STORE, rfc3339};
 use crate::auth::{Auth, Via};
 use crate::body::OptionalJsonBody;
 use crate::error::ApiError;
 use crate::openapi::{Me, MeSession, User};
 use crate::state::AppState;
+use crate::wire::{NO_STORE, rfc3339};
 
 /// Who the caller is and through which session. Any authenticated caller.
 #[utoipa::path(

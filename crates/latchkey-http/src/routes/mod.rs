@@ -16,16 +16,15 @@ use axum::Router;
 use utoipa::OpenApi;
 
 use crate::openapi::AuthSchemes;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::cors::AllowedOriginsCors;
 use crate::error::ApiError;
-use crate::middleware::Frame;
+use crate::middleware::{Frame, Routes};
 use crate::state::AppState;
+use crate::wire::rfc3339;
 
 /// The whole application: every route behind the [`Frame`] each request passes once.
 pub type App = Frame<Router>;
@@ -57,38 +56,9 @@ pub fn router(state: AppState) -> App {
         .route("/metrics", plain(get(ops::metrics)))
         .route("/openapi.json", cors(get(openapi_document), &[Method::GET]))
         .merge(crate::pages::routes(&state.config));
-    let router = routes.router.fallback(|| async { ApiError::NotFound }).with_state(state.clone());
-    Frame::new(router, state, &routes.templates)
-}
-
-/// Routes as they are added: the router, and their templates, from which the frame labels
-/// requests in the metrics.
-#[derive(Default)]
-pub(crate) struct Routes {
-    router: Router<AppState>,
-    templates: Vec<&'static str>,
-}
-
-impl Routes {
-    /// Adds `method_router` at `template`.
-    pub(crate) fn route(mut self, template: &'static str, method_router: MethodRouter<AppState>) -> Self {
-        self.router = self.router.route(template, method_router);
-        self.templates.push(template);
-        self
-    }
-
-    /// Changes the router of these routes as a whole (its fallbacks and layers).
-    pub(crate) fn map_router(mut self, change: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Self {
-        self.router = change(self.router);
-        self
-    }
-
-    /// Adds `other`'s routes to these.
-    pub(crate) fn merge(mut self, other: Routes) -> Self {
-        self.router = self.router.merge(other.router);
-        self.templates.extend(other.templates);
-        self
-    }
+    let (router, templates) = routes.into_parts();
+    let router = router.fallback(|| async { ApiError::NotFound }).with_state(state.clone());
+    Frame::new(router, state, &templates)
 }
 
 /// The whole description of the contract: each operation is declared beside its handler, the
@@ -134,11 +104,6 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// RFC 3339 in UTC, to the second.
-pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
-    at.replace_nanosecond(0).unwrap_or(at).format(&Rfc3339).unwrap_or_default()
-}
-
 /// The user object of API.md.
 pub(crate) fn user_json(account: &latchkey_core::Account) -> Value {
     json!({
@@ -147,7 +112,3 @@ pub(crate) fn user_json(account: &latchkey_core::Account) -> Value {
         "created_at": rfc3339(account.created_at),
     })
 }
-
-/// `Cache-Control: no-store` for responses that carry a secret or a user's data.
-pub(crate) const NO_STORE: (header::HeaderName, HeaderValue) =
-    (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -19,10 +19,10 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 use tracing::warn;
 
-use super::{NO_STORE, rfc3339};
 use crate::auth::bearer_token;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::wire::{NO_STORE, rfc3339};
 
 fn entry_json(entry: &Revocation) -> serde_json::Value {
     json!({ "sid": entry.session_id.to_string(), "until": rfc3339(entry.until) })

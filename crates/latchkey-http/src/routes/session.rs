@@ -10,12 +10,13 @@ use latchkey_core::session::{ClientInfo, SessionKind};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{NO_STORE, rfc3339, user_json};
+use super::user_json;
 use crate::auth::{check_origin, client_ip};
 use crate::body::{JsonBody, body_of};
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
 use crate::state::AppState;
+use crate::wire::{NO_STORE, rfc3339};
 
 #[derive(Deserialize)]
 pub(super) struct Credentials {

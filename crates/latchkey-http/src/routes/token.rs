@@ -10,7 +10,6 @@ use latchkey_core::service::{AuthError, Credential, TokenPair};
 use latchkey_core::session::{Session, SessionKind};
 use serde_json::json;
 
-use super::NO_STORE;
 use crate::auth::{CSRF_HEADER, check_origin};
 use crate::body::OAuthParams;
 use crate::cookies::request_cookie;
@@ -18,6 +17,7 @@ use crate::error::{ApiError, OAuthError};
 use crate::metrics::LoginOutcome;
 use crate::routes::session::client_info;
 use crate::state::AppState;
+use crate::wire::NO_STORE;
 
 const PRAGMA_NO_CACHE: (header::HeaderName, HeaderValue) = (header::PRAGMA, HeaderValue::from_static("no-cache"));
 

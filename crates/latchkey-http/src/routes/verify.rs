@@ -5,10 +5,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
-use super::NO_STORE;
 use crate::auth::{authenticate, is_unsafe};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::wire::NO_STORE;
 
 static USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
 static USERNAME: HeaderName = HeaderName::from_static("x-auth-username");

@@ -3,6 +3,8 @@
 //!
 //! `Ok(None)` means "not found"; `Err` means the infrastructure failed and maps to 503.
 
+pub(crate) mod error;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -11,25 +13,8 @@ use crate::audit::{AuditEvent, AuditFilter};
 pub use crate::keys::StoredKey;
 use crate::password::PasswordHash;
 use crate::session::{Session, SessionId, SessionKind};
-use crate::throttle::{Failures, ThrottleKey};
-
-/// An infrastructure failure of a store. Never an authentication decision.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The store could not be reached or did not answer.
-    #[error("the store is unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A row the store wrote could not be read back (corruption or a schema mismatch).
-    #[error("the store holds data latchkey cannot read: {0}")]
-    Corrupt(String),
-}
-
-impl StoreError {
-    /// Wraps any backend error as unavailability.
-    pub fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Unavailable(Box::new(err))
-    }
-}
+pub use crate::throttle::ThrottleStore;
+pub use error::StoreError;
 
 /// What creating an account can run into besides failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,31 +158,6 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn replace_material(&self, kid: &str, material: &str) -> Result<bool, StoreError>;
     /// Deletes keys retired before `before`.
     async fn delete_retired_before(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
-}
-
-/// Counters of failed password attempts (see [`crate::throttle`]). Each key's counter is
-/// forgotten `forget_after` its latest failure.
-#[async_trait]
-pub trait ThrottleStore: Send + Sync + 'static {
-    /// The counter's state, if it has one.
-    async fn failures(&self, key: &ThrottleKey) -> Result<Option<Failures>, StoreError>;
-    /// Counts one more failure at `at` (atomically: concurrent failures are all counted) and
-    /// returns the new state.
-    async fn record_failure(
-        &self,
-        key: &ThrottleKey,
-        at: OffsetDateTime,
-        forget_after: time::Duration,
-    ) -> Result<Failures, StoreError>;
-    /// Forgets the counter (after a successful login on the account).
-    async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError>;
-    /// Marks one more attempt on `key` as in flight (its password being checked) and returns
-    /// how many are in flight now, this one included. Kept apart from the failures: an attempt
-    /// is no failure until its password proved wrong. A mark not ended within `lapse` (its
-    /// instance died mid-check) is forgotten.
-    async fn begin_attempt(&self, key: &ThrottleKey, lapse: time::Duration) -> Result<u32, StoreError>;
-    /// Ends an attempt begun with [`Self::begin_attempt`].
-    async fn end_attempt(&self, key: &ThrottleKey) -> Result<(), StoreError>;
 }
 
 /// The audit trail: security events, durable, listed newest first.
