@@ -280,6 +280,13 @@ pub fn jwks_max_age(access_ttl: Duration) -> Duration {
     (access_ttl / 4_i32).clamp(Duration::ZERO, Duration::minutes(5))
 }
 
+/// How long an access token can still be accepted after it was issued: its lifetime plus the
+/// leeway on `exp`. The one rule for how long what stopped issuing tokens must be remembered:
+/// a retired key stays published, and a revoked session stays on the denylist, this long.
+pub fn acceptance_window(access_ttl: Duration) -> Duration {
+    access_ttl + Duration::seconds(LEEWAY_SECONDS)
+}
+
 /// Whether a token with this `exp` is expired at `now`, leeway included. Compared to the
 /// nanosecond, so the leeway is exactly [`LEEWAY_SECONDS`], never a second more.
 pub fn is_expired(exp: i64, now: OffsetDateTime) -> bool {
@@ -486,7 +493,7 @@ impl KeySet {
         settings: TokenSettings,
         now: OffsetDateTime,
     ) -> Result<Self, KeyError> {
-        let overlap = settings.access_ttl + Duration::seconds(LEEWAY_SECONDS);
+        let overlap = acceptance_window(settings.access_ttl);
         let mut loaded_keys: Vec<Arc<LoadedKey>> = Vec::new();
         let mut verifying = VerifyingKeys::default();
         let mut signer = None;

@@ -17,8 +17,7 @@ use crate::audit::{AuditEvent, AuditFilter, AuditKind, RevocationCause};
 use crate::clock::Clock;
 use crate::denylist::Denylist;
 use crate::keys::{
-    self, AccessClaims, KeyError, KeySet, LEEWAY_SECONDS, SERVER_SECRET_ALG, SigningAlgorithm, TokenRejection,
-    TokenSettings,
+    self, AccessClaims, KeyError, KeySet, SERVER_SECRET_ALG, SigningAlgorithm, TokenRejection, TokenSettings,
 };
 use crate::password::{HashError, Password, PasswordError, PasswordHasher};
 use crate::secret::{MasterKey, SecretToken, ServerSecret, TokenDigest, b64url, b64url_decode, fill_random};
@@ -89,6 +88,12 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// How long an access token of this policy can be accepted after it was issued (see
+    /// [`keys::acceptance_window`]): what a retired key and a revoked session are remembered for.
+    pub fn access_token_window(&self) -> Duration {
+        keys::acceptance_window(self.access_token_ttl)
+    }
+
     /// How long a session of `kind` may go unused, as the session records it: the configured
     /// idle timeout plus the slack of the touch interval. Activity is written at most once per
     /// [`Self::touch_interval_for`], so the recorded last use can lag the real one by up to
@@ -930,7 +935,7 @@ impl Latchkey {
         let now = self.now();
         let policy = &self.inner.policy;
         let until = |kind: SessionKind| match kind {
-            SessionKind::Token => now + policy.access_token_ttl + Duration::seconds(LEEWAY_SECONDS),
+            SessionKind::Token => now + policy.access_token_window(),
             SessionKind::Cookie => now + policy.cookie_cache_ttl,
         };
         let revoked = self.inner.stores.sessions.revoke(scope, now, &until).await?;
@@ -1151,7 +1156,7 @@ impl Latchkey {
         // Rebuild when the keys changed, and when a retired key's overlap ran out.
         let overlap_ended = stored.iter().any(|key| {
             key.retired_at.is_some_and(|at| {
-                let ends = at + self.inner.policy.access_token_ttl + Duration::seconds(LEEWAY_SECONDS);
+                let ends = at + self.inner.policy.access_token_window();
                 ends <= now && current.jwks().contains(&key.kid)
             })
         });
@@ -1169,8 +1174,7 @@ impl Latchkey {
     pub async fn purge(&self) -> Result<u64, AuthError> {
         let now = self.now();
         let sessions = self.inner.stores.sessions.purge(now - Duration::days(1)).await?;
-        let overlap = self.inner.policy.access_token_ttl + Duration::seconds(LEEWAY_SECONDS);
-        let keys = self.inner.stores.keys.delete_retired_before(now - overlap).await?;
+        let keys = self.inner.stores.keys.delete_retired_before(now - self.inner.policy.access_token_window()).await?;
         Ok(sessions + keys)
     }
 

@@ -181,7 +181,7 @@ pub async fn keys_rotate(service: &Latchkey, at_once: bool, out: &mut impl Write
 pub async fn keys_list(service: &Latchkey, out: &mut impl Write) -> Result<(), AdminError> {
     let keys = service.stores().keys.list().await.map_err(AuthError::from)?;
     let signer = service.keys().signer_kid().to_owned();
-    let overlap = service.policy().access_token_ttl;
+    let overlap = service.policy().access_token_window();
     let now = service.now();
     writeln!(out, "{:<24}  {:<6}  {:<20}  {:<20}  status", "kid", "alg", "created", "retired")?;
     for key in keys.iter().filter(|key| key.alg != latchkey_core::keys::SERVER_SECRET_ALG) {

@@ -68,6 +68,33 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_kid
     assert!(listing.contains(&old_kid) && listing.contains("verifying"), "{listing}");
 }
 
+/// The status `keys list` gives the key with `kid`.
+fn listed_status(server: &Server, kid: &str) -> String {
+    let (ok, listing, err) = server.cli(&["keys", "list"], "");
+    assert!(ok, "{listing}{err}");
+    let line = listing.lines().find(|line| line.starts_with(kid)).unwrap_or_else(|| panic!("{kid} in {listing}"));
+    line.split_whitespace().last().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn keys_list_calls_a_retired_key_verifying_for_as_long_as_its_tokens_are_accepted_leeway_included() {
+    let server = Server::with(&[("LATCHKEY_ACCESS_TOKEN_TTL", "2s")]).await;
+    server.sign_up("alice").await;
+    let before = server.token_login("alice").await;
+    let old_kid = jwt_part(&before.access, 0)["kid"].as_str().unwrap().to_owned();
+    let (ok, out, err) = server.cli(&["keys", "rotate", "--now"], "");
+    assert!(ok, "{out}{err}");
+    let retired = std::time::Instant::now();
+    // Past the tokens' lifetime, inside the 2 s leeway: the key's tokens can still be accepted,
+    // so the key is still published and still listed as verifying.
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    assert_eq!(listed_status(&server, &old_kid), "verifying");
+    assert!(retired.elapsed() < Duration::from_millis(3_800), "the check ran too late to mean anything");
+    assert!(kids(&jwks(&server).await).contains(&old_kid), "a key listed as verifying is published");
+    tokio::time::sleep(Duration::from_millis(4_000).saturating_sub(retired.elapsed())).await;
+    assert_eq!(listed_status(&server, &old_kid), "expired");
+}
+
 #[tokio::test]
 async fn every_configured_algorithm_issues_tokens_it_verifies_and_hs256_is_never_published() {
     for (alg, kty) in [("ES256", Some("EC")), ("RS256", Some("RSA")), ("HS256", None)] {
