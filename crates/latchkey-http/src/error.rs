@@ -5,7 +5,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::service::AuthError;
 use serde_json::json;
-use tracing::error;
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +68,9 @@ pub enum ApiError {
     /// A session id that is not the caller's.
     #[error("no such session")]
     SessionNotFound,
-    /// A store did not answer.
+    /// A store did not answer; the cause goes to the log only.
     #[error("a store is unavailable")]
-    StoreUnavailable,
+    StoreUnavailable(String),
     /// Anything else; the detail goes to the log only.
     #[error("internal error")]
     Internal(String),
@@ -99,7 +98,7 @@ impl ApiError {
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::CsrfRejected(_) => StatusCode::FORBIDDEN,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -121,7 +120,7 @@ impl ApiError {
             Self::Unauthenticated { bad_bearer: false } => "unauthenticated",
             Self::CsrfRejected(_) => "csrf_rejected",
             Self::SessionNotFound => "session_not_found",
-            Self::StoreUnavailable => "store_unavailable",
+            Self::StoreUnavailable(_) => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -143,7 +142,7 @@ impl ApiError {
             Self::Unauthenticated { .. } => "Unauthenticated",
             Self::CsrfRejected(_) => "CSRF check failed",
             Self::SessionNotFound => "Session not found",
-            Self::StoreUnavailable => "Service unavailable",
+            Self::StoreUnavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -155,7 +154,7 @@ impl ApiError {
             // An extension error code (RFC 6749 §8.5), as other OAuth servers answer it.
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::CsrfRejected(_) => (StatusCode::FORBIDDEN, "invalid_request"),
-            Self::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+            Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
             Self::PayloadTooLarge
             | Self::UnsupportedMediaType { .. }
@@ -164,28 +163,25 @@ impl ApiError {
             | Self::HeadersTooLarge => (self.status(), "invalid_request"),
             _ => (StatusCode::BAD_REQUEST, "invalid_request"),
         };
-        if let Self::Internal(detail) = &self {
-            error!(%detail, "internal error on the token endpoint");
-        }
-        let description = match &self {
-            Self::Internal(_) => "internal error".to_owned(),
-            other => other.to_string(),
-        };
-        let mut response = OAuthError::new(status, error, description).into_response();
+        let mut response = OAuthError::new(status, error, self.public_detail()).into_response();
         self.add_retry_after(response.headers_mut());
+        self.attach_fault(&mut response);
         response
     }
 
-    /// The detail shown to the client. An internal error's own detail goes to the log only,
-    /// under an id the client sees.
+    /// The detail shown to the client. A server error's own cause is never shown: it goes to
+    /// the log, under the answer's `X-Request-Id` (see [`ServerFault`]).
     pub(crate) fn public_detail(&self) -> String {
         match self {
-            Self::Internal(detail) => {
-                let id = uuid::Uuid::new_v4();
-                error!(error.id = %id, %detail, "internal error");
-                format!("internal error {id}")
-            }
+            Self::Internal(_) => "internal error; the X-Request-Id of this answer finds it in the log".to_owned(),
             other => other.to_string(),
+        }
+    }
+
+    /// Hands a server error's cause to the frame, which logs it once with the request's id.
+    pub(crate) fn attach_fault(&self, response: &mut Response) {
+        if let Self::Internal(cause) | Self::StoreUnavailable(cause) = self {
+            response.extensions_mut().insert(ServerFault(cause.clone()));
         }
     }
 
@@ -213,10 +209,7 @@ impl From<AuthError> for ApiError {
                 Self::TooManyAttempts { retry_after }
             }
             AuthError::NotFound => Self::SessionNotFound,
-            AuthError::Store(err) => {
-                error!(error = %err, "store failure");
-                Self::StoreUnavailable
-            }
+            AuthError::Store(err) => Self::StoreUnavailable(err.to_string()),
             AuthError::Hash(err) => Self::Internal(err.to_string()),
             AuthError::Key(err) => Self::Internal(err.to_string()),
             AuthError::RotationPending => Self::Internal(AuthError::RotationPending.to_string()),
@@ -246,9 +239,17 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         self.add_retry_after(&mut headers);
-        (status, headers, body.to_string()).into_response()
+        let mut response = (status, headers, body.to_string()).into_response();
+        self.attach_fault(&mut response);
+        response
     }
 }
+
+/// Why an answer is a server error, carried from the error to the [`crate::middleware::Frame`]
+/// in the response's extensions: the frame writes the one log line of each server error, with
+/// the request's id, route and method. Never sent to the client.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerFault(pub(crate) String);
 
 /// An RFC 6749 §5.2 error body.
 #[derive(Debug)]

@@ -23,7 +23,7 @@ use axum::routing::MethodRouter;
 use pin_project_lite::pin_project;
 use tracing::{error, warn};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ServerFault};
 use crate::metrics::method_label;
 use crate::state::AppState;
 
@@ -228,11 +228,17 @@ where
         let (route, method) = (*this.route, *this.method);
         this.parts.state.metrics.observe_request(route, method, status, this.started.elapsed().as_secs_f64());
         let request_id = this.request_id.take().unwrap_or_else(|| HeaderValue::from_static("unknown"));
-        // Logged once, here, without headers: no credential reaches the log.
-        if status == 503 {
-            warn!(request.id = request_id.to_str().unwrap_or_default(), %route, %method, status, "store unavailable");
-        } else if status >= 500 {
-            error!(request.id = request_id.to_str().unwrap_or_default(), %route, %method, status, "server error");
+        // Every server error is logged once, here, with its cause and without headers: no
+        // credential reaches the log.
+        if status >= 500 {
+            let fault = response.extensions_mut().remove::<ServerFault>();
+            let cause = fault.as_ref().map_or("", |fault| fault.0.as_str());
+            let request_id = request_id.to_str().unwrap_or_default();
+            if status == 503 {
+                warn!(request.id = request_id, %route, %method, status, %cause, "store unavailable");
+            } else {
+                error!(request.id = request_id, %route, %method, status, %cause, "server error");
+            }
         }
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID.clone(), request_id);

@@ -142,6 +142,7 @@ impl IntoResponse for PageError {
         };
         let mut response = render(status, &page);
         self.error.add_retry_after(response.headers_mut());
+        self.error.attach_fault(&mut response);
         response
     }
 }

@@ -413,6 +413,8 @@ mod faults {
         recovery: Duration,
         /// A password grant made during the outage: status and RFC 6749 `error`.
         token_grant: (u16, Value),
+        /// The server's log.
+        logs: String,
     }
 
     /// Runs the probes against a server on `env` (its failing store named `store` in the
@@ -521,7 +523,7 @@ mod faults {
             ready.as_secs_f64() * 1000.0,
             recovery.as_secs_f64() * 1000.0
         );
-        Outage { counts, recovery, token_grant }
+        Outage { counts, recovery, token_grant, logs: server.logs() }
     }
 
     /// What holds whichever store fails: no 500; revoked sessions never accepted; valid bearer
@@ -548,6 +550,13 @@ mod faults {
         }
         assert!(outage.counts.keys().any(|(phase, probe, status)| *phase == 1 && *probe == "login" && *status == 503));
         assert!(outage.recovery < Duration::from_secs(5), "recovered after {:?}", outage.recovery);
+        // Each 503 is logged once, by the frame, with its request's id and the store's cause.
+        let unavailable: Vec<&str> = outage.logs.lines().filter(|line| line.contains("store unavailable")).collect();
+        assert!(!unavailable.is_empty(), "the outage's 503s are logged");
+        for line in &unavailable {
+            assert!(line.contains("request.id=") && line.contains("cause="), "{line}");
+        }
+        assert!(!outage.logs.contains("store failure"), "a 503 is logged once, not also where it arose");
         let (status, body) = &outage.token_grant;
         assert_eq!(*status, 503, "the token endpoint fails closed: {body}");
         assert_eq!(body["error"], "temporarily_unavailable", "in the RFC 6749 shape: {body}");
