@@ -146,6 +146,9 @@ pub enum AuthError {
     /// Unknown user, wrong password or disabled account: deliberately one answer.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A signed-in user's current password, asked for again before a change, is wrong.
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
     /// Too many failed password attempts: this one was refused unchecked.
     #[error("too many failed attempts; retry in {}s", .0.retry_after.whole_seconds())]
     Throttled(Throttled),
@@ -1026,7 +1029,7 @@ impl Latchkey {
                 .detail("wrong_current_password");
             self.audit(event).await;
             self.attempt_failed(&keys, admission, self.now(), None).await?;
-            return Err(AuthError::InvalidCredentials);
+            return Err(AuthError::WrongCurrentPassword);
         }
         self.inner.throttle.succeeded(&keys, admission).await?;
         let new = Password::parse_new(new, account.username.as_str())?;

@@ -202,6 +202,8 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials | AuthError::InvalidGrant => {
                 Self::InvalidCredentials { status: StatusCode::UNAUTHORIZED }
             }
+            // The caller is signed in; only the password they retyped is refused.
+            AuthError::WrongCurrentPassword => Self::InvalidCredentials { status: StatusCode::FORBIDDEN },
             AuthError::Throttled(throttled) => {
                 // Whole seconds, rounded up, so a client that waits as told is let through.
                 let millis = throttled.retry_after.whole_milliseconds().max(1);

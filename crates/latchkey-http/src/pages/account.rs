@@ -183,9 +183,8 @@ pub(super) async fn change_password(
     } else {
         match state.service.change_password(&auth.caller, form.current_password, form.new_password).await {
             Ok(()) => return Ok(Done::PasswordChanged.redirect()),
-            // The API's status for a wrong current password.
-            Err(AuthError::InvalidCredentials) => (
-                StatusCode::FORBIDDEN,
+            Err(wrong @ AuthError::WrongCurrentPassword) => (
+                ApiError::from(wrong).status(),
                 FormErrors::on("current_password", "The current password is wrong.".into()),
                 None,
             ),

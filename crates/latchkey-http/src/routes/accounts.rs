@@ -77,7 +77,6 @@ pub(super) async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     match state.service.change_password(&auth.caller, body.current_password, body.new_password).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(AuthError::InvalidCredentials) => Err(ApiError::InvalidCredentials { status: StatusCode::FORBIDDEN }),
         Err(AuthError::InvalidPassword(why)) => Err(ApiError::invalid("new_password", why)),
         Err(other) => Err(other.into()),
     }
