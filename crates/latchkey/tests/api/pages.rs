@@ -224,6 +224,26 @@ fn urlencode(text: &str) -> String {
 }
 
 #[tokio::test]
+async fn a_wrong_current_password_on_the_account_page_is_the_apis_403_and_changes_nothing() {
+    let server = Server::start().await;
+    server.sign_up("pagepat").await;
+    let cookie = page_login(&server, "pagepat").await;
+    let csrf = csrf_of_page(&server, &cookie).await;
+    let fields = [
+        ("current_password", "not the password at all"),
+        ("new_password", "a brand new passphrase"),
+        ("new_password_confirm", "a brand new passphrase"),
+        ("csrf_token", csrf.as_str()),
+    ];
+    let response = post_form(&server, "/account/password", Some(&cookie), Some(ORIGIN), &fields).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let html = response.text().await.expect("body");
+    assert!(html.contains(r#"id="current_password-error""#) && html.contains("The current password is wrong."));
+    assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::OK, "still signed in");
+    assert_eq!(server.login_attempt("pagepat", PASSWORD, &[]).await.status(), StatusCode::OK, "password unchanged");
+}
+
+#[tokio::test]
 async fn every_account_form_needs_the_sessions_csrf_token_and_an_allowed_origin() {
     let server = Server::start().await;
     server.sign_up("formcsrf").await;
