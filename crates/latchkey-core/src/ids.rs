@@ -10,50 +10,56 @@ use uuid::Uuid;
 
 use crate::secret::TokenDigest;
 
-/// A user's stable public identifier (the `sub` of access tokens).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(Uuid);
+/// Defines a public id: a UUID newtype, random when new, written hyphenated, and moved in and
+/// out of stores as its UUID. One definition, so both ids parse and print alike.
+macro_rules! uuid_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
 
-impl UserId {
-    /// A fresh random id.
-    pub fn generate() -> Self {
-        Self(Uuid::new_v4())
-    }
+        impl $name {
+            /// A fresh random id.
+            pub fn generate() -> Self {
+                Self(Uuid::new_v4())
+            }
 
-    /// Parses the textual form; `None` for anything that is not a UUID.
-    pub fn parse(text: &str) -> Option<Self> {
-        Uuid::try_parse(text).ok().map(Self)
-    }
+            /// Parses the textual form; `None` for anything that is not a UUID.
+            pub fn parse(text: &str) -> Option<Self> {
+                Uuid::try_parse(text).ok().map(Self)
+            }
 
-    /// The underlying UUID, for stores.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
+            /// The underlying UUID, for stores.
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
 
-    /// Rebuilds an id read back from a store.
-    pub fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
+            /// Rebuilds an id read back from a store.
+            pub fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+    };
 }
 
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+uuid_id!(
+    /// A user's stable public identifier (the `sub` of access tokens).
+    UserId
+);
 
-/// A session's public id: safe to show, log and put in the `sid` claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SessionId(Uuid);
+uuid_id!(
+    /// A session's public id: safe to show, log and put in the `sid` claim.
+    SessionId
+);
 
 impl SessionId {
-    /// A fresh random id.
-    pub fn generate() -> Self {
-        Self(Uuid::new_v4())
-    }
-
     /// The id of the cookie session whose secret has `digest`: a second, domain-separated
     /// hash of the secret. A cookie session is thus found by a hash of its secret (the
     /// contract's "keyed by a hash of the secret") with a plain lookup by id, and a store needs
@@ -64,25 +70,20 @@ impl SessionId {
         bytes.copy_from_slice(&hashed.as_bytes()[..16]);
         Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
     }
-
-    /// Parses the textual form; `None` for anything that is not a UUID.
-    pub fn parse(text: &str) -> Option<Self> {
-        Uuid::try_parse(text).ok().map(Self)
-    }
-
-    /// The underlying UUID, for stores.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-
-    /// Rebuilds an id read back from a store.
-    pub fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
 }
 
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_what_they_print_and_nothing_else() {
+        let user = UserId::generate();
+        assert_eq!(UserId::parse(&user.to_string()), Some(user));
+        let session = SessionId::generate();
+        assert_eq!(SessionId::parse(&session.to_string()), Some(session));
+        assert_eq!(SessionId::from_uuid(session.as_uuid()), session);
+        assert_eq!(UserId::parse("not-a-uuid"), None);
+        assert_eq!(session.to_string().len(), 36, "hyphenated");
     }
 }
