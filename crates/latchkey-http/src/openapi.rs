@@ -5,9 +5,13 @@
 
 #![allow(dead_code)] // The body types below exist for their schemas; handlers write the same JSON.
 
+use latchkey_core::{UserId, Username};
 use serde::Serialize;
+use time::OffsetDateTime;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, ToSchema};
+
+use crate::wire::rfc3339;
 
 /// An RFC 9457 problem document: every error outside the token endpoints.
 #[derive(ToSchema)]
@@ -54,6 +58,13 @@ pub(crate) struct User {
     pub(crate) username: String,
     #[schema(format = DateTime)]
     pub(crate) created_at: String,
+}
+
+impl User {
+    /// The account of `id` as every answer that carries it shows it.
+    pub(crate) fn new(id: UserId, username: &Username, created_at: OffsetDateTime) -> Self {
+        Self { id: id.to_string(), username: username.as_str().to_owned(), created_at: rfc3339(created_at) }
+    }
 }
 
 /// A new cookie session.

@@ -7,10 +7,10 @@ use axum::response::IntoResponse;
 use latchkey_core::service::AuthError;
 use serde::Deserialize;
 
-use super::user_json;
 use crate::auth::Auth;
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::openapi::User;
 use crate::state::AppState;
 use crate::wire::NO_STORE;
 
@@ -41,7 +41,7 @@ pub(super) async fn sign_up(
     JsonBody(body): JsonBody<SignUp>,
 ) -> Result<impl IntoResponse, ApiError> {
     let account = state.service.sign_up(&body.username, body.password).await?;
-    Ok((StatusCode::CREATED, [NO_STORE], Json(user_json(&account))))
+    Ok((StatusCode::CREATED, [NO_STORE], Json(User::new(account.id, &account.username, account.created_at))))
 }
 
 #[derive(Deserialize)]

@@ -37,11 +37,7 @@ pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Resul
         .ok_or(ApiError::Unauthenticated { bad_bearer: auth.via == Via::Bearer })?;
     let session = &profile.session;
     let me = Me {
-        user: User {
-            id: session.user_id.to_string(),
-            username: profile.username.as_str().to_owned(),
-            created_at: rfc3339(profile.created_at),
-        },
+        user: User::new(session.user_id, &profile.username, profile.created_at),
         session: MeSession {
             id: session.id.to_string(),
             kind: session.kind.as_str(),

@@ -18,13 +18,11 @@ use utoipa::OpenApi;
 use crate::openapi::AuthSchemes;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
-use serde_json::{Value, json};
 
 use crate::cors::AllowedOriginsCors;
 use crate::error::ApiError;
 use crate::middleware::{Frame, Routes};
 use crate::state::AppState;
-use crate::wire::rfc3339;
 
 /// The whole application: every route behind the [`Frame`] each request passes once.
 pub type App = Frame<Router>;
@@ -102,13 +100,4 @@ async fn openapi_document() -> axum::response::Response {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-/// The user object of API.md.
-pub(crate) fn user_json(account: &latchkey_core::Account) -> Value {
-    json!({
-        "id": account.id.to_string(),
-        "username": account.username.as_str(),
-        "created_at": rfc3339(account.created_at),
-    })
 }

@@ -10,11 +10,11 @@ use latchkey_core::session::{ClientInfo, SessionKind};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::user_json;
 use crate::auth::{check_origin, client_ip};
 use crate::body::{JsonBody, body_of};
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
+use crate::openapi::User;
 use crate::state::AppState;
 use crate::wire::{NO_STORE, rfc3339};
 
@@ -68,7 +68,7 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
     let jar = session_cookie_jar(&state, &login)?;
     let session = &login.session;
     let body = json!({
-        "user": user_json(&login.account),
+        "user": User::new(login.account.id, &login.account.username, login.account.created_at),
         "session": {
             "id": session.id.to_string(),
             "kind": session.kind.as_str(),
