@@ -9,8 +9,9 @@ use std::sync::LazyLock;
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
-use latchkey_core::password::{Argon2Settings, PasswordHasher};
-use latchkey_core::service::{KeyCustody, Latchkey, Policy};
+use latchkey_core::accounts::{Argon2Settings, PasswordHasher};
+use latchkey_core::keys::KeyCustody;
+use latchkey_core::{Latchkey, Policy};
 use latchkey_http::{AppState, HttpConfig, Origin};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;

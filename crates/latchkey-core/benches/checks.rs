@@ -11,11 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use latchkey_core::accounts::{Argon2Settings, PasswordHasher};
 use latchkey_core::clock::SystemClock;
-use latchkey_core::keys::{self, AccessClaims, KeySet, SigningAlgorithm, TokenSettings};
-use latchkey_core::password::{Argon2Settings, PasswordHasher};
-use latchkey_core::service::{Credential, KeyCustody, Latchkey, Policy};
-use latchkey_core::session::{ClientInfo, SessionKind};
+use latchkey_core::keys::KeyCustody;
+use latchkey_core::keys::{self, KeySet, SigningAlgorithm};
+use latchkey_core::sessions::Credential;
+use latchkey_core::sessions::{ClientInfo, SessionKind};
+use latchkey_core::tokens::{AccessClaims, TokenSettings};
+use latchkey_core::{Latchkey, Policy};
 use latchkey_sql::SqlStore;
 use time::OffsetDateTime;
 
@@ -100,7 +103,7 @@ fn checks(c: &mut Criterion) {
     group.sample_size(30).measurement_time(Duration::from_secs(8));
     let hasher = PasswordHasher::new(Argon2Settings::default(), 0).unwrap();
     group.bench_function("argon2id_bare_hash", |b| b.iter(|| hasher.time_bare_hash().unwrap()));
-    let password = latchkey_core::password::Password::parse_presented(PASSWORD.into()).unwrap();
+    let password = latchkey_core::accounts::Password::parse_presented(PASSWORD.into()).unwrap();
     let stored = runtime.block_on(hasher.hash(&password)).unwrap();
     group.bench_function("verify_on_pool", |b| {
         b.to_async(&runtime).iter(|| async { assert!(hasher.verify(&password, Some(&stored)).await.unwrap()) })

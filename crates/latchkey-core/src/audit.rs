@@ -1,5 +1,5 @@
 //! The audit trail: every security event as a structured record, kept by the store
-//! ([`crate::store::AuditLog`]) and written to the log under the `latchkey::audit` target.
+//! ([`AuditLog`]) and written to the log under the `latchkey::audit` target.
 //!
 //! A record names who and what (user id and name, session, client address, a reason) and never
 //! a secret: no password, token, cookie or CSRF token, and for a login on a name that is no
@@ -9,8 +9,14 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::account::{UserId, Username};
-use crate::session::SessionId;
+use async_trait::async_trait;
+use tracing::{info, warn};
+
+use crate::accounts::Username;
+use crate::error::AuthError;
+use crate::ids::{SessionId, UserId};
+use crate::latchkey::Latchkey;
+use crate::store::error::StoreError;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,44 +83,6 @@ impl AuditKind {
 impl fmt::Display for AuditKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Why sessions were revoked: the detail of [`AuditKind::SessionRevoked`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevocationCause {
-    /// The user logged out.
-    Logout,
-    /// The user revoked one of their devices.
-    DeviceRevoked,
-    /// A token was revoked (RFC 7009).
-    TokenRevoked,
-    /// The user changed their password (the other sessions end).
-    PasswordChanged,
-    /// An administrator disabled the account.
-    UserDisabled,
-    /// A retired refresh token was reused.
-    RefreshReuse,
-    /// An administrator revoked it.
-    Admin,
-    /// A newer login of its user passed the sessions-per-user cap and this was the session
-    /// used longest ago.
-    SessionLimit,
-}
-
-impl RevocationCause {
-    /// The stable name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Logout => "logout",
-            Self::DeviceRevoked => "device_revoked",
-            Self::TokenRevoked => "token_revoked",
-            Self::PasswordChanged => "password_changed",
-            Self::UserDisabled => "user_disabled",
-            Self::RefreshReuse => "refresh_reuse",
-            Self::Admin => "admin",
-            Self::SessionLimit => "session_limit",
-        }
     }
 }
 
@@ -198,6 +166,40 @@ impl AuditFilter {
             && self.kind.is_none_or(|kind| event.kind == kind)
             && self.since.is_none_or(|since| event.at >= since)
             && self.until.is_none_or(|until| event.at < until)
+    }
+}
+
+/// The audit trail: security events, durable, listed newest first.
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// Appends an event.
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The events that pass `filter`, newest first, at most `filter.limit`.
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+impl Latchkey {
+    /// Records a security event in the store's audit trail and in the log. A trail that cannot
+    /// be written does not fail the request it describes (the log still has the event).
+    pub(crate) async fn audit(&self, event: AuditEvent) {
+        info!(
+            target: "latchkey::audit",
+            event = event.kind.as_str(),
+            user.id = event.user_id.map(|id| id.to_string()),
+            user.name = event.username.as_ref().map(Username::as_str),
+            session.id = event.session_id.map(|id| id.to_string()),
+            client.ip = event.ip.as_deref(),
+            detail = event.detail.as_deref(),
+            "audit"
+        );
+        if let Err(err) = self.inner.stores.audit.record(&event).await {
+            warn!(error = %err, event = event.kind.as_str(), "the audit trail could not be written");
+        }
+    }
+
+    /// The audit trail's events that pass `filter`, newest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuthError> {
+        Ok(self.inner.stores.audit.list(filter).await?)
     }
 }
 

@@ -1,37 +1,64 @@
-//! latchkey's domain: accounts, passwords, sessions of both kinds, signed tokens, the keyring,
-//! the clock and the store traits every backend implements.
+//! latchkey's domain, arranged by concept. Each concept owns its types, its rules, its store
+//! trait and the service operations on it (as `impl Latchkey` blocks), so a change to one
+//! concept touches one folder:
 //!
-//! This crate knows nothing of HTTP, SQL or Redis. The [`service::Latchkey`] service is the one
-//! entry point the HTTP layer and the CLI call; stores plug in through the traits of [`store`].
+//! - [`accounts`]: who can log in; usernames, new-password rules, Argon2id hashing, sign-up,
+//!   the password check, password change, disabling.
+//! - [`sessions`]: one login on one device, as a cookie or as tokens; logging in, the cookie
+//!   check and its CSRF token, the caller and their profile.
+//! - [`tokens`]: access-token claims and verification, refresh tokens, issuing and refreshing
+//!   pairs, the bearer check.
+//! - [`keys`]: key material, the key set and its JWKS, custody and sealing, rotation.
+//! - [`revocation`]: the denylist, the revocation log, logout and revoking, the feed.
+//! - [`throttle`]: counting failed password attempts and the waits they demand.
+//! - [`audit`]: the trail of security events.
 //!
-//! Without its default `server` feature the crate is only what verifying an access token needs
-//! ([`keys`], [`ids`], [`denylist`], [`secret`], [`clock`], [`session`]): no password hashing,
-//! password strength or username rules, so a service that only checks tokens
-//! (`latchkey-verifier`) stays light.
+//! Shared by all of them: [`policy`] (the deployment's settings and the rules derived from
+//! them), [`error`] (the service's one error enum), [`ids`], [`secret`] (random secrets,
+//! digests, the server secret's MACs), [`clock`], and [`store`] (the bundle of store traits
+//! the backends implement). [`Latchkey`] is the one entry point the HTTP layer and the CLI
+//! call.
+//!
+//! Single sign-on for other apps will add its concepts beside these: `clients` (registered
+//! apps and their secrets), `authorization` (codes and consent) and `logout` (back-channel
+//! deliveries), each with its store trait and its `impl Latchkey` block.
+//!
+//! This crate knows nothing of HTTP, SQL or Redis. Without its default `server` feature it is
+//! only what verifying an access token needs ([`tokens`]' access part, [`keys`]' material and
+//! set, the [`revocation`] denylist, [`ids`], [`secret`], [`clock`], the session record): no
+//! password hashing, password strength or username rules, so a service that only checks
+//! tokens (`latchkey-verifier`) stays light.
 
 #[cfg(feature = "server")]
-pub mod account;
+pub mod accounts;
 #[cfg(feature = "server")]
 pub mod audit;
 pub mod clock;
-pub mod denylist;
+#[cfg(feature = "server")]
+pub mod error;
 pub mod ids;
 pub mod keys;
 #[cfg(feature = "server")]
-pub mod password;
-pub mod secret;
+mod latchkey;
 #[cfg(feature = "server")]
-pub mod service;
-pub mod session;
+pub mod policy;
+pub mod revocation;
+pub mod secret;
+pub mod sessions;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
 pub mod throttle;
+pub mod tokens;
 
 #[cfg(feature = "server")]
-pub use account::{Account, Username};
+pub use accounts::{Account, Username};
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "server")]
+pub use error::AuthError;
 pub use ids::{SessionId, UserId};
 #[cfg(feature = "server")]
-pub use service::{Latchkey, Policy};
-pub use session::{Session, SessionKind};
+pub use latchkey::Latchkey;
+#[cfg(feature = "server")]
+pub use policy::Policy;
+pub use sessions::{Session, SessionKind};

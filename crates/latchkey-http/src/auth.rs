@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, Method, header};
-use latchkey_core::service::Caller;
+use latchkey_core::sessions::Caller;
 
 use crate::cookies::request_cookies;
 use crate::error::ApiError;

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::service::AuthError;
+use latchkey_core::AuthError;
 use serde_json::json;
 
 /// Every way a request can fail.

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use latchkey_core::AuthError;
 use latchkey_core::Latchkey;
-use latchkey_core::service::{AuthError, Login};
-use latchkey_core::session::{ClientInfo, SessionKind};
+use latchkey_core::sessions::Login;
+use latchkey_core::sessions::{ClientInfo, SessionKind};
 
 use crate::config::HttpConfig;
 use crate::cookies::CookieNames;

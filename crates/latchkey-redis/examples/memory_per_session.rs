@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use latchkey_core::account::UserId;
+use latchkey_core::accounts::UserId;
 use latchkey_core::secret::SecretToken;
-use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};
 use latchkey_core::store::SessionStore;
 use latchkey_redis::RedisSessionStore;
 use latchkey_sql::SqlStore;

@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
-use latchkey_core::account::UserId;
-use latchkey_core::session::{Session, SessionId, SessionKind};
+use latchkey_core::accounts::UserId;
+use latchkey_core::sessions::{Session, SessionId, SessionKind};
 use latchkey_core::store::{Revocation, RevocationLog, RevokeScope, Rotation, SessionStore, StoreError, StoreHealth};
 use redis::{AsyncCommands, Script};
 use time::OffsetDateTime;

@@ -19,9 +19,9 @@
 
 use std::net::IpAddr;
 
-use latchkey_core::account::UserId;
+use latchkey_core::accounts::UserId;
 use latchkey_core::secret::TokenDigest;
-use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};
 use latchkey_core::store::StoreError;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;

@@ -7,7 +7,7 @@
 //! bounds what a silently dead connection could miss.
 
 use futures_util::StreamExt;
-use latchkey_core::session::SessionId;
+use latchkey_core::sessions::SessionId;
 use latchkey_core::store::Revocation;
 use redis::aio::ConnectionLike;
 use time::OffsetDateTime;

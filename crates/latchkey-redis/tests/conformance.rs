@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use latchkey_core::account::UserId;
+use latchkey_core::accounts::UserId;
 use latchkey_core::secret::SecretToken;
-use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};
 use latchkey_core::store::{RevokeScope, SessionStore};
 use latchkey_redis::{RedisSessionStore, RedisTarget, RevocationListener};
 use latchkey_sql::SqlStore;

@@ -10,11 +10,11 @@ use std::sync::{Arc, Once};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use latchkey_core::account::{Account, UserId, Username};
+use latchkey_core::accounts::PasswordHash;
+use latchkey_core::accounts::{Account, UserId, Username};
 use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
-use latchkey_core::password::PasswordHash;
 use latchkey_core::secret::TokenDigest;
-use latchkey_core::session::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};
 use latchkey_core::store::{
     AccountStore, AuditLog, CreateAccount, KeyStore, Revocation, RevocationLog, RevokeScope, Rotation, SessionStore,
     StoreError, StoreHealth, StoredKey, Stores,

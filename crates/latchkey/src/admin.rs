@@ -3,11 +3,11 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use latchkey_core::audit::RevocationCause;
 use latchkey_core::audit::{AuditFilter, AuditKind};
-use latchkey_core::service::{AuthError, Latchkey};
-use latchkey_core::session::SessionId;
+use latchkey_core::revocation::RevocationCause;
+use latchkey_core::sessions::SessionId;
 use latchkey_core::store::RevokeScope;
+use latchkey_core::{AuthError, Latchkey};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -83,7 +83,7 @@ pub async fn user_collisions(service: &Latchkey, out: &mut impl Write) -> Result
         writeln!(out, "look alike: {}", names.join(" ~ "))?;
     }
     for account in &accounts {
-        if let Err(why) = latchkey_core::account::Username::parse_new(account.username.as_str()) {
+        if let Err(why) = latchkey_core::accounts::Username::parse_new(account.username.as_str()) {
             found += 1;
             writeln!(out, "not an identifier: {:?} ({}): {why}", account.username.as_str(), account.id)?;
         }

@@ -165,7 +165,7 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
 
 /// Prints the median and mean of `samples` bare Argon2id hashes.
 fn bench_argon2(settings: &Settings, samples: usize) -> Result<(), String> {
-    let hasher = latchkey_core::password::PasswordHasher::new(settings.argon2, 1).map_err(|err| err.to_string())?;
+    let hasher = latchkey_core::accounts::PasswordHasher::new(settings.argon2, 1).map_err(|err| err.to_string())?;
     let mut times = (0..samples.max(1))
         .map(|_| hasher.time_bare_hash())
         .collect::<Result<Vec<_>, _>>()

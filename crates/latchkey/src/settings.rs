@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ipnet::IpNet;
+use latchkey_core::accounts::Argon2Settings;
 use latchkey_core::keys::SigningAlgorithm;
-use latchkey_core::password::Argon2Settings;
 use latchkey_core::throttle::ThrottlePolicy;
 use latchkey_http::{Origin, ServiceToken};
 use latchkey_redis::RedisTarget;

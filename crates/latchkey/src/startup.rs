@@ -5,12 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use latchkey_core::accounts::{HashError, PasswordHasher};
 use latchkey_core::clock::SystemClock;
-use latchkey_core::keys;
-use latchkey_core::password::{HashError, PasswordHasher};
-use latchkey_core::secret::MasterKey;
-use latchkey_core::service::{AuthError, KeyCustody, Latchkey, Policy};
+use latchkey_core::keys::{self, KeyCustody, MasterKey};
 use latchkey_core::store::{AllHealthy, Stores};
+use latchkey_core::{AuthError, Latchkey, Policy};
 use latchkey_http::{AppState, ConnectionLimits, HttpConfig};
 use latchkey_redis::{RedisOpenError, RedisSessionStore, RevocationListener};
 use latchkey_sql::{ChangeListener, SqlError, SqlStore};

@@ -5,8 +5,9 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_core::service::{AuthError, LogoutScope};
-use latchkey_core::session::SessionId;
+use latchkey_core::AuthError;
+use latchkey_core::revocation::LogoutScope;
+use latchkey_core::sessions::SessionId;
 use serde::Deserialize;
 
 use super::devices::{DeviceRow, Moment};

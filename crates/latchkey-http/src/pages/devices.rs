@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use latchkey_core::session::{Session, SessionKind};
+use latchkey_core::sessions::{Session, SessionKind};
 use time::OffsetDateTime;
 use time::macros::format_description;
 use woothee::parser::Parser;

@@ -4,8 +4,8 @@ use askama::Template;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_core::service::LogoutScope;
-use latchkey_core::session::SessionKind;
+use latchkey_core::revocation::LogoutScope;
+use latchkey_core::sessions::SessionKind;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 

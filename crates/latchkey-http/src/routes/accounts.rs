@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use latchkey_core::service::AuthError;
+use latchkey_core::AuthError;
 use serde::Deserialize;
 
 use crate::auth::Auth;

@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use latchkey_core::service::LogoutScope;
-use latchkey_core::session::SessionId;
+use latchkey_core::revocation::LogoutScope;
+use latchkey_core::sessions::SessionId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -33,13 +33,7 @@ pub(super) async fn healthz() -> Response {
     )
 )]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state
-        .service
-        .stores()
-        .health
-        .ping()
-        .await
-        .map_err(|err| ApiError::from(latchkey_core::service::AuthError::Store(err)))?;
+    state.service.stores().health.ping().await.map_err(|err| ApiError::from(latchkey_core::AuthError::Store(err)))?;
     Ok(Json(json!({ "status": "ready" })).into_response())
 }
 

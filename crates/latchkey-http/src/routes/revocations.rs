@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use latchkey_core::Latchkey;
-use latchkey_core::session::SessionKind;
+use latchkey_core::sessions::SessionKind;
 use latchkey_core::store::Revocation;
 use serde_json::json;
 use tokio::sync::{broadcast, watch};

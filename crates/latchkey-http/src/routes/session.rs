@@ -5,8 +5,8 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use latchkey_core::service::{Credential, Login};
-use latchkey_core::session::{ClientInfo, SessionKind};
+use latchkey_core::sessions::{ClientInfo, SessionKind};
+use latchkey_core::sessions::{Credential, Login};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -6,8 +6,10 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use latchkey_core::service::{AuthError, Credential, TokenPair};
-use latchkey_core::session::{Session, SessionKind};
+use latchkey_core::AuthError;
+use latchkey_core::sessions::Credential;
+use latchkey_core::sessions::{Session, SessionKind};
+use latchkey_core::tokens::TokenPair;
 use serde_json::json;
 
 use crate::auth::{CSRF_HEADER, check_origin};

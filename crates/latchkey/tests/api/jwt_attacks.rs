@@ -430,10 +430,10 @@ async fn rfc7515_4_1_11_crit_and_every_header_that_changes_processing_is_refused
             .unwrap();
     let detached = format!("{encoded_header}..{signature}");
     forge.assert_refused(&detached, "an RFC 7797 detached, unencoded payload").await;
-    // The embeddable verifier runs the same check (latchkey_core::keys::VerifyingKeys).
+    // The embeddable verifier runs the same check (latchkey_core::tokens::VerifyingKeys).
     let jwks: String =
         forge.server.client.get(forge.server.url("/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap();
-    let keys = latchkey_core::keys::VerifyingKeys::from_jwks(&jwks, ORIGIN, ORIGIN).unwrap();
+    let keys = latchkey_core::tokens::VerifyingKeys::from_jwks(&jwks, ORIGIN, ORIGIN).unwrap();
     let now = time::OffsetDateTime::now_utc();
     assert!(keys.verify(&forge.issued.access, now).is_ok(), "control");
     assert!(keys.verify(&with(json!({ "crit": ["exp"] })), now).is_err());

@@ -7,7 +7,7 @@ use std::sync::RwLock;
 
 use time::OffsetDateTime;
 
-use crate::session::SessionId;
+use crate::ids::SessionId;
 
 /// Revoked session ids, each kept until nothing of the session can still be presented.
 #[derive(Debug, Default)]

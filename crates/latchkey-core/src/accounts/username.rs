@@ -1,13 +1,10 @@
-//! Accounts: who can log in.
+//! Usernames: PRECIS (RFC 8265) identifiers, normalised, with the UTS #39 skeleton that finds
+//! look-alikes.
 
 use std::fmt;
 
 use serde::Serialize;
-use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization;
-
-pub use crate::ids::UserId;
-use crate::password::PasswordHash;
 
 /// Why a username was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,32 +89,6 @@ impl Username {
 impl fmt::Display for Username {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// An account as stored.
-#[derive(Clone)]
-pub struct Account {
-    /// Stable id.
-    pub id: UserId,
-    /// Normalised username.
-    pub username: Username,
-    /// Argon2id PHC string.
-    pub password_hash: PasswordHash,
-    /// When the account was made.
-    pub created_at: OffsetDateTime,
-    /// A disabled account cannot log in and has no live sessions.
-    pub disabled: bool,
-}
-
-impl fmt::Debug for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Account")
-            .field("id", &self.id)
-            .field("username", &self.username)
-            .field("created_at", &self.created_at)
-            .field("disabled", &self.disabled)
-            .finish_non_exhaustive()
     }
 }
 

@@ -1,14 +1,36 @@
-//! Sessions: one login on one device, carried either as a cookie or as tokens.
+//! Sessions: one login on one device, carried either as a cookie or as tokens (the one
+//! concept). Here are the session record and its expiry rules, the session store, logging in
+//! (with the sessions-per-user cap), checking a cookie session (with its cache and CSRF token),
+//! and the caller a check yields with the profile it may see.
+//!
+//! Not here: what a token session hands out and how it is refreshed ([`crate::tokens`]), and how
+//! a session ends early ([`crate::revocation`]).
+//!
+//! Without the `server` feature only the record is compiled (a verifier needs no more).
 
-use std::fmt;
+#[cfg(feature = "server")]
+mod caller;
+#[cfg(feature = "server")]
+mod cookie;
+#[cfg(feature = "server")]
+mod login;
+#[cfg(feature = "server")]
+mod store;
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 pub use crate::ids::SessionId;
 use crate::ids::UserId;
-use crate::secret::{ServerSecret, TokenDigest, b64url, b64url_decode};
+use crate::secret::TokenDigest;
+#[cfg(feature = "server")]
+pub use caller::{Caller, Profile};
+#[cfg(feature = "server")]
+pub(crate) use cookie::CookieEntry;
+#[cfg(feature = "server")]
+pub use login::{Credential, Login};
+#[cfg(feature = "server")]
+pub use store::{Rotation, SessionStore};
 
 /// How the client carries a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -113,91 +135,9 @@ impl Session {
     }
 }
 
-/// Lengths of the parts of a refresh token.
-const SID_LEN: usize = 16;
-const COUNTER_LEN: usize = 8;
-const MAC_LEN: usize = 32;
-const REFRESH_PURPOSE: &str = "latchkey/refresh-token/v1";
-
-/// A refresh token as presented: the session it belongs to and the rotation counter it was
-/// minted for, authenticated by an HMAC under the server secret.
-///
-/// Deriving the token from (session, counter) means the store keeps no token at all, and the
-/// current token can be handed again to a second tab that refreshed inside the grace window
-/// without retiring what the first tab received.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct RefreshToken {
-    /// The session the token belongs to.
-    pub session_id: SessionId,
-    /// The rotation the token was minted for.
-    pub counter: u64,
-}
-
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RefreshToken")
-            .field("session_id", &self.session_id)
-            .field("counter", &self.counter)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RefreshToken {
-    /// The token string for this (session, counter), as the client receives it.
-    pub fn encode(&self, secret: &ServerSecret) -> String {
-        let sid = self.session_id.as_uuid();
-        let counter = self.counter.to_be_bytes();
-        let mac = secret.mac(REFRESH_PURPOSE, &[sid.as_bytes(), &counter]);
-        let mut raw = Vec::with_capacity(SID_LEN + COUNTER_LEN + MAC_LEN);
-        raw.extend_from_slice(sid.as_bytes());
-        raw.extend_from_slice(&counter);
-        raw.extend_from_slice(&mac);
-        b64url(&raw)
-    }
-
-    /// Decodes and authenticates a presented token; `None` for anything latchkey did not mint.
-    pub fn decode(presented: &str, secret: &ServerSecret) -> Option<Self> {
-        if presented.len() > 128 {
-            return None;
-        }
-        let raw = b64url_decode(presented)?;
-        if raw.len() != SID_LEN + COUNTER_LEN + MAC_LEN {
-            return None;
-        }
-        let (sid, rest) = raw.split_at(SID_LEN);
-        let (counter, mac) = rest.split_at(COUNTER_LEN);
-        if !secret.verify(REFRESH_PURPOSE, &[sid, counter], mac) {
-            return None;
-        }
-        let session_id = SessionId::from_uuid(Uuid::from_slice(sid).ok()?);
-        let counter = u64::from_be_bytes(counter.try_into().ok()?);
-        Some(Self { session_id, counter })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_refresh_token_round_trips_only_under_its_own_secret() {
-        let (secret, _) = ServerSecret::generate();
-        let (other, _) = ServerSecret::generate();
-        let token = RefreshToken { session_id: SessionId::generate(), counter: 7 };
-        let text = token.encode(&secret);
-        assert_eq!(RefreshToken::decode(&text, &secret), Some(token));
-        assert_eq!(RefreshToken::decode(&text, &other), None);
-    }
-
-    #[test]
-    fn a_tampered_refresh_token_is_refused() {
-        let (secret, _) = ServerSecret::generate();
-        let token = RefreshToken { session_id: SessionId::generate(), counter: 1 };
-        let mut raw = b64url_decode(&token.encode(&secret)).unwrap_or_default();
-        raw[SID_LEN + COUNTER_LEN - 1] ^= 1; // counter 1 -> 0
-        assert_eq!(RefreshToken::decode(&b64url(&raw), &secret), None);
-        assert_eq!(RefreshToken::decode("not a token", &secret), None);
-    }
 
     #[test]
     fn user_agents_are_truncated_at_a_character_boundary() {

@@ -1,0 +1,150 @@
+//! Keys over time: bootstrap on first start, reloading when the store's keys change, scheduled
+//! and manual rotation, and the bounded reload for tokens naming an unknown `kid`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use time::OffsetDateTime;
+use tracing::info;
+use zeroize::Zeroizing;
+
+use super::custody::{opened, sealed};
+use super::{KeyCustody, KeySet, KeyStore, MasterKey, SERVER_SECRET_ALG, StoredKey, generate, jwks_max_age};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::error::AuthError;
+use crate::latchkey::Latchkey;
+use crate::policy::Policy;
+use crate::secret::{ServerSecret, b64url, b64url_decode};
+use crate::store::error::StoreError;
+
+impl KeyCustody {
+    /// Makes the server secret and a signing key on first start (one instance wins when several
+    /// start at once), seals keys stored before a master key was configured, and loads them:
+    /// the server secret and the key set to start with.
+    pub(crate) async fn bootstrap(
+        &self,
+        store: &dyn KeyStore,
+        policy: &Policy,
+        now: OffsetDateTime,
+    ) -> Result<(ServerSecret, KeySet), AuthError> {
+        let mut stored = store.list().await?;
+        if !stored.iter().any(|key| key.alg == SERVER_SECRET_ALG) {
+            let (_, bytes) = ServerSecret::generate();
+            let key = StoredKey {
+                kid: "server-secret".into(),
+                alg: SERVER_SECRET_ALG.into(),
+                material: b64url(&bytes),
+                created_at: now,
+                retired_at: None,
+            };
+            store.insert_if_absent(&sealed(self.master_key.as_ref(), key)?).await?;
+            stored = store.list().await?;
+        }
+        let has_signer = stored.iter().any(|key| key.alg == policy.signing_alg.as_str() && key.retired_at.is_none());
+        if self.file_key.is_none() && !has_signer {
+            let key = sealed(self.master_key.as_ref(), generate(policy.signing_alg, now)?)?;
+            if store.insert_if_absent(&key).await? {
+                info!(kid = %key.kid, alg = %key.alg, "generated a signing key");
+            }
+            stored = store.list().await?;
+        }
+        if let Some(master) = &self.master_key {
+            // Keys stored before a master key was configured are sealed now.
+            for key in stored.iter().filter(|key| !MasterKey::is_sealed(&key.material)) {
+                let sealed = sealed(Some(master), key.clone())?;
+                if store.replace_material(&key.kid, &sealed.material).await? {
+                    info!(kid = %key.kid, "sealed a stored key with the master key");
+                }
+            }
+            stored = store.list().await?;
+        }
+        let stored = opened(self.master_key.as_ref(), stored)?;
+        let server_secret = stored
+            .iter()
+            .find(|key| key.alg == SERVER_SECRET_ALG)
+            .and_then(|key| b64url_decode(&key.material))
+            .map(|bytes| ServerSecret::from_bytes(&Zeroizing::new(bytes)))
+            .ok_or_else(|| StoreError::Corrupt("the server secret is missing or unreadable".into()))?;
+        let key_set = KeySet::build(&stored, self.file_key.as_ref(), policy.signing_alg, policy.token_settings(), now)?;
+        Ok((server_secret, key_set))
+    }
+}
+
+impl Latchkey {
+    /// The current key set.
+    pub fn keys(&self) -> Arc<KeySet> {
+        Arc::clone(&self.inner.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// How often tokens naming an unknown `kid` made this instance reload its keys.
+    pub fn unknown_kid_reloads(&self) -> u64 {
+        self.inner.unknown_kid_reloads.load(Ordering::Relaxed)
+    }
+
+    /// Rotates the signing key by hand. The new key is published at once and signs from one
+    /// JWKS `max-age` later ([`jwks_max_age`]), when every verifier's cached JWKS has it,
+    /// as a scheduled rotation does; with `at_once` (an emergency: the current key is thought
+    /// compromised) it signs now, and verifiers that cached the JWKS refetch it on the unknown
+    /// `kid`. Either way older keys keep verifying until their tokens expire. Returns the new
+    /// key and when it starts signing.
+    pub async fn rotate_keys(&self, at_once: bool) -> Result<(StoredKey, OffsetDateTime), AuthError> {
+        let now = self.now();
+        let policy = &self.inner.policy;
+        let starts_at = if at_once { now } else { now + jwks_max_age(policy.access_token_ttl) };
+        let key = sealed(self.inner.master_key.as_ref(), generate(policy.signing_alg, starts_at)?)?;
+        if at_once {
+            self.inner.stores.keys.insert_active(&key, now).await?;
+        } else if !self.inner.stores.keys.schedule_rotation(&key, now).await? {
+            return Err(AuthError::RotationPending);
+        }
+        let detail = format!("{} {}{}", key.alg, key.kid, if at_once { " at once" } else { " scheduled" });
+        self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(detail)).await;
+        self.reload_keys().await?;
+        Ok((key, starts_at))
+    }
+
+    /// Schedules the next signing key when the current one has served its interval: the new
+    /// key is published at once and signs from [`jwks_max_age`] later, when every JWKS
+    /// cache has seen it; the old one keeps verifying until its tokens have expired. Of
+    /// several instances that find it due at once, one schedules it (the store decides).
+    pub(crate) async fn rotate_keys_when_due(&self) -> Result<(), AuthError> {
+        let policy = &self.inner.policy;
+        let (Some(interval), None) = (policy.key_rotation_interval, &self.inner.file_key) else { return Ok(()) };
+        let now = self.now();
+        let current = self.keys();
+        if current.next_change().is_some() || current.signer_created_at() + interval > now {
+            return Ok(());
+        }
+        let starts_at = now + jwks_max_age(policy.access_token_ttl);
+        let key = sealed(self.inner.master_key.as_ref(), generate(policy.signing_alg, starts_at)?)?;
+        if self.inner.stores.keys.schedule_rotation(&key, now - interval).await? {
+            info!(kid = %key.kid, alg = %key.alg, "scheduled the next signing key");
+            let detail = format!("{} {} scheduled", key.alg, key.kid);
+            self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(detail)).await;
+            self.reload_keys().await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn reload_keys(&self) -> Result<(), AuthError> {
+        let stored = self.inner.stores.keys.list().await?;
+        let file_key = self.inner.file_key.as_ref();
+        let now = self.now();
+        let current = self.keys();
+        // Rebuild when the keys changed, and when a retired key's overlap ran out.
+        let overlap_ended = stored.iter().any(|key| {
+            key.retired_at.is_some_and(|at| {
+                let ends = at + self.inner.policy.access_token_window();
+                ends <= now && current.jwks().contains(&key.kid)
+            })
+        });
+        let hand_over_due = current.next_change().is_some_and(|at| at <= now);
+        if current.is_stale(&stored, file_key) || overlap_ended || hand_over_due {
+            let policy = &self.inner.policy;
+            let stored = opened(self.inner.master_key.as_ref(), stored)?;
+            let rebuilt = KeySet::build(&stored, file_key, policy.signing_alg, policy.token_settings(), now)?;
+            *self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rebuilt);
+        }
+        Ok(())
+    }
+}

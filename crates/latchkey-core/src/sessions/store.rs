@@ -1,0 +1,52 @@
+//! The session store every backend implements.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Session, SessionId, SessionKind};
+use crate::ids::UserId;
+use crate::revocation::{Revocation, RevokeScope};
+use crate::store::StoreError;
+
+/// The outcome of an attempt to rotate a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The counter moved from the expected value to the next one.
+    Rotated,
+    /// Someone else rotated first, or the session is revoked: re-read and decide again.
+    Lost,
+}
+
+/// Sessions of both kinds, and the log of their revocations.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new session.
+    async fn insert(&self, session: &Session) -> Result<(), StoreError>;
+    /// A session by id, revoked or not.
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
+    /// Records activity: moves `last_seen_at` forward.
+    async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Atomically advances the refresh counter from `expected` to `expected + 1`, setting
+    /// `rotated_at` and `last_seen_at` to `at`, only while the session is not revoked.
+    async fn rotate(&self, id: SessionId, expected: u64, at: OffsetDateTime) -> Result<Rotation, StoreError>;
+    /// Revokes the live sessions in `scope` and logs each revocation, with `until` computed per
+    /// kind by `until`. Returns the new log entries (empty when nothing matched).
+    async fn revoke(
+        &self,
+        scope: RevokeScope,
+        at: OffsetDateTime,
+        until: &(dyn Fn(SessionKind) -> OffsetDateTime + Send + Sync),
+    ) -> Result<Vec<Revocation>, StoreError>;
+    /// A user's sessions that are neither revoked nor expired at `now`, newest first.
+    async fn list_live(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError>;
+    /// Revocation log entries after `cursor` whose `until` is later than `now`, in log order.
+    async fn revocations_after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
+    /// The newest cursor of the revocation log (0 when empty).
+    async fn latest_cursor(&self) -> Result<i64, StoreError>;
+    /// Number of sessions live at `now`, both kinds; `None` from a store that cannot count
+    /// them cheaply.
+    async fn count_live(&self, now: OffsetDateTime) -> Result<Option<u64>, StoreError>;
+    /// Deletes sessions that ended before `before` and log entries no longer needed. A store
+    /// whose sessions expire by themselves may leave this to its expiry.
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
