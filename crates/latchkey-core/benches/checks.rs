@@ -20,9 +20,8 @@ use latchkey_core::sessions::{ClientInfo, SessionKind};
 use latchkey_core::tokens::{AccessClaims, TokenSettings};
 use latchkey_core::{Latchkey, Policy};
 use latchkey_sql::SqlStore;
+use latchkey_testkit::fixtures::PASSWORD;
 use time::OffsetDateTime;
-
-const PASSWORD: &str = "correct horse battery";
 
 fn service(runtime: &tokio::runtime::Runtime, dir: &tempfile::TempDir) -> Latchkey {
     runtime.block_on(async {

@@ -4,6 +4,9 @@
 //! A record names who and what (user id and name, session, client address, a reason) and never
 //! a secret: no password, token, cookie or CSRF token, and for a login on a name that is no
 //! account not even the name, since people type passwords into username fields.
+//!
+//! Not here: deciding what is audited (each concept records its own events through
+//! `Latchkey::audit`), and why a session was revoked ([`crate::revocation::RevocationCause`]).
 
 use std::fmt;
 

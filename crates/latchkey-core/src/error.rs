@@ -3,6 +3,7 @@
 
 use crate::accounts::{HashError, PasswordError, UsernameError};
 use crate::keys::KeyError;
+use crate::policy::PolicyError;
 use crate::store::StoreError;
 use crate::throttle::Throttled;
 
@@ -37,6 +38,9 @@ pub enum AuthError {
     /// A rotation by hand while the next key is already published and waiting to sign.
     #[error("a new signing key is already published and waiting to sign; rotate at once to replace it now")]
     RotationPending,
+    /// The policy breaks one of its rules.
+    #[error("invalid policy: {0}")]
+    Policy(#[from] PolicyError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

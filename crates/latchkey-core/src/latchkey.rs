@@ -74,6 +74,7 @@ impl Latchkey {
         policy: Policy,
         custody: KeyCustody,
     ) -> Result<Self, AuthError> {
+        let policy = policy.checked()?;
         let (server_secret, key_set) = custody.bootstrap(stores.keys.as_ref(), &policy, clock.now()).await?;
         let KeyCustody { file_key, master_key } = custody;
         let cookie_cache =

@@ -64,7 +64,92 @@ impl Default for Policy {
     }
 }
 
+/// A setting of a [`Policy`], as the rules name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicySetting {
+    /// [`Policy::access_token_ttl`].
+    AccessTokenTtl,
+    /// [`Policy::session_idle_timeout`].
+    SessionIdleTimeout,
+    /// [`Policy::session_absolute_timeout`].
+    SessionAbsoluteTimeout,
+    /// [`Policy::refresh_idle_timeout`].
+    RefreshIdleTimeout,
+    /// [`Policy::refresh_absolute_timeout`].
+    RefreshAbsoluteTimeout,
+    /// [`Policy::refresh_reuse_grace`].
+    RefreshReuseGrace,
+    /// [`Policy::touch_interval`].
+    TouchInterval,
+    /// [`Policy::cookie_cache_ttl`].
+    CookieCacheTtl,
+    /// [`Policy::key_rotation_interval`].
+    KeyRotationInterval,
+    /// [`Policy::max_sessions_per_user`].
+    MaxSessionsPerUser,
+    /// [`ThrottlePolicy::account_free`].
+    ThrottleAccountFree,
+    /// [`ThrottlePolicy::address_free`].
+    ThrottleAddressFree,
+    /// [`ThrottlePolicy::password_free`].
+    ThrottlePasswordFree,
+    /// [`ThrottlePolicy::max_delay`].
+    ThrottleMaxDelay,
+}
+
+/// A rule a policy breaks, naming the setting at fault (the settings layer names it in its
+/// own terms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{rule}")]
+pub struct PolicyError {
+    /// The setting at fault.
+    pub setting: PolicySetting,
+    /// The rule it breaks.
+    pub rule: &'static str,
+}
+
+impl PolicyError {
+    pub(crate) fn new(setting: PolicySetting, rule: &'static str) -> Self {
+        Self { setting, rule }
+    }
+}
+
 impl Policy {
+    /// Checks the rules between the settings and derives what follows from them (see
+    /// [`ThrottlePolicy::checked`]). [`crate::Latchkey::start`] runs on nothing else, so a
+    /// policy that breaks a rule cannot reach a running service, whoever built it.
+    pub fn checked(self) -> Result<Self, PolicyError> {
+        use PolicySetting as S;
+        let positive = [
+            (S::AccessTokenTtl, self.access_token_ttl),
+            (S::SessionIdleTimeout, self.session_idle_timeout),
+            (S::SessionAbsoluteTimeout, self.session_absolute_timeout),
+            (S::RefreshIdleTimeout, self.refresh_idle_timeout),
+            (S::RefreshAbsoluteTimeout, self.refresh_absolute_timeout),
+            (S::RefreshReuseGrace, self.refresh_reuse_grace),
+            (S::TouchInterval, self.touch_interval),
+        ];
+        if let Some((setting, _)) = positive.iter().find(|(_, value)| *value <= Duration::ZERO) {
+            return Err(PolicyError::new(*setting, "must be longer than zero"));
+        }
+        if self.cookie_cache_ttl < Duration::ZERO {
+            return Err(PolicyError::new(S::CookieCacheTtl, "must not be negative"));
+        }
+        if self.key_rotation_interval.is_some_and(|interval| interval <= Duration::ZERO) {
+            return Err(PolicyError::new(S::KeyRotationInterval, "must be longer than zero (or none)"));
+        }
+        if self.session_idle_timeout > self.session_absolute_timeout {
+            return Err(PolicyError::new(S::SessionIdleTimeout, "longer than the cookie sessions' absolute timeout"));
+        }
+        if self.refresh_idle_timeout > self.refresh_absolute_timeout {
+            return Err(PolicyError::new(S::RefreshIdleTimeout, "longer than the token sessions' absolute timeout"));
+        }
+        if self.max_sessions_per_user == 0 {
+            return Err(PolicyError::new(S::MaxSessionsPerUser, "must allow at least one session"));
+        }
+        Ok(Self { throttle: self.throttle.checked()?, ..self })
+    }
+
     /// How long an access token of this policy can be accepted after it was issued (see
     /// [`acceptance_window`]): what a retired key and a revoked session are remembered for.
     pub fn access_token_window(&self) -> Duration {
@@ -104,5 +189,42 @@ impl Policy {
             audience: self.audience.clone(),
             access_ttl: self.access_token_ttl,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_that_breaks_a_rule_is_refused_naming_the_setting_at_fault() {
+        let refused = |policy: Policy| policy.checked().err().map(|err| err.setting);
+        let idle_past_absolute = Policy { session_idle_timeout: Duration::days(8), ..Policy::default() };
+        assert_eq!(refused(idle_past_absolute), Some(PolicySetting::SessionIdleTimeout));
+        let refresh_idle_past_absolute = Policy { refresh_idle_timeout: Duration::days(31), ..Policy::default() };
+        assert_eq!(refused(refresh_idle_past_absolute), Some(PolicySetting::RefreshIdleTimeout));
+        assert_eq!(
+            refused(Policy { access_token_ttl: Duration::ZERO, ..Policy::default() }),
+            Some(PolicySetting::AccessTokenTtl)
+        );
+        assert_eq!(
+            refused(Policy { max_sessions_per_user: 0, ..Policy::default() }),
+            Some(PolicySetting::MaxSessionsPerUser)
+        );
+        let no_free_attempts = ThrottlePolicy { password_free: 0, ..ThrottlePolicy::default() };
+        assert_eq!(
+            refused(Policy { throttle: no_free_attempts, ..Policy::default() }),
+            Some(PolicySetting::ThrottlePasswordFree)
+        );
+        assert_eq!(refused(Policy { cookie_cache_ttl: Duration::ZERO, ..Policy::default() }), None, "0: no cache");
+    }
+
+    #[test]
+    fn a_checked_policy_remembers_throttle_counters_past_their_longest_wait() -> Result<(), PolicyError> {
+        let throttle = ThrottlePolicy { max_delay: Duration::hours(1), ..ThrottlePolicy::default() };
+        let policy = Policy { throttle, ..Policy::default() }.checked()?;
+        assert_eq!(policy.throttle.forget_after, Duration::hours(4));
+        assert_eq!(Policy::default().checked()?.throttle, ThrottlePolicy::default(), "the defaults obey the rules");
+        Ok(())
     }
 }

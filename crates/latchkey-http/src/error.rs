@@ -1,10 +1,10 @@
 //! The HTTP layer's one error enum, mapped once to the contract: `application/problem+json`
 //! (RFC 9457) everywhere, RFC 6749 §5.2 bodies on the token endpoint.
 
+use crate::wire::{OAuthError, Problem};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::AuthError;
-use serde_json::json;
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +12,16 @@ pub enum ApiError {
     /// Syntactically broken JSON or form data.
     #[error("the request body is not well-formed: {0}")]
     Malformed(String),
+    /// A token endpoint's request without a parameter it needs, or with a value it does not
+    /// take (RFC 6749 §5.2 `invalid_request`).
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    /// A refresh token that is invalid, expired or revoked (RFC 6749 §5.2 `invalid_grant`).
+    #[error("the refresh token is invalid, expired or revoked")]
+    InvalidGrant,
+    /// A `grant_type` the token endpoint does not take.
+    #[error("supported grant types: password, refresh_token")]
+    UnsupportedGrantType,
     /// A well-formed body with a missing field, a wrong type or a bad value.
     #[error("invalid value for {field}: {detail}")]
     InvalidInput {
@@ -85,7 +95,9 @@ impl ApiError {
     /// The HTTP status of this error.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::Malformed(_) | Self::InvalidRequest(_) | Self::InvalidGrant | Self::UnsupportedGrantType => {
+                StatusCode::BAD_REQUEST
+            }
             Self::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -106,6 +118,9 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "malformed_request",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidInput { .. } => "invalid_input",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
@@ -129,6 +144,9 @@ impl ApiError {
     pub(crate) fn title(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "Malformed request",
+            Self::InvalidRequest(_) => "Invalid request",
+            Self::InvalidGrant => "Invalid grant",
+            Self::UnsupportedGrantType => "Unsupported grant type",
             Self::InvalidInput { .. } => "Invalid input",
             Self::UnsupportedMediaType { .. } => "Unsupported media type",
             Self::PayloadTooLarge => "Payload too large",
@@ -150,7 +168,8 @@ impl ApiError {
     /// The RFC 6749 §5.2 form of this error, for the token endpoints.
     pub fn into_oauth(self) -> Response {
         let (status, error) = match &self {
-            Self::InvalidCredentials { .. } => (StatusCode::BAD_REQUEST, "invalid_grant"),
+            Self::InvalidCredentials { .. } | Self::InvalidGrant => (StatusCode::BAD_REQUEST, "invalid_grant"),
+            Self::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
             // An extension error code (RFC 6749 §8.5), as other OAuth servers answer it.
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::CsrfRejected(_) => (StatusCode::FORBIDDEN, "invalid_request"),
@@ -163,7 +182,7 @@ impl ApiError {
             | Self::HeadersTooLarge => (self.status(), "invalid_request"),
             _ => (StatusCode::BAD_REQUEST, "invalid_request"),
         };
-        let mut response = OAuthError::new(status, error, self.public_detail()).into_response();
+        let mut response = oauth_error(status, error, self.public_detail());
         self.add_retry_after(response.headers_mut());
         self.attach_fault(&mut response);
         response
@@ -199,9 +218,8 @@ impl From<AuthError> for ApiError {
             AuthError::UsernameTaken => Self::UsernameTaken,
             AuthError::InvalidUsername(why) => Self::invalid("username", why),
             AuthError::InvalidPassword(why) => Self::invalid("password", why),
-            AuthError::InvalidCredentials | AuthError::InvalidGrant => {
-                Self::InvalidCredentials { status: StatusCode::UNAUTHORIZED }
-            }
+            AuthError::InvalidCredentials => Self::InvalidCredentials { status: StatusCode::UNAUTHORIZED },
+            AuthError::InvalidGrant => Self::InvalidGrant,
             // The caller is signed in; only the password they retyped is refused.
             AuthError::WrongCurrentPassword => Self::InvalidCredentials { status: StatusCode::FORBIDDEN },
             AuthError::Throttled(throttled) => {
@@ -214,6 +232,7 @@ impl From<AuthError> for ApiError {
             AuthError::Store(err) => Self::StoreUnavailable(err.to_string()),
             AuthError::Hash(err) => Self::Internal(err.to_string()),
             AuthError::Key(err) => Self::Internal(err.to_string()),
+            AuthError::Policy(err) => Self::Internal(err.to_string()),
             AuthError::RotationPending => Self::Internal(AuthError::RotationPending.to_string()),
         }
     }
@@ -223,16 +242,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let detail = self.public_detail();
-        let mut body = json!({
-            "type": format!("urn:latchkey:problem:{}", self.code()),
-            "title": self.title(),
-            "status": status.as_u16(),
-            "code": self.code(),
-            "detail": detail,
-        });
-        if let Self::InvalidInput { field, .. } = &self {
-            body["field"] = json!(field);
-        }
+        let body = Problem {
+            r#type: format!("urn:latchkey:problem:{}", self.code()),
+            title: self.title(),
+            status: status.as_u16(),
+            code: self.code(),
+            detail,
+            field: match &self {
+                Self::InvalidInput { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+        };
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -241,7 +261,7 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         self.add_retry_after(&mut headers);
-        let mut response = (status, headers, body.to_string()).into_response();
+        let mut response = (status, headers, serde_json::to_string(&body).unwrap_or_default()).into_response();
         self.attach_fault(&mut response);
         response
     }
@@ -253,29 +273,13 @@ impl IntoResponse for ApiError {
 #[derive(Debug, Clone)]
 pub(crate) struct ServerFault(pub(crate) String);
 
-/// An RFC 6749 §5.2 error body.
-#[derive(Debug)]
-pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: String,
-}
-
-impl OAuthError {
-    /// An error with its status, RFC 6749 code and human description.
-    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into() }
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": self.error, "error_description": self.description });
-        let headers = [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (header::PRAGMA, HeaderValue::from_static("no-cache")),
-        ];
-        (self.status, headers, body.to_string()).into_response()
-    }
+/// An RFC 6749 §5.2 answer of the token endpoints.
+fn oauth_error(status: StatusCode, error: &'static str, error_description: String) -> Response {
+    let body = OAuthError { error, error_description };
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::PRAGMA, HeaderValue::from_static("no-cache")),
+    ];
+    (status, headers, serde_json::to_string(&body).unwrap_or_default()).into_response()
 }

@@ -13,7 +13,6 @@ mod cors;
 mod error;
 mod metrics;
 mod middleware;
-mod openapi;
 mod pages;
 mod routes;
 mod server;

@@ -1,115 +1,68 @@
 //! In-process tests of everything that depends on time, through an injected clock: no sleeps,
-//! exact boundaries. The router and a real SQLite store, driven without a socket.
+//! exact boundaries. The real router and a real SQLite store in this process, served on a local
+//! port and driven by the same client as the API suite.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use latchkey_core::accounts::{Argon2Settings, PasswordHasher};
+use latchkey_core::accounts::PasswordHasher;
 use latchkey_core::clock::ManualClock;
 use latchkey_core::keys::KeyCustody;
 use latchkey_core::{Latchkey, Policy};
-use latchkey_http::{AppState, HttpConfig, Origin};
+use latchkey_http::{AppState, ConnectionLimits, HttpConfig, Origin};
 use latchkey_sql::SqlStore;
-use serde_json::{Value, json};
-use time::{Duration, OffsetDateTime};
-use tower::ServiceExt;
+use latchkey_testkit::client::{ApiClient, Credential, jwt_part};
+use latchkey_testkit::fixtures::{ORIGIN, cheap_argon2, fixed_instant};
+use reqwest::StatusCode;
+use serde_json::Value;
+use time::Duration;
 
 struct App {
-    router: latchkey_http::App,
+    api: ApiClient,
     service: Latchkey,
     clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
-const PASSWORD: &str = "correct horse battery";
-
 async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_sqlite_file(&dir.path().join("latchkey.db")).await.unwrap();
-    let clock = Arc::new(ManualClock::new(OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()));
-    let hasher = PasswordHasher::new(Argon2Settings { memory_kib: 256, iterations: 1, parallelism: 1 }, 2).unwrap();
+    let clock = Arc::new(ManualClock::new(fixed_instant()));
+    let hasher = PasswordHasher::new(cheap_argon2(), 2).unwrap();
     let service =
         Latchkey::start(store.stores(), clock.clone(), hasher, Policy::default(), KeyCustody::default()).await.unwrap();
-    let origin = Origin::parse("http://localhost:8080").unwrap();
-    let config = HttpConfig::new(origin);
-    let app = App { router: latchkey_http::router(AppState::new(service.clone(), config)), service, clock, _dir: dir };
-    let created = app.call(post_json("/v1/accounts", json!({ "username": "alice", "password": PASSWORD }))).await;
-    assert_eq!(created.0, StatusCode::CREATED);
+    let state = AppState::new(service.clone(), HttpConfig::new(Origin::parse(ORIGIN).unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let limits = ConnectionLimits { max_connections: 64, client_timeout: std::time::Duration::from_secs(30) };
+    tokio::spawn(latchkey_http::serve(listener, state, limits, std::future::pending()));
+    let app = App { api: ApiClient::new(format!("http://{address}")), service, clock, _dir: dir };
+    app.api.sign_up("alice").await;
     app
 }
 
-/// The `Host` every HTTP/1.1 request carries (API.md, "HTTP hygiene").
-const HOST: &str = "localhost:8080";
-
-fn post_json(path: &str, body: Value) -> Request<Body> {
-    Request::post(path)
-        .header(header::HOST, HOST)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-fn form(path: &str, body: &str) -> Request<Body> {
-    Request::post(path)
-        .header(header::HOST, HOST)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(body.to_owned()))
-        .unwrap()
-}
-
-fn get(path: &str, credential: &Credential) -> Request<Body> {
-    let request = Request::get(path).header(header::HOST, HOST);
-    let request = match credential {
-        Credential::Cookie(cookie) => request.header(header::COOKIE, cookie),
-        Credential::Bearer(token) => request.header(header::AUTHORIZATION, format!("Bearer {token}")),
-    };
-    request.body(Body::empty()).unwrap()
-}
-
-enum Credential {
-    Cookie(String),
-    Bearer(String),
-}
-
 impl App {
-    async fn call(&self, request: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null), headers)
-    }
-
     async fn cookie_login(&self) -> Credential {
-        let (status, _, headers) =
-            self.call(post_json("/v1/session", json!({ "username": "alice", "password": PASSWORD }))).await;
-        assert_eq!(status, StatusCode::OK);
-        let line = headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
-        Credential::Cookie(line.split(';').next().unwrap().to_owned())
+        Credential::Cookie(self.api.cookie_login("alice").await.cookie)
     }
 
     async fn token_login(&self) -> (Credential, String) {
-        let (status, body, _) =
-            self.call(form("/v1/token", &format!("grant_type=password&username=alice&password={PASSWORD}"))).await;
-        assert_eq!(status, StatusCode::OK);
-        (
-            Credential::Bearer(body["access_token"].as_str().unwrap().to_owned()),
-            body["refresh_token"].as_str().unwrap().to_owned(),
-        )
+        let tokens = self.api.token_login("alice").await;
+        (Credential::Bearer(tokens.access), tokens.refresh)
     }
 
     async fn refresh(&self, token: &str) -> (StatusCode, Value) {
-        let (status, body, _) =
-            self.call(form("/v1/token", &format!("grant_type=refresh_token&refresh_token={token}"))).await;
-        (status, body)
+        let response = self.api.refresh(token).await;
+        (response.status(), response.json().await.unwrap_or(Value::Null))
     }
 
     async fn me(&self, credential: &Credential) -> StatusCode {
-        self.call(get("/v1/me", credential)).await.0
+        self.api.status_of("/v1/me", credential).await
+    }
+
+    async fn device_list(&self, credential: &Credential) -> Value {
+        Value::Array(self.api.device_list(credential).await)
     }
 
     fn advance(&self, by: Duration) {
@@ -154,13 +107,13 @@ async fn sliding_renewal_writes_last_seen_at_most_once_per_interval() {
     let app = app().await;
     let cookie = app.cookie_login().await;
     let last_seen = |list: Value| list[0]["last_seen_at"].as_str().unwrap().to_owned();
-    let (_, before, _) = app.call(get("/v1/sessions", &cookie)).await;
+    let before = app.device_list(&cookie).await;
     app.advance(Duration::seconds(59));
-    let (_, early, _) = app.call(get("/v1/sessions", &cookie)).await;
+    let early = app.device_list(&cookie).await;
     assert_eq!(last_seen(early), last_seen(before.clone()), "no write inside the touch interval");
     app.advance(Duration::seconds(2));
     let _ = app.me(&cookie).await;
-    let (_, after, _) = app.call(get("/v1/sessions", &cookie)).await;
+    let after = app.device_list(&cookie).await;
     assert_ne!(last_seen(after), last_seen(before), "one write once the interval passed");
 }
 
@@ -211,8 +164,8 @@ async fn access_tokens_expire_by_the_clock_with_two_seconds_of_leeway() {
 
 /// The `kid`s the JWKS publishes, sorted.
 async fn published_kids(app: &App) -> Vec<String> {
-    let request = Request::get("/.well-known/jwks.json").header(header::HOST, HOST).body(Body::empty()).unwrap();
-    let (_, body, _) = app.call(request).await;
+    let response = app.api.client.get(app.api.url("/.well-known/jwks.json")).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
     let mut kids: Vec<String> =
         body["keys"].as_array().unwrap().iter().map(|key| key["kid"].as_str().unwrap().to_owned()).collect();
     kids.sort();
@@ -220,12 +173,8 @@ async fn published_kids(app: &App) -> Vec<String> {
 }
 
 fn kid_of(credential: &Credential) -> String {
-    use base64::Engine as _;
     let Credential::Bearer(token) = credential else { panic!("a bearer token") };
-    let header = token.split('.').next().unwrap();
-    let header: Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-    header["kid"].as_str().unwrap().to_owned()
+    jwt_part(token, 0)["kid"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

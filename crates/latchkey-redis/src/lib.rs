@@ -310,14 +310,6 @@ impl SessionStore for RedisSessionStore {
         Ok(live)
     }
 
-    async fn revocations_after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
-        self.log.after(cursor, now).await
-    }
-
-    async fn latest_cursor(&self) -> Result<i64, StoreError> {
-        self.log.latest().await
-    }
-
     /// Not counted: Redis would need an index of every session by its end to count them,
     /// which would cost more memory than the session itself.
     async fn count_live(&self, _now: OffsetDateTime) -> Result<Option<u64>, StoreError> {

@@ -207,8 +207,7 @@ mod tests {
     use super::*;
 
     fn at(seconds: i64) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_900_000_000 + seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-            + Duration::microseconds(123_456)
+        latchkey_testkit::fixtures::fixed_instant() + Duration::seconds(seconds) + Duration::microseconds(123_456)
     }
 
     fn sample(kind: SessionKind) -> Session {

@@ -322,6 +322,7 @@ impl SqlStore {
         Stores {
             accounts: store.clone(),
             sessions: store.clone(),
+            revocations: store.clone(),
             keys: store.clone(),
             audit: store.clone(),
             health: store,
@@ -589,14 +590,6 @@ impl SessionStore for SqlStore {
         let rows =
             sqlx::query(&sql).bind(user.to_string()).bind(now).bind(now).fetch_all(&self.pool).await.map_err(fail)?;
         rows.iter().map(session_from).collect()
-    }
-
-    async fn revocations_after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
-        RevocationLog::after(self, cursor, now).await
-    }
-
-    async fn latest_cursor(&self) -> Result<i64, StoreError> {
-        RevocationLog::latest(self).await
     }
 
     async fn count_live(&self, now: OffsetDateTime) -> Result<Option<u64>, StoreError> {

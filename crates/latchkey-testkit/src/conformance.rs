@@ -74,7 +74,7 @@ where
 
 /// A fixed, microsecond-aligned instant, so stores that keep microseconds round-trip exactly.
 fn t0() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    crate::fixtures::fixed_instant()
 }
 
 fn account(name: &str) -> Result<Account, String> {
@@ -250,7 +250,7 @@ async fn revocation_scopes_end_exactly_their_sessions(stores: Stores) -> CheckRe
 
 async fn the_revocation_log_is_ordered_and_bounded(stores: Stores) -> CheckResult {
     let alice = with_account(&stores, "alice").await?;
-    ensure!(stores.sessions.latest_cursor().await.map_err(store)? == 0, "a new log has a cursor");
+    ensure!(stores.revocations.latest().await.map_err(store)? == 0, "a new log has a cursor");
     let sessions: Vec<Session> =
         (0..3).map(|i| session(alice.id, SessionKind::Token, t0() + Duration::seconds(i))).collect();
     for s in &sessions {
@@ -274,12 +274,12 @@ async fn the_revocation_log_is_ordered_and_bounded(stores: Stores) -> CheckResul
         .map_err(store)?;
     let cursors = [short[0].cursor, long[0].cursor, third[0].cursor];
     ensure!(cursors[0] < cursors[1] && cursors[1] < cursors[2], "cursors not increasing: {cursors:?}");
-    ensure!(stores.sessions.latest_cursor().await.map_err(store)? == cursors[2], "latest_cursor wrong");
-    let all = stores.sessions.revocations_after(0, at).await.map_err(store)?;
+    ensure!(stores.revocations.latest().await.map_err(store)? == cursors[2], "latest wrong");
+    let all = stores.revocations.after(0, at).await.map_err(store)?;
     ensure!(all.len() == 3, "full log has {}", all.len());
-    let later = stores.sessions.revocations_after(0, at + Duration::minutes(1)).await.map_err(store)?;
+    let later = stores.revocations.after(0, at + Duration::minutes(1)).await.map_err(store)?;
     ensure!(later.len() == 2, "expired entries listed: {}", later.len());
-    let after = stores.sessions.revocations_after(cursors[1], at).await.map_err(store)?;
+    let after = stores.revocations.after(cursors[1], at).await.map_err(store)?;
     ensure!(after.len() == 1 && after[0].session_id == sessions[2].id, "after cursor: {after:?}");
     Ok(())
 }

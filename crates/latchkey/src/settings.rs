@@ -7,15 +7,18 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ipnet::IpNet;
+use latchkey_core::Policy;
 use latchkey_core::accounts::Argon2Settings;
-use latchkey_core::keys::SigningAlgorithm;
+use latchkey_core::policy::PolicySetting;
 use latchkey_core::throttle::ThrottlePolicy;
 use latchkey_http::{Origin, ServiceToken};
 use latchkey_redis::RedisTarget;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use time::Duration;
 
-/// Every default, in one place (the `--help` texts and the README quote these).
+/// The defaults of the settings this binary owns (the `--help` texts and the README quote
+/// these). The domain's defaults are its types' own ([`Policy::default`],
+/// [`Argon2Settings::default`]); [`shown`] prints them for `--help`.
 pub mod defaults {
     /// `LATCHKEY_LISTEN`.
     pub const LISTEN: &str = "127.0.0.1:8080";
@@ -25,52 +28,26 @@ pub mod defaults {
     pub const DATA_DIR: &str = "./latchkey-data";
     /// `LATCHKEY_REDIS_PREFIX`.
     pub const REDIS_PREFIX: &str = "latchkey";
-    /// `LATCHKEY_SIGNING_ALG`.
-    pub const SIGNING_ALG: &str = "EdDSA";
-    /// `LATCHKEY_ACCESS_TOKEN_TTL`.
-    pub const ACCESS_TOKEN_TTL: &str = "10m";
-    /// `LATCHKEY_SESSION_IDLE_TIMEOUT`.
-    pub const SESSION_IDLE_TIMEOUT: &str = "12h";
-    /// `LATCHKEY_SESSION_ABSOLUTE_TIMEOUT`.
-    pub const SESSION_ABSOLUTE_TIMEOUT: &str = "7d";
-    /// `LATCHKEY_REFRESH_IDLE_TIMEOUT`.
-    pub const REFRESH_IDLE_TIMEOUT: &str = "14d";
-    /// `LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT`.
-    pub const REFRESH_ABSOLUTE_TIMEOUT: &str = "30d";
-    /// `LATCHKEY_REFRESH_REUSE_GRACE`.
-    pub const REFRESH_REUSE_GRACE: &str = "10s";
-    /// `LATCHKEY_SESSION_TOUCH_INTERVAL`.
-    pub const SESSION_TOUCH_INTERVAL: &str = "60s";
-    /// `LATCHKEY_SESSION_CACHE_TTL`.
-    pub const SESSION_CACHE_TTL: &str = "30s";
     /// `LATCHKEY_SYNC_INTERVAL`.
     pub const SYNC_INTERVAL: &str = "1s";
     /// `LATCHKEY_COOKIE_NAME`.
     pub const COOKIE_NAME: &str = "latchkey";
-    /// `LATCHKEY_ARGON2_MEMORY_KIB` (OWASP).
-    pub const ARGON2_MEMORY_KIB: u32 = 19456;
-    /// `LATCHKEY_ARGON2_ITERATIONS` (OWASP).
-    pub const ARGON2_ITERATIONS: u32 = 2;
-    /// `LATCHKEY_ARGON2_PARALLELISM` (OWASP).
-    pub const ARGON2_PARALLELISM: u32 = 1;
     /// `LATCHKEY_LOG_FORMAT`.
     pub const LOG_FORMAT: &str = "text";
-    /// `LATCHKEY_KEY_ROTATION_INTERVAL`.
-    pub const KEY_ROTATION_INTERVAL: &str = "30d";
-    /// `LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS`.
-    pub const THROTTLE_ACCOUNT_ATTEMPTS: u32 = 5;
-    /// `LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS`.
-    pub const THROTTLE_ADDRESS_ATTEMPTS: u32 = 20;
-    /// `LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS`.
-    pub const THROTTLE_PASSWORD_ATTEMPTS: u32 = 20;
-    /// `LATCHKEY_THROTTLE_MAX_DELAY`.
-    pub const THROTTLE_MAX_DELAY: &str = "15m";
     /// `LATCHKEY_MAX_CONNECTIONS`.
     pub const MAX_CONNECTIONS: usize = 10_000;
     /// `LATCHKEY_CLIENT_TIMEOUT` (API.md: a request head or a stalled body, 30 s).
     pub const CLIENT_TIMEOUT: &str = "30s";
-    /// `LATCHKEY_MAX_SESSIONS_PER_USER`.
-    pub const MAX_SESSIONS_PER_USER: u32 = 100;
+}
+
+/// A domain default as `--help` shows it: a duration in its largest whole unit (`10m`, `7d`).
+fn shown(value: Duration) -> String {
+    let seconds = value.whole_seconds();
+    let (count, unit) = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
+        .into_iter()
+        .find(|(unit, _)| seconds != 0 && seconds % unit == 0)
+        .map_or((seconds, "s"), |(size, unit)| (seconds / size, unit));
+    format!("{count}{unit}")
 }
 
 /// Accepts a TOML list either as an array of strings or as one comma-separated string.
@@ -89,7 +66,7 @@ fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D:
 
 /// The settings as given: every one optional, from flags, the environment or the TOML file
 /// (the same struct parses all three, so the names cannot drift apart).
-#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[derive(Debug, Clone, Default, Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsArgs {
     /// A TOML file with any of the settings below (keys are the flag names with `_`).
@@ -133,7 +110,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "LATCHKEY_REDIS_PREFIX", global = true, help = format!("Prefix of latchkey's Redis keys [default: {}]", defaults::REDIS_PREFIX))]
     redis_prefix: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_SIGNING_ALG", global = true, help = format!("EdDSA, ES256, RS256 or HS256 [default: {}]", defaults::SIGNING_ALG))]
+    #[arg(long, env = "LATCHKEY_SIGNING_ALG", global = true, help = format!("EdDSA, ES256, RS256 or HS256 [default: {}]", Policy::default().signing_alg))]
     signing_alg: Option<String>,
 
     #[arg(
@@ -155,28 +132,28 @@ pub struct SettingsArgs {
     #[arg(long, env = "LATCHKEY_AUDIENCE", global = true, help = "aud of access tokens [default: the public URL]")]
     audience: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_ACCESS_TOKEN_TTL", global = true, help = format!("Access-token lifetime [default: {}]", defaults::ACCESS_TOKEN_TTL))]
+    #[arg(long, env = "LATCHKEY_ACCESS_TOKEN_TTL", global = true, help = format!("Access-token lifetime [default: {}]", shown(Policy::default().access_token_ttl)))]
     access_token_ttl: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_SESSION_IDLE_TIMEOUT", global = true, help = format!("Cookie sessions end after this much inactivity [default: {}]", defaults::SESSION_IDLE_TIMEOUT))]
+    #[arg(long, env = "LATCHKEY_SESSION_IDLE_TIMEOUT", global = true, help = format!("Cookie sessions end after this much inactivity [default: {}]", shown(Policy::default().session_idle_timeout)))]
     session_idle_timeout: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT", global = true, help = format!("Cookie sessions end this long after login [default: {}]", defaults::SESSION_ABSOLUTE_TIMEOUT))]
+    #[arg(long, env = "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT", global = true, help = format!("Cookie sessions end this long after login [default: {}]", shown(Policy::default().session_absolute_timeout)))]
     session_absolute_timeout: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_REFRESH_IDLE_TIMEOUT", global = true, help = format!("Token sessions end after this long without a refresh [default: {}]", defaults::REFRESH_IDLE_TIMEOUT))]
+    #[arg(long, env = "LATCHKEY_REFRESH_IDLE_TIMEOUT", global = true, help = format!("Token sessions end after this long without a refresh [default: {}]", shown(Policy::default().refresh_idle_timeout)))]
     refresh_idle_timeout: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", global = true, help = format!("Token sessions end this long after login [default: {}]", defaults::REFRESH_ABSOLUTE_TIMEOUT))]
+    #[arg(long, env = "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT", global = true, help = format!("Token sessions end this long after login [default: {}]", shown(Policy::default().refresh_absolute_timeout)))]
     refresh_absolute_timeout: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_REFRESH_REUSE_GRACE", global = true, help = format!("Concurrent-refresh grace window [default: {}]", defaults::REFRESH_REUSE_GRACE))]
+    #[arg(long, env = "LATCHKEY_REFRESH_REUSE_GRACE", global = true, help = format!("Concurrent-refresh grace window [default: {}]", shown(Policy::default().refresh_reuse_grace)))]
     refresh_reuse_grace: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_SESSION_TOUCH_INTERVAL", global = true, help = format!("Sliding renewal writes last_seen_at at most this often [default: {}]", defaults::SESSION_TOUCH_INTERVAL))]
+    #[arg(long, env = "LATCHKEY_SESSION_TOUCH_INTERVAL", global = true, help = format!("Sliding renewal writes last_seen_at at most this often [default: {}]", shown(Policy::default().touch_interval)))]
     session_touch_interval: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_SESSION_CACHE_TTL", global = true, help = format!("How long a cookie check may be answered from this instance's cache; 0s: always read the store [default: {}]", defaults::SESSION_CACHE_TTL))]
+    #[arg(long, env = "LATCHKEY_SESSION_CACHE_TTL", global = true, help = format!("How long a cookie check may be answered from this instance's cache; 0s: always read the store [default: {}]", shown(Policy::default().cookie_cache_ttl)))]
     session_cache_ttl: Option<String>,
 
     #[arg(long, env = "LATCHKEY_SYNC_INTERVAL", global = true, help = format!("How often revocations and keys made by other processes are picked up [default: {}]", defaults::SYNC_INTERVAL))]
@@ -220,13 +197,13 @@ pub struct SettingsArgs {
     )]
     cookie_domain: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_ARGON2_MEMORY_KIB", global = true, help = format!("Argon2id memory in KiB [default: {}]", defaults::ARGON2_MEMORY_KIB))]
+    #[arg(long, env = "LATCHKEY_ARGON2_MEMORY_KIB", global = true, help = format!("Argon2id memory in KiB [default: {}]", Argon2Settings::default().memory_kib))]
     argon2_memory_kib: Option<u32>,
 
-    #[arg(long, env = "LATCHKEY_ARGON2_ITERATIONS", global = true, help = format!("Argon2id passes [default: {}]", defaults::ARGON2_ITERATIONS))]
+    #[arg(long, env = "LATCHKEY_ARGON2_ITERATIONS", global = true, help = format!("Argon2id passes [default: {}]", Argon2Settings::default().iterations))]
     argon2_iterations: Option<u32>,
 
-    #[arg(long, env = "LATCHKEY_ARGON2_PARALLELISM", global = true, help = format!("Argon2id lanes [default: {}]", defaults::ARGON2_PARALLELISM))]
+    #[arg(long, env = "LATCHKEY_ARGON2_PARALLELISM", global = true, help = format!("Argon2id lanes [default: {}]", Argon2Settings::default().parallelism))]
     argon2_parallelism: Option<u32>,
 
     #[arg(
@@ -240,19 +217,19 @@ pub struct SettingsArgs {
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", global = true, help = format!("text or json [default: {}]", defaults::LOG_FORMAT))]
     log_format: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_KEY_ROTATION_INTERVAL", global = true, help = format!("A generated signing key older than this is replaced (the next key is published ahead); 0s: only by hand [default: {}]", defaults::KEY_ROTATION_INTERVAL))]
+    #[arg(long, env = "LATCHKEY_KEY_ROTATION_INTERVAL", global = true, help = format!("A generated signing key older than this is replaced (the next key is published ahead); 0s: only by hand [default: {}]", Policy::default().key_rotation_interval.map_or_else(|| "0s".to_owned(), shown)))]
     key_rotation_interval: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS", global = true, help = format!("Failed password attempts on one account before waits begin [default: {}]", defaults::THROTTLE_ACCOUNT_ATTEMPTS))]
+    #[arg(long, env = "LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS", global = true, help = format!("Failed password attempts on one account before waits begin [default: {}]", ThrottlePolicy::default().account_free))]
     throttle_account_attempts: Option<u32>,
 
-    #[arg(long, env = "LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS", global = true, help = format!("Failed password attempts from one client address (IPv6: /64) before waits begin [default: {}]", defaults::THROTTLE_ADDRESS_ATTEMPTS))]
+    #[arg(long, env = "LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS", global = true, help = format!("Failed password attempts from one client address (IPv6: /64) before waits begin [default: {}]", ThrottlePolicy::default().address_free))]
     throttle_address_attempts: Option<u32>,
 
-    #[arg(long, env = "LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS", global = true, help = format!("Failed attempts with one password, over any accounts, before waits begin (password spraying) [default: {}]", defaults::THROTTLE_PASSWORD_ATTEMPTS))]
+    #[arg(long, env = "LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS", global = true, help = format!("Failed attempts with one password, over any accounts, before waits begin (password spraying) [default: {}]", ThrottlePolicy::default().password_free))]
     throttle_password_attempts: Option<u32>,
 
-    #[arg(long, env = "LATCHKEY_THROTTLE_MAX_DELAY", global = true, help = format!("Longest wait after failed attempts (waits start at 1s and double) [default: {}]", defaults::THROTTLE_MAX_DELAY))]
+    #[arg(long, env = "LATCHKEY_THROTTLE_MAX_DELAY", global = true, help = format!("Longest wait after failed attempts (waits start at 1s and double) [default: {}]", shown(ThrottlePolicy::default().max_delay)))]
     throttle_max_delay: Option<String>,
 
     #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", global = true, help = format!("Client connections served at once; more are answered 503 and closed (lowered to what the open-files limit allows) [default: {}]", defaults::MAX_CONNECTIONS))]
@@ -261,63 +238,24 @@ pub struct SettingsArgs {
     #[arg(long, env = "LATCHKEY_CLIENT_TIMEOUT", global = true, help = format!("A connection that has not sent a whole request head (or its next one) within this, or whose body stalls this long, is closed [default: {}]", defaults::CLIENT_TIMEOUT))]
     client_timeout: Option<String>,
 
-    #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", global = true, help = format!("Live sessions one user may hold; a login past it ends the one used longest ago [default: {}]", defaults::MAX_SESSIONS_PER_USER))]
+    #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", global = true, help = format!("Live sessions one user may hold; a login past it ends the one used longest ago [default: {}]", Policy::default().max_sessions_per_user))]
     max_sessions_per_user: Option<u32>,
 }
 
-macro_rules! overlay {
-    ($high:expr, $low:expr, [$($field:ident),* $(,)?]) => {
-        SettingsArgs { config: $high.config.clone(), $($field: $high.$field.clone().or_else(|| $low.$field.clone()),)* }
-    };
-}
-
 impl SettingsArgs {
-    /// These settings over `lower` (each one set here wins).
-    fn over(&self, lower: &SettingsArgs) -> SettingsArgs {
-        overlay!(
-            self,
-            lower,
-            [
-                listen,
-                public_url,
-                data_dir,
-                database_url,
-                redis_url,
-                redis_cluster_nodes,
-                redis_prefix,
-                signing_alg,
-                signing_key_file,
-                master_key_file,
-                audience,
-                access_token_ttl,
-                session_idle_timeout,
-                session_absolute_timeout,
-                refresh_idle_timeout,
-                refresh_absolute_timeout,
-                refresh_reuse_grace,
-                session_touch_interval,
-                session_cache_ttl,
-                sync_interval,
-                allowed_origins,
-                trusted_proxies,
-                service_token,
-                cookie_name,
-                cookie_domain,
-                argon2_memory_kib,
-                argon2_iterations,
-                argon2_parallelism,
-                argon2_concurrency,
-                log_format,
-                key_rotation_interval,
-                throttle_account_attempts,
-                throttle_address_attempts,
-                throttle_password_attempts,
-                throttle_max_delay,
-                max_connections,
-                client_timeout,
-                max_sessions_per_user,
-            ]
-        )
+    /// These settings over `lower`: each one set here wins. Done on the settings' serialised
+    /// form, so that a new setting needs no line here.
+    fn over(&self, lower: &SettingsArgs) -> Result<SettingsArgs, SettingsError> {
+        let merge_failed = |err: serde_json::Error| invalid("LATCHKEY_CONFIG", err);
+        let mut merged = serde_json::to_value(lower).map_err(merge_failed)?;
+        if let (Some(merged), serde_json::Value::Object(high)) =
+            (merged.as_object_mut(), serde_json::to_value(self).map_err(merge_failed)?)
+        {
+            merged.extend(high.into_iter().filter(|(_, value)| !value.is_null()));
+        }
+        let mut args: SettingsArgs = serde_json::from_value(merged).map_err(merge_failed)?;
+        args.config.clone_from(&self.config);
+        Ok(args)
     }
 }
 
@@ -354,10 +292,16 @@ fn invalid(name: &'static str, reason: impl ToString) -> SettingsError {
     SettingsError::Invalid { name, reason: reason.to_string() }
 }
 
-fn duration(name: &'static str, given: Option<&str>, default: &str) -> Result<Duration, SettingsError> {
-    let text = given.unwrap_or(default);
+/// A duration setting as given (`10m`, `1500ms`), or `default` when not given.
+fn duration_or(name: &'static str, given: Option<&str>, default: Duration) -> Result<Duration, SettingsError> {
+    let Some(text) = given else { return Ok(default) };
     let parsed = humantime::parse_duration(text).map_err(|err| invalid(name, format!("{text:?}: {err}")))?;
-    let parsed = Duration::try_from(parsed).map_err(|err| invalid(name, err))?;
+    Duration::try_from(parsed).map_err(|err| invalid(name, err))
+}
+
+/// A duration setting of this binary's own, which must be longer than zero.
+fn duration(name: &'static str, given: Option<&str>, default: &str) -> Result<Duration, SettingsError> {
+    let parsed = duration_or(name, Some(given.unwrap_or(default)), Duration::ZERO)?;
     if parsed <= Duration::ZERO {
         return Err(invalid(name, "must be longer than zero"));
     }
@@ -390,30 +334,13 @@ pub struct Settings {
     pub redis: Option<RedisTarget>,
     /// Prefix of Redis keys.
     pub redis_prefix: String,
-    /// Signing algorithm.
-    pub signing_alg: SigningAlgorithm,
     /// Operator-provided signing key file.
     pub signing_key_file: Option<PathBuf>,
     /// The file the master key is derived from.
     pub master_key_file: Option<PathBuf>,
-    /// `aud` of access tokens.
-    pub audience: String,
-    /// Access-token lifetime.
-    pub access_token_ttl: Duration,
-    /// Cookie-session idle timeout.
-    pub session_idle_timeout: Duration,
-    /// Cookie-session absolute timeout.
-    pub session_absolute_timeout: Duration,
-    /// Token-session idle timeout.
-    pub refresh_idle_timeout: Duration,
-    /// Token-session absolute timeout.
-    pub refresh_absolute_timeout: Duration,
-    /// Concurrent-refresh grace window.
-    pub refresh_reuse_grace: Duration,
-    /// Sliding-renewal write interval.
-    pub session_touch_interval: Duration,
-    /// How long a cookie check may be answered from the local cache (zero: never).
-    pub session_cache_ttl: Duration,
+    /// The domain's policy (lifetimes, identity, limits, throttling), checked by
+    /// [`Policy::checked`].
+    pub policy: Policy,
     /// How often other processes' revocations and keys are picked up.
     pub sync_interval: Duration,
     /// Extra allowed origins.
@@ -432,14 +359,8 @@ pub struct Settings {
     pub argon2_concurrency: usize,
     /// Emit JSON logs.
     pub json_logs: bool,
-    /// How failed password attempts are throttled.
-    pub throttle: ThrottlePolicy,
-    /// Generated signing keys older than this are replaced (`None`: only by hand).
-    pub key_rotation_interval: Option<Duration>,
     /// Limits on client connections.
     pub connections: latchkey_http::ConnectionLimits,
-    /// Live sessions one user may hold.
-    pub max_sessions_per_user: u32,
 }
 
 impl Settings {
@@ -452,7 +373,7 @@ impl Settings {
                     .map_err(|source| SettingsError::File { path: path.clone(), source })?;
                 let file: SettingsArgs =
                     toml::from_str(&text).map_err(|source| SettingsError::Toml { path: path.clone(), source })?;
-                args.over(&file)
+                args.over(&file)?
             }
             None => args.clone(),
         };
@@ -480,12 +401,6 @@ impl Settings {
                 Err(err) => return Err(invalid("LATCHKEY_DATABASE_URL", err)),
             },
         };
-        let signing_alg = given
-            .signing_alg
-            .as_deref()
-            .unwrap_or(defaults::SIGNING_ALG)
-            .parse()
-            .map_err(|err| invalid("LATCHKEY_SIGNING_ALG", err))?;
         let split = |text: &Option<String>| -> Vec<String> {
             text.as_deref()
                 .unwrap_or_default()
@@ -517,57 +432,15 @@ impl Settings {
         };
         let settings = Self {
             listen,
-            audience: given.audience.clone().unwrap_or_else(|| public_url.clone()),
+            policy: policy(given, &public_url)?,
             public_url,
             public_origin,
             data_dir,
             database,
             redis,
             redis_prefix: given.redis_prefix.clone().unwrap_or_else(|| defaults::REDIS_PREFIX.to_owned()),
-            signing_alg,
             signing_key_file: given.signing_key_file.clone(),
             master_key_file: given.master_key_file.clone(),
-            access_token_ttl: duration(
-                "LATCHKEY_ACCESS_TOKEN_TTL",
-                given.access_token_ttl.as_deref(),
-                defaults::ACCESS_TOKEN_TTL,
-            )?,
-            session_idle_timeout: duration(
-                "LATCHKEY_SESSION_IDLE_TIMEOUT",
-                given.session_idle_timeout.as_deref(),
-                defaults::SESSION_IDLE_TIMEOUT,
-            )?,
-            session_absolute_timeout: duration(
-                "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT",
-                given.session_absolute_timeout.as_deref(),
-                defaults::SESSION_ABSOLUTE_TIMEOUT,
-            )?,
-            refresh_idle_timeout: duration(
-                "LATCHKEY_REFRESH_IDLE_TIMEOUT",
-                given.refresh_idle_timeout.as_deref(),
-                defaults::REFRESH_IDLE_TIMEOUT,
-            )?,
-            refresh_absolute_timeout: duration(
-                "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT",
-                given.refresh_absolute_timeout.as_deref(),
-                defaults::REFRESH_ABSOLUTE_TIMEOUT,
-            )?,
-            refresh_reuse_grace: duration(
-                "LATCHKEY_REFRESH_REUSE_GRACE",
-                given.refresh_reuse_grace.as_deref(),
-                defaults::REFRESH_REUSE_GRACE,
-            )?,
-            session_touch_interval: duration(
-                "LATCHKEY_SESSION_TOUCH_INTERVAL",
-                given.session_touch_interval.as_deref(),
-                defaults::SESSION_TOUCH_INTERVAL,
-            )?,
-            session_cache_ttl: {
-                let text = given.session_cache_ttl.as_deref().unwrap_or(defaults::SESSION_CACHE_TTL);
-                let parsed = humantime::parse_duration(text)
-                    .map_err(|err| invalid("LATCHKEY_SESSION_CACHE_TTL", format!("{text:?}: {err}")))?;
-                Duration::try_from(parsed).map_err(|err| invalid("LATCHKEY_SESSION_CACHE_TTL", err))?
-            },
             sync_interval: duration("LATCHKEY_SYNC_INTERVAL", given.sync_interval.as_deref(), defaults::SYNC_INTERVAL)?,
             allowed_origins,
             trusted_proxies,
@@ -579,22 +452,16 @@ impl Settings {
                 .map_err(|err| invalid("LATCHKEY_SERVICE_TOKEN", err))?,
             cookie_name,
             cookie_domain: given.cookie_domain.clone(),
-            argon2: Argon2Settings {
-                memory_kib: given.argon2_memory_kib.unwrap_or(defaults::ARGON2_MEMORY_KIB),
-                iterations: given.argon2_iterations.unwrap_or(defaults::ARGON2_ITERATIONS),
-                parallelism: given.argon2_parallelism.unwrap_or(defaults::ARGON2_PARALLELISM),
+            argon2: {
+                let base = Argon2Settings::default();
+                Argon2Settings {
+                    memory_kib: given.argon2_memory_kib.unwrap_or(base.memory_kib),
+                    iterations: given.argon2_iterations.unwrap_or(base.iterations),
+                    parallelism: given.argon2_parallelism.unwrap_or(base.parallelism),
+                }
             },
             argon2_concurrency: given.argon2_concurrency.unwrap_or(0),
             json_logs,
-            throttle: throttle_policy(given)?,
-            key_rotation_interval: {
-                let text = given.key_rotation_interval.as_deref().unwrap_or(defaults::KEY_ROTATION_INTERVAL);
-                let parsed = humantime::parse_duration(text)
-                    .map_err(|err| invalid("LATCHKEY_KEY_ROTATION_INTERVAL", format!("{text:?}: {err}")))?;
-                let parsed =
-                    Duration::try_from(parsed).map_err(|err| invalid("LATCHKEY_KEY_ROTATION_INTERVAL", err))?;
-                (parsed > Duration::ZERO).then_some(parsed)
-            },
             connections: latchkey_http::ConnectionLimits {
                 max_connections: match given.max_connections.unwrap_or(defaults::MAX_CONNECTIONS) {
                     0 => return Err(invalid("LATCHKEY_MAX_CONNECTIONS", "must allow at least one connection")),
@@ -607,55 +474,92 @@ impl Settings {
                 )?
                 .unsigned_abs(),
             },
-            max_sessions_per_user: match given.max_sessions_per_user.unwrap_or(defaults::MAX_SESSIONS_PER_USER) {
-                0 => return Err(invalid("LATCHKEY_MAX_SESSIONS_PER_USER", "must allow at least one session")),
-                cap => cap,
-            },
         };
-        if settings.session_idle_timeout > settings.session_absolute_timeout {
-            return Err(invalid("LATCHKEY_SESSION_IDLE_TIMEOUT", "longer than LATCHKEY_SESSION_ABSOLUTE_TIMEOUT"));
-        }
-        if settings.refresh_idle_timeout > settings.refresh_absolute_timeout {
-            return Err(invalid("LATCHKEY_REFRESH_IDLE_TIMEOUT", "longer than LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT"));
-        }
         Ok(settings)
     }
 }
 
-/// The throttle's allowances; each must allow at least one failure, so the real user can
-/// always mistype once.
-fn throttle_policy(given: &SettingsArgs) -> Result<ThrottlePolicy, SettingsError> {
-    let allowance = |name: &'static str, given: Option<u32>, default: u32| match given.unwrap_or(default) {
-        0 => Err(invalid(name, "must allow at least one failed attempt")),
-        free => Ok(free),
+/// The domain's policy: each setting given, or the policy's own default; the rules between
+/// them are the policy's ([`Policy::checked`]), reported here under the setting's name.
+fn policy(given: &SettingsArgs, public_url: &str) -> Result<Policy, SettingsError> {
+    let base = Policy::default();
+    let throttle = ThrottlePolicy::default();
+    let lifetime = |name, text: &Option<String>, default| duration_or(name, text.as_deref(), default);
+    let policy = Policy {
+        issuer: public_url.to_owned(),
+        audience: given.audience.clone().unwrap_or_else(|| public_url.to_owned()),
+        signing_alg: match given.signing_alg.as_deref() {
+            Some(text) => text.parse().map_err(|err| invalid("LATCHKEY_SIGNING_ALG", err))?,
+            None => base.signing_alg,
+        },
+        access_token_ttl: lifetime("LATCHKEY_ACCESS_TOKEN_TTL", &given.access_token_ttl, base.access_token_ttl)?,
+        session_idle_timeout: lifetime(
+            "LATCHKEY_SESSION_IDLE_TIMEOUT",
+            &given.session_idle_timeout,
+            base.session_idle_timeout,
+        )?,
+        session_absolute_timeout: lifetime(
+            "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT",
+            &given.session_absolute_timeout,
+            base.session_absolute_timeout,
+        )?,
+        refresh_idle_timeout: lifetime(
+            "LATCHKEY_REFRESH_IDLE_TIMEOUT",
+            &given.refresh_idle_timeout,
+            base.refresh_idle_timeout,
+        )?,
+        refresh_absolute_timeout: lifetime(
+            "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT",
+            &given.refresh_absolute_timeout,
+            base.refresh_absolute_timeout,
+        )?,
+        refresh_reuse_grace: lifetime(
+            "LATCHKEY_REFRESH_REUSE_GRACE",
+            &given.refresh_reuse_grace,
+            base.refresh_reuse_grace,
+        )?,
+        touch_interval: lifetime(
+            "LATCHKEY_SESSION_TOUCH_INTERVAL",
+            &given.session_touch_interval,
+            base.touch_interval,
+        )?,
+        cookie_cache_ttl: lifetime("LATCHKEY_SESSION_CACHE_TTL", &given.session_cache_ttl, base.cookie_cache_ttl)?,
+        // Zero turns scheduled rotation off.
+        key_rotation_interval: match given.key_rotation_interval.as_deref() {
+            Some(text) => Some(duration_or("LATCHKEY_KEY_ROTATION_INTERVAL", Some(text), Duration::ZERO)?)
+                .filter(|interval| *interval > Duration::ZERO),
+            None => base.key_rotation_interval,
+        },
+        max_sessions_per_user: given.max_sessions_per_user.unwrap_or(base.max_sessions_per_user),
+        throttle: ThrottlePolicy {
+            account_free: given.throttle_account_attempts.unwrap_or(throttle.account_free),
+            address_free: given.throttle_address_attempts.unwrap_or(throttle.address_free),
+            password_free: given.throttle_password_attempts.unwrap_or(throttle.password_free),
+            max_delay: lifetime("LATCHKEY_THROTTLE_MAX_DELAY", &given.throttle_max_delay, throttle.max_delay)?,
+            ..throttle
+        },
     };
-    let base = ThrottlePolicy::default();
-    let max_delay =
-        duration("LATCHKEY_THROTTLE_MAX_DELAY", given.throttle_max_delay.as_deref(), defaults::THROTTLE_MAX_DELAY)?;
-    if max_delay < base.base_delay {
-        return Err(invalid("LATCHKEY_THROTTLE_MAX_DELAY", "must be at least 1s"));
+    policy.checked().map_err(|err| invalid(policy_setting_name(err.setting), err))
+}
+
+/// The name a setting of the policy has here.
+fn policy_setting_name(setting: PolicySetting) -> &'static str {
+    match setting {
+        PolicySetting::AccessTokenTtl => "LATCHKEY_ACCESS_TOKEN_TTL",
+        PolicySetting::SessionIdleTimeout => "LATCHKEY_SESSION_IDLE_TIMEOUT",
+        PolicySetting::SessionAbsoluteTimeout => "LATCHKEY_SESSION_ABSOLUTE_TIMEOUT",
+        PolicySetting::RefreshIdleTimeout => "LATCHKEY_REFRESH_IDLE_TIMEOUT",
+        PolicySetting::RefreshAbsoluteTimeout => "LATCHKEY_REFRESH_ABSOLUTE_TIMEOUT",
+        PolicySetting::RefreshReuseGrace => "LATCHKEY_REFRESH_REUSE_GRACE",
+        PolicySetting::TouchInterval => "LATCHKEY_SESSION_TOUCH_INTERVAL",
+        PolicySetting::CookieCacheTtl => "LATCHKEY_SESSION_CACHE_TTL",
+        PolicySetting::KeyRotationInterval => "LATCHKEY_KEY_ROTATION_INTERVAL",
+        PolicySetting::MaxSessionsPerUser => "LATCHKEY_MAX_SESSIONS_PER_USER",
+        PolicySetting::ThrottleAccountFree => "LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS",
+        PolicySetting::ThrottleAddressFree => "LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS",
+        PolicySetting::ThrottlePasswordFree => "LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS",
+        PolicySetting::ThrottleMaxDelay => "LATCHKEY_THROTTLE_MAX_DELAY",
     }
-    Ok(ThrottlePolicy {
-        account_free: allowance(
-            "LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS",
-            given.throttle_account_attempts,
-            defaults::THROTTLE_ACCOUNT_ATTEMPTS,
-        )?,
-        address_free: allowance(
-            "LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS",
-            given.throttle_address_attempts,
-            defaults::THROTTLE_ADDRESS_ATTEMPTS,
-        )?,
-        password_free: allowance(
-            "LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS",
-            given.throttle_password_attempts,
-            defaults::THROTTLE_PASSWORD_ATTEMPTS,
-        )?,
-        max_delay,
-        // Long enough that the longest wait passes before a counter is forgotten.
-        forget_after: base.forget_after.max(max_delay * 4),
-        ..base
-    })
 }
 
 /// Where sessions live in Redis, if anywhere: `LATCHKEY_REDIS_URL` or
@@ -692,9 +596,9 @@ mod tests {
         let settings = Settings::load(&SettingsArgs::default())?;
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.public_url, "http://localhost:8080");
-        assert_eq!(settings.audience, "http://localhost:8080");
-        assert_eq!(settings.access_token_ttl, Duration::minutes(10));
-        assert_eq!(settings.refresh_absolute_timeout, Duration::days(30));
+        assert_eq!(settings.policy.audience, "http://localhost:8080");
+        assert_eq!(settings.policy.access_token_ttl, Duration::minutes(10));
+        assert_eq!(settings.policy.refresh_absolute_timeout, Duration::days(30));
         assert_eq!(settings.argon2, Argon2Settings::default());
         Ok(())
     }
@@ -708,8 +612,8 @@ mod tests {
             .map_err(|source| SettingsError::File { path: path.clone(), source })?;
         let args = SettingsArgs { config: Some(path), access_token_ttl: Some("2m".into()), ..Default::default() };
         let settings = Settings::load(&args)?;
-        assert_eq!(settings.access_token_ttl, Duration::minutes(2), "flag/env beats file");
-        assert_eq!(settings.refresh_reuse_grace, Duration::seconds(3), "file beats default");
+        assert_eq!(settings.policy.access_token_ttl, Duration::minutes(2), "flag/env beats file");
+        assert_eq!(settings.policy.refresh_reuse_grace, Duration::seconds(3), "file beats default");
         assert_eq!(settings.allowed_origins.len(), 2);
         Ok(())
     }

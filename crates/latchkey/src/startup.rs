@@ -9,7 +9,7 @@ use latchkey_core::accounts::{HashError, PasswordHasher};
 use latchkey_core::clock::SystemClock;
 use latchkey_core::keys::{self, KeyCustody, MasterKey};
 use latchkey_core::store::{AllHealthy, Stores};
-use latchkey_core::{AuthError, Latchkey, Policy};
+use latchkey_core::{AuthError, Latchkey};
 use latchkey_http::{AppState, ConnectionLimits, HttpConfig};
 use latchkey_redis::{RedisOpenError, RedisSessionStore, RevocationListener};
 use latchkey_sql::{ChangeListener, SqlError, SqlStore};
@@ -155,7 +155,7 @@ async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchke
         Some(path) => {
             let contents = std::fs::read(path)
                 .map_err(|err| StartError::KeyFile { path: path.clone(), reason: err.to_string() })?;
-            let key = keys::from_key_file(settings.signing_alg, &contents, time::OffsetDateTime::now_utc())
+            let key = keys::from_key_file(settings.policy.signing_alg, &contents, time::OffsetDateTime::now_utc())
                 .map_err(|err| StartError::KeyFile { path: path.clone(), reason: err.to_string() })?;
             Some(key)
         }
@@ -168,23 +168,14 @@ async fn start_service_on(settings: &Settings, stores: Stores) -> Result<Latchke
             Some(MasterKey::from_file_bytes(&contents).map_err(|err| failed(err.to_string()))?)
         }
     };
-    let policy = Policy {
-        issuer: settings.public_url.clone(),
-        audience: settings.audience.clone(),
-        signing_alg: settings.signing_alg,
-        access_token_ttl: settings.access_token_ttl,
-        session_idle_timeout: settings.session_idle_timeout,
-        session_absolute_timeout: settings.session_absolute_timeout,
-        refresh_idle_timeout: settings.refresh_idle_timeout,
-        refresh_absolute_timeout: settings.refresh_absolute_timeout,
-        refresh_reuse_grace: settings.refresh_reuse_grace,
-        touch_interval: settings.session_touch_interval,
-        cookie_cache_ttl: settings.session_cache_ttl,
-        throttle: settings.throttle.clone(),
-        key_rotation_interval: settings.key_rotation_interval,
-        max_sessions_per_user: settings.max_sessions_per_user,
-    };
-    Ok(Latchkey::start(stores, Arc::new(SystemClock), hasher, policy, KeyCustody { file_key, master_key }).await?)
+    Ok(Latchkey::start(
+        stores,
+        Arc::new(SystemClock),
+        hasher,
+        settings.policy.clone(),
+        KeyCustody { file_key, master_key },
+    )
+    .await?)
 }
 
 /// A built server: bound, not yet serving.

@@ -6,7 +6,9 @@ use std::fmt;
 use aws_lc_rs::{aead, hkdf};
 use zeroize::Zeroizing;
 
-use super::{KeyError, StoredKey};
+#[cfg(feature = "server")]
+use super::KeyError;
+use super::StoredKey;
 use crate::secret::{b64url, b64url_decode, fill_random};
 
 /// The operator's master key: encrypts the private signing keys and the server secret before
@@ -92,11 +94,13 @@ pub struct KeyCustody {
 
 /// The associated data a key is sealed under: its id and algorithm, so a sealed value moved
 /// to another row does not open.
+#[cfg(feature = "server")]
 fn seal_context(key: &StoredKey) -> Vec<u8> {
     [key.kid.as_bytes(), b"\0", key.alg.as_bytes()].concat()
 }
 
 /// `key` as the store should hold it: sealed when a master key is configured.
+#[cfg(feature = "server")]
 pub(crate) fn sealed(master_key: Option<&MasterKey>, key: StoredKey) -> Result<StoredKey, KeyError> {
     let Some(master_key) = master_key else { return Ok(key) };
     let material = master_key
@@ -106,6 +110,7 @@ pub(crate) fn sealed(master_key: Option<&MasterKey>, key: StoredKey) -> Result<S
 }
 
 /// Stored keys with their material in the clear, ready to load.
+#[cfg(feature = "server")]
 pub(crate) fn opened(master_key: Option<&MasterKey>, stored: Vec<StoredKey>) -> Result<Vec<StoredKey>, KeyError> {
     stored
         .into_iter()

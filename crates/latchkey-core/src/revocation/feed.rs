@@ -19,7 +19,7 @@ impl Latchkey {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
         let now = self.now();
         let cursor = self.inner.revocation_cursor.load(Ordering::Acquire);
-        let fresh = self.inner.stores.sessions.revocations_after(cursor, now).await?;
+        let fresh = self.inner.stores.revocations.after(cursor, now).await?;
         let mut newest = cursor;
         for entry in fresh {
             self.inner.denylist.insert(entry.session_id, entry.until);
@@ -28,7 +28,7 @@ impl Latchkey {
             let _ = self.inner.revocations.send(entry);
         }
         if newest == 0 {
-            newest = self.inner.stores.sessions.latest_cursor().await?;
+            newest = self.inner.stores.revocations.latest().await?;
         }
         self.inner.revocation_cursor.store(newest, Ordering::Release);
         Ok(())
@@ -50,10 +50,10 @@ impl Latchkey {
     /// Revocations of token sessions after `cursor` whose access tokens may still be
     /// unexpired, and the cursor to resume from.
     pub async fn revocations_after(&self, cursor: i64) -> Result<(Vec<Revocation>, i64), AuthError> {
-        let sessions = &self.inner.stores.sessions;
+        let log = &self.inner.stores.revocations;
         // Read the log's end first: entries committed after it are returned next time.
-        let latest = sessions.latest_cursor().await?;
-        let entries = sessions.revocations_after(cursor, self.now()).await?;
+        let latest = log.latest().await?;
+        let entries = log.after(cursor, self.now()).await?;
         let resume = entries.iter().map(|entry| entry.cursor).max().unwrap_or(0).max(latest).max(cursor);
         Ok((entries.into_iter().filter(|entry| entry.kind == SessionKind::Token).collect(), resume))
     }

@@ -8,7 +8,7 @@ use crate::ids::{SessionId, UserId};
 use crate::sessions::SessionKind;
 use crate::store::error::StoreError;
 
-/// Why sessions were revoked: the detail of [`AuditKind::SessionRevoked`].
+/// Why sessions were revoked: the detail of [`crate::audit::AuditKind::SessionRevoked`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevocationCause {
     /// The user logged out.

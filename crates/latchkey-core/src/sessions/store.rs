@@ -5,6 +5,8 @@ use time::OffsetDateTime;
 
 use super::{Session, SessionId, SessionKind};
 use crate::ids::UserId;
+#[cfg(doc)]
+use crate::revocation::RevocationLog;
 use crate::revocation::{Revocation, RevokeScope};
 use crate::store::StoreError;
 
@@ -17,7 +19,8 @@ pub enum Rotation {
     Lost,
 }
 
-/// Sessions of both kinds, and the log of their revocations.
+/// Sessions of both kinds. Revoking logs each revocation (see [`RevocationLog`], which is
+/// where the log is read).
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session.
@@ -39,10 +42,6 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<Vec<Revocation>, StoreError>;
     /// A user's sessions that are neither revoked nor expired at `now`, newest first.
     async fn list_live(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError>;
-    /// Revocation log entries after `cursor` whose `until` is later than `now`, in log order.
-    async fn revocations_after(&self, cursor: i64, now: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
-    /// The newest cursor of the revocation log (0 when empty).
-    async fn latest_cursor(&self) -> Result<i64, StoreError>;
     /// Number of sessions live at `now`, both kinds; `None` from a store that cannot count
     /// them cheaply.
     async fn count_live(&self, now: OffsetDateTime) -> Result<Option<u64>, StoreError>;

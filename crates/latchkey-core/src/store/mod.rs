@@ -23,8 +23,10 @@ pub use error::StoreError;
 pub struct Stores {
     /// Accounts.
     pub accounts: Arc<dyn AccountStore>,
-    /// Sessions and revocations.
+    /// Sessions.
     pub sessions: Arc<dyn SessionStore>,
+    /// The durable log of revocations (where a revoking session store writes it).
+    pub revocations: Arc<dyn RevocationLog>,
     /// Keys.
     pub keys: Arc<dyn KeyStore>,
     /// Counters of failed password attempts.

@@ -10,6 +10,9 @@
 //! Counters are keyed by a MAC under the server secret ([`ThrottleKey`]): a copy of the counter
 //! store reveals neither usernames, nor addresses, nor passwords, and every key has the same
 //! small size whatever was typed.
+//!
+//! Not here: checking the password itself and auditing the refusal ([`crate::accounts`]); the
+//! throttle only counts and decides when the next attempt may be checked.
 
 mod gate;
 mod local;
@@ -20,6 +23,7 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
+use crate::policy::{PolicyError, PolicySetting};
 use crate::secret::{ServerSecret, b64url};
 use crate::store::error::StoreError;
 pub use gate::{Admission, AttemptKeys, Throttle, Throttled};
@@ -174,6 +178,24 @@ impl Default for ThrottlePolicy {
 }
 
 impl ThrottlePolicy {
+    /// Checks the allowances (each must allow at least one failure, so the real user can
+    /// always mistype once) and the waits, and derives how long a counter is remembered: long
+    /// enough that the longest wait passes four times before it is forgotten.
+    pub fn checked(self) -> Result<Self, PolicyError> {
+        let allowances = [
+            (PolicySetting::ThrottleAccountFree, self.account_free),
+            (PolicySetting::ThrottleAddressFree, self.address_free),
+            (PolicySetting::ThrottlePasswordFree, self.password_free),
+        ];
+        if let Some((setting, _)) = allowances.iter().find(|(_, free)| *free == 0) {
+            return Err(PolicyError::new(*setting, "must allow at least one failed attempt"));
+        }
+        if self.base_delay <= Duration::ZERO || self.max_delay < self.base_delay {
+            return Err(PolicyError::new(PolicySetting::ThrottleMaxDelay, "must be at least the first wait, 1s"));
+        }
+        Ok(Self { forget_after: self.forget_after.max(self.max_delay * 4_i32), ..self })
+    }
+
     fn free(&self, scope: ThrottleScope) -> u32 {
         match scope {
             ThrottleScope::Account => self.account_free,

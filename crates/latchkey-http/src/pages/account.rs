@@ -6,7 +6,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::AuthError;
-use latchkey_core::revocation::LogoutScope;
 use latchkey_core::sessions::SessionId;
 use serde::Deserialize;
 
@@ -16,6 +15,7 @@ use super::{CarriesCsrfToken, PageError, SignedInForm, render, sentence, signed_
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::wire::LogoutScope;
 
 /// What the account page confirms after one of its forms, named in `done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +145,7 @@ pub(super) async fn log_out(
     State(state): State<AppState>,
     SignedInForm { auth, form }: SignedInForm<LogOutForm>,
 ) -> Result<Response, PageError> {
-    state.service.log_out(&auth.caller, form.scope).await?;
+    state.service.log_out(&auth.caller, form.scope.into()).await?;
     let notice = match form.scope {
         LogoutScope::Others => return Ok(Done::OthersSignedOut.redirect()),
         LogoutScope::Current => Notice::SignedOut,

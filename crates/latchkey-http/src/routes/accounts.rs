@@ -5,35 +5,28 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use latchkey_core::AuthError;
-use serde::Deserialize;
 
 use crate::auth::Auth;
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::openapi::User;
 use crate::state::AppState;
 use crate::wire::NO_STORE;
-
-#[derive(Deserialize)]
-pub(super) struct SignUp {
-    username: String,
-    password: String,
-}
+use crate::wire::{PasswordChange, SignUp, User};
 
 /// Creates an account. Anyone may call it.
 #[utoipa::path(
     post,
     path = "/v1/accounts",
     tag = "accounts",
-    request_body = crate::openapi::SignUp,
+    request_body = crate::wire::SignUp,
     responses(
-        (status = 201, description = "The account", body = crate::openapi::User),
-        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field fails the policy", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Username taken", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 201, description = "The account", body = crate::wire::User),
+        (status = 400, description = "Malformed JSON", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field fails the policy", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username taken", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn sign_up(
@@ -44,36 +37,30 @@ pub(super) async fn sign_up(
     Ok((StatusCode::CREATED, [NO_STORE], Json(User::new(account.id, &account.username, account.created_at))))
 }
 
-#[derive(Deserialize)]
-pub(super) struct ChangePassword {
-    current_password: String,
-    new_password: String,
-}
-
 /// Changes the caller's password and revokes their other sessions. Any authenticated caller
 /// (cookie callers pass the CSRF rule).
 #[utoipa::path(
     post,
     path = "/v1/account/password",
     tag = "accounts",
-    request_body = crate::openapi::PasswordChange,
+    request_body = crate::wire::PasswordChange,
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Changed; every other session revoked"),
-        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field fails the policy", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Wrong current password or CSRF rule", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 400, description = "Malformed JSON", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field fails the policy", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Wrong current password or CSRF rule", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn change_password(
     State(state): State<AppState>,
     Auth(auth): Auth,
-    JsonBody(body): JsonBody<ChangePassword>,
+    JsonBody(body): JsonBody<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     match state.service.change_password(&auth.caller, body.current_password, body.new_password).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),

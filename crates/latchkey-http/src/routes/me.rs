@@ -5,17 +5,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use latchkey_core::revocation::LogoutScope;
 use latchkey_core::sessions::SessionId;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::auth::{Auth, Via};
 use crate::body::OptionalJsonBody;
 use crate::error::ApiError;
-use crate::openapi::{Me, MeSession, User};
 use crate::state::AppState;
-use crate::wire::{NO_STORE, rfc3339};
+use crate::wire::{Device, Logout, LogoutScope, Me, MeSession, NO_STORE, User, rfc3339};
 
 /// Who the caller is and through which session. Any authenticated caller.
 #[utoipa::path(
@@ -24,9 +20,9 @@ use crate::wire::{NO_STORE, rfc3339};
     tag = "either kind",
     security((), ("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 200, description = "The caller", body = crate::openapi::Me),
-        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 200, description = "The caller", body = crate::wire::Me),
+        (status = 401, description = "No valid credential", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
@@ -56,28 +52,14 @@ pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Resul
     tag = "either kind",
     security((), ("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 200, description = "The device list", body = Vec<crate::openapi::Device>),
-        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 200, description = "The device list", body = Vec<crate::wire::Device>),
+        (status = 401, description = "No valid credential", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn sessions(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
     let sessions = state.service.sessions(auth.caller.user_id).await?;
-    let list: Vec<Value> = sessions
-        .iter()
-        .map(|session| {
-            json!({
-                "id": session.id.to_string(),
-                "kind": session.kind.as_str(),
-                "created_at": rfc3339(session.created_at),
-                "last_seen_at": rfc3339(session.last_seen_at),
-                "expires_at": rfc3339(session.absolute_expires_at),
-                "user_agent": session.client.user_agent,
-                "ip": session.client.ip,
-                "current": session.id == auth.caller.session_id,
-            })
-        })
-        .collect();
+    let list: Vec<Device> = sessions.iter().map(|session| Device::new(session, auth.caller.session_id)).collect();
     Ok(([NO_STORE], Json(list)).into_response())
 }
 
@@ -91,10 +73,10 @@ pub(super) async fn sessions(State(state): State<AppState>, Auth(auth): Auth) ->
     security((), ("bearer" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "CSRF rule", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not one of the caller's sessions", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 401, description = "No valid credential", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF rule", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not one of the caller's sessions", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn revoke_one(
@@ -107,29 +89,23 @@ pub(super) async fn revoke_one(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-pub(super) struct Logout {
-    #[serde(default)]
-    scope: LogoutScope,
-}
-
 /// Ends the current session, the caller's other sessions, or all of them. A cookie caller's
 /// cookies are cleared when its own session ends. Any authenticated caller.
 #[utoipa::path(
     post,
     path = "/v1/logout",
     tag = "either kind",
-    request_body(content = Option<crate::openapi::Logout>, content_type = "application/json"),
+    request_body(content = Option<crate::wire::Logout>, content_type = "application/json"),
     security((), ("bearer" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "CSRF rule", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 400, description = "Malformed JSON", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF rule", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown scope", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn logout(
@@ -139,7 +115,7 @@ pub(super) async fn logout(
 ) -> Result<Response, ApiError> {
     let scope = body.map(|body| body.scope).unwrap_or_default();
     let caller = &auth.caller;
-    state.service.log_out(caller, scope).await?;
+    state.service.log_out(caller, scope.into()).await?;
     if auth.via == Via::Cookie && scope != LogoutScope::Others {
         let jar = state.cookies.removals();
         return Ok((StatusCode::NO_CONTENT, jar).into_response());

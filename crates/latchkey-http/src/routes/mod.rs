@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use utoipa::OpenApi;
 
-use crate::openapi::AuthSchemes;
+use crate::wire::AuthSchemes;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 

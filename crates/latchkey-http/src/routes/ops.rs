@@ -4,10 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::wire::Status;
 
 /// The process is up.
 #[utoipa::path(
@@ -15,11 +15,11 @@ use crate::state::AppState;
     path = "/healthz",
     tag = "operations",
     responses(
-        (status = 200, description = "Up", body = crate::openapi::Status)
+        (status = 200, description = "Up", body = crate::wire::Status)
     )
 )]
 pub(super) async fn healthz() -> Response {
-    Json(json!({ "status": "ok" })).into_response()
+    Json(Status { status: "ok" }).into_response()
 }
 
 /// The stores answer; `503 store_unavailable` when not.
@@ -28,13 +28,13 @@ pub(super) async fn healthz() -> Response {
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "Ready", body = crate::openapi::Status),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 200, description = "Ready", body = crate::wire::Status),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     state.service.stores().health.ping().await.map_err(|err| ApiError::from(latchkey_core::AuthError::Store(err)))?;
-    Ok(Json(json!({ "status": "ready" })).into_response())
+    Ok(Json(Status { status: "ready" }).into_response())
 }
 
 /// Prometheus metrics (OpenMetrics text).

@@ -15,17 +15,17 @@ use futures_util::stream::{self, Stream};
 use latchkey_core::Latchkey;
 use latchkey_core::sessions::SessionKind;
 use latchkey_core::store::Revocation;
-use serde_json::json;
 use tokio::sync::{broadcast, watch};
 use tracing::warn;
 
 use crate::auth::bearer_token;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::wire::{NO_STORE, rfc3339};
+use crate::wire::{NO_STORE, RevocationSnapshot, RevokedSession};
 
-fn entry_json(entry: &Revocation) -> serde_json::Value {
-    json!({ "sid": entry.session_id.to_string(), "until": rfc3339(entry.until) })
+/// An entry as an event's data.
+fn entry_json(entry: &Revocation) -> String {
+    serde_json::to_string(&RevokedSession::new(entry)).unwrap_or_default()
 }
 
 fn parse_cursor(text: &str, field: &str) -> Result<i64, ApiError> {
@@ -43,12 +43,12 @@ fn parse_cursor(text: &str, field: &str) -> Result<i64, ApiError> {
     params(("since" = Option<String>, Query, description = "Resume after this cursor")),
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "A snapshot, or server-sent events with Accept: text/event-stream", body = crate::openapi::RevocationSnapshot),
-        (status = 400, description = "Malformed query", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid service token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The feed is off", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a cursor", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 200, description = "A snapshot, or server-sent events with Accept: text/event-stream", body = crate::wire::RevocationSnapshot),
+        (status = 400, description = "Malformed query", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid service token", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The feed is off", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a cursor", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn revocations(
@@ -80,8 +80,8 @@ pub(super) async fn revocations(
         return Ok(([NO_STORE], Sse::new(events).keep_alive(KeepAlive::default())).into_response());
     }
     let (entries, cursor) = state.service.revocations_after(since.unwrap_or(0)).await?;
-    let revoked: Vec<serde_json::Value> = entries.iter().map(entry_json).collect();
-    Ok(([NO_STORE], Json(json!({ "cursor": cursor.to_string(), "revoked": revoked }))).into_response())
+    let revoked = entries.iter().map(RevokedSession::new).collect();
+    Ok(([NO_STORE], Json(RevocationSnapshot { cursor: cursor.to_string(), revoked })).into_response())
 }
 
 struct Feed {
@@ -112,7 +112,7 @@ async fn event_stream(
                 if entry.kind != SessionKind::Token || entry.until <= feed.service.now() {
                     continue;
                 }
-                let event = Event::default().id(entry.cursor.to_string()).data(entry_json(&entry).to_string());
+                let event = Event::default().id(entry.cursor.to_string()).data(entry_json(&entry));
                 return Some((Ok(event), feed));
             }
             if *feed.shutdown.borrow() {

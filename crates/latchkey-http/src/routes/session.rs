@@ -7,22 +7,14 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use latchkey_core::sessions::{ClientInfo, SessionKind};
 use latchkey_core::sessions::{Credential, Login};
-use serde::Deserialize;
-use serde_json::json;
 
 use crate::auth::{check_origin, client_ip};
 use crate::body::{JsonBody, body_of};
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
-use crate::openapi::User;
 use crate::state::AppState;
-use crate::wire::{NO_STORE, rfc3339};
-
-#[derive(Deserialize)]
-pub(super) struct Credentials {
-    username: String,
-    password: String,
-}
+use crate::wire::NO_STORE;
+use crate::wire::{CookieLogin, CookieSession, Credentials, User};
 
 /// What a login needs from the request besides its body.
 pub(crate) fn client_info(state: &AppState, request: &Request) -> ClientInfo {
@@ -37,17 +29,17 @@ pub(crate) fn client_info(state: &AppState, request: &Request) -> ClientInfo {
     post,
     path = "/v1/session",
     tag = "cookie sessions",
-    request_body = crate::openapi::Credentials,
+    request_body = crate::wire::Credentials,
     responses(
-        (status = 200, description = "A new cookie session (the secret is in Set-Cookie)", body = crate::openapi::CookieLogin),
-        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field fails the policy", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Unknown user or wrong password", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Cross-site request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 200, description = "A new cookie session (the secret is in Set-Cookie)", body = crate::wire::CookieLogin),
+        (status = 400, description = "Malformed JSON", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field fails the policy", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown user or wrong password", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Cross-site request", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
@@ -66,17 +58,11 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
     };
     let login = state.log_in(&body.username, body.password, SessionKind::Cookie, client).await?;
     let jar = session_cookie_jar(&state, &login)?;
-    let session = &login.session;
-    let body = json!({
-        "user": User::new(login.account.id, &login.account.username, login.account.created_at),
-        "session": {
-            "id": session.id.to_string(),
-            "kind": session.kind.as_str(),
-            "expires_at": rfc3339(session.absolute_expires_at),
-            "idle_expires_at": rfc3339(session.idle_expires_at()),
-        },
-        "csrf_token": login.csrf_token,
-    });
+    let body = CookieLogin {
+        user: User::new(login.account.id, &login.account.username, login.account.created_at),
+        session: CookieSession::new(&login.session),
+        csrf_token: login.csrf_token,
+    };
     Ok((StatusCode::OK, [NO_STORE], jar, Json(body)).into_response())
 }
 

@@ -6,43 +6,35 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use latchkey_core::AuthError;
 use latchkey_core::sessions::Credential;
 use latchkey_core::sessions::{Session, SessionKind};
 use latchkey_core::tokens::TokenPair;
-use serde_json::json;
 
 use crate::auth::{CSRF_HEADER, check_origin};
 use crate::body::OAuthParams;
 use crate::cookies::request_cookie;
-use crate::error::{ApiError, OAuthError};
+use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
 use crate::routes::session::client_info;
 use crate::state::AppState;
-use crate::wire::NO_STORE;
+use crate::wire::{self, CookieDelivery, Delivery, NO_STORE};
 
 const PRAGMA_NO_CACHE: (header::HeaderName, HeaderValue) = (header::PRAGMA, HeaderValue::from_static("no-cache"));
 
 /// Where the tokens go: the JSON body (default), or HttpOnly cookies (the hybrid).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Delivery {
-    Body,
-    Cookie,
-}
-
-fn delivery(request: &Request) -> Result<Delivery, OAuthError> {
+fn delivery(request: &Request) -> Result<Delivery, ApiError> {
     let query = request.uri().query().unwrap_or_default();
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "malformed query string"))?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query).map_err(|_| ApiError::InvalidRequest("malformed query string"))?;
     match pairs.iter().find(|(name, _)| name == "delivery").map(|(_, value)| value.as_str()) {
         None | Some("body") => Ok(Delivery::Body),
         Some("cookie") => Ok(Delivery::Cookie),
-        Some(_) => Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "delivery must be body or cookie")),
+        Some(_) => Err(ApiError::InvalidRequest("delivery must be body or cookie")),
     }
 }
 
-fn invalid_request(description: &str) -> Response {
-    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", description).into_response()
+fn invalid_request(description: &'static str) -> Response {
+    ApiError::InvalidRequest(description).into_oauth()
 }
 
 /// The token endpoint. Anyone may call it; the hybrid refresh needs the session's CSRF token.
@@ -50,16 +42,16 @@ fn invalid_request(description: &str) -> Response {
     post,
     path = "/v1/token",
     tag = "token sessions",
-    request_body(content((crate::openapi::TokenRequest = "application/x-www-form-urlencoded"), (crate::openapi::TokenRequest = "application/json"))),
-    params(("delivery" = Option<crate::openapi::Delivery>, Query, description = "body (default) or cookie")),
+    request_body(content((crate::wire::TokenRequest = "application/x-www-form-urlencoded"), (crate::wire::TokenRequest = "application/json"))),
+    params(("delivery" = Option<crate::wire::Delivery>, Query, description = "body (default) or cookie")),
     responses(
-        (status = 200, description = "A token pair, in the body or (delivery=cookie) in cookies", body = crate::openapi::TokenResponse),
-        (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = crate::openapi::OAuthError, content_type = "application/json"),
-        (status = 403, description = "CSRF rule (cookie delivery)", body = crate::openapi::OAuthError, content_type = "application/json"),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::OAuthError, content_type = "application/json"),
-        (status = 415, description = "Neither a form nor JSON", body = crate::openapi::OAuthError, content_type = "application/json"),
-        (status = 429, description = "too_many_attempts", body = crate::openapi::OAuthError, content_type = "application/json"),
-        (status = 503, description = "temporarily_unavailable", body = crate::openapi::OAuthError, content_type = "application/json")
+        (status = 200, description = "A token pair, in the body or (delivery=cookie) in cookies", body = crate::wire::TokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 403, description = "CSRF rule (cookie delivery)", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 415, description = "Neither a form nor JSON", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 429, description = "too_many_attempts", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 503, description = "temporarily_unavailable", body = crate::wire::OAuthError, content_type = "application/json")
     )
 )]
 pub(super) async fn token(State(state): State<AppState>, request: Request) -> Response {
@@ -69,7 +61,7 @@ pub(super) async fn token(State(state): State<AppState>, request: Request) -> Re
 }
 
 async fn issue(state: &AppState, request: Request) -> Result<Response, Response> {
-    let delivery = delivery(&request).map_err(IntoResponse::into_response)?;
+    let delivery = delivery(&request).map_err(ApiError::into_oauth)?;
     let headers = request.headers().clone();
     let client = client_info(state, &request);
     let params = OAuthParams::from_request(request, &()).await.map_err(ApiError::into_oauth)?;
@@ -112,36 +104,24 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, Response>
                     );
                 }
             }
-            match state.service.refresh(&presented).await {
-                Ok((session, pair)) => Ok(respond(state, delivery, &session, pair)),
-                Err(AuthError::InvalidGrant) => Err(OAuthError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "the refresh token is invalid, expired or revoked",
-                )
-                .into_response()),
-                Err(err) => Err(ApiError::from(err).into_oauth()),
-            }
+            let (session, pair) =
+                state.service.refresh(&presented).await.map_err(|err| ApiError::from(err).into_oauth())?;
+            Ok(respond(state, delivery, &session, pair))
         }
-        Some(_) => Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "supported grant types: password, refresh_token",
-        )
-        .into_response()),
+        Some(_) => Err(ApiError::UnsupportedGrantType.into_oauth()),
     }
 }
 
 fn respond(state: &AppState, delivery: Delivery, session: &Session, pair: TokenPair) -> Response {
     match delivery {
         Delivery::Body => {
-            let body = json!({
-                "access_token": pair.access_token,
-                "token_type": "Bearer",
-                "expires_in": pair.expires_in,
-                "refresh_token": pair.refresh_token.as_str(),
-                "session_id": pair.session_id.to_string(),
-            });
+            let body = wire::TokenPair {
+                session_id: pair.session_id.to_string(),
+                refresh_token: pair.refresh_token.to_string(),
+                access_token: pair.access_token,
+                token_type: "Bearer",
+                expires_in: pair.expires_in,
+            };
             (StatusCode::OK, [NO_STORE, PRAGMA_NO_CACHE], Json(body)).into_response()
         }
         Delivery::Cookie => {
@@ -150,12 +130,12 @@ fn respond(state: &AppState, delivery: Delivery, session: &Session, pair: TokenP
             let jar = CookieJar::new()
                 .add(names.access_cookie(&pair.access_token, time::Duration::seconds(pair.expires_in)))
                 .add(names.refresh_cookie(&pair.refresh_token, refresh_life));
-            let body = json!({
-                "token_type": "Bearer",
-                "expires_in": pair.expires_in,
-                "csrf_token": state.service.csrf_token(session.id),
-                "session_id": pair.session_id.to_string(),
-            });
+            let body = CookieDelivery {
+                token_type: "Bearer",
+                expires_in: pair.expires_in,
+                csrf_token: state.service.csrf_token(session.id),
+                session_id: pair.session_id.to_string(),
+            };
             (StatusCode::OK, [NO_STORE, PRAGMA_NO_CACHE], jar, Json(body)).into_response()
         }
     }
@@ -167,13 +147,13 @@ fn respond(state: &AppState, delivery: Delivery, session: &Session, pair: TokenP
     post,
     path = "/v1/token/revoke",
     tag = "token sessions",
-    request_body(content((crate::openapi::RevokeRequest = "application/x-www-form-urlencoded"), (crate::openapi::RevokeRequest = "application/json"))),
+    request_body(content((crate::wire::RevokeRequest = "application/x-www-form-urlencoded"), (crate::wire::RevokeRequest = "application/json"))),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),
-        (status = 400, description = "invalid_request", body = crate::openapi::OAuthError, content_type = "application/json"),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::OAuthError, content_type = "application/json"),
-        (status = 415, description = "Neither a form nor JSON", body = crate::openapi::OAuthError, content_type = "application/json"),
-        (status = 503, description = "temporarily_unavailable", body = crate::openapi::OAuthError, content_type = "application/json")
+        (status = 400, description = "invalid_request", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 415, description = "Neither a form nor JSON", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 503, description = "temporarily_unavailable", body = crate::wire::OAuthError, content_type = "application/json")
     )
 )]
 pub(super) async fn revoke(State(state): State<AppState>, request: Request) -> Response {

@@ -54,9 +54,9 @@ fn username_header(username: &str) -> Result<HeaderValue, ApiError> {
     security((), ("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Authenticated; the caller in X-Auth-User-Id, X-Auth-Username, X-Auth-Session-Id, X-Auth-Kind"),
-        (status = 401, description = "No valid credential", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "CSRF rule for an unsafe original method", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 401, description = "No valid credential", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF rule for an unsafe original method", body = crate::wire::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable", body = crate::wire::Problem, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn verify(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {

@@ -6,20 +6,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, SET_COOKIE};
-use reqwest::{Client, Response, StatusCode};
-use serde_json::{Value, json};
+pub use latchkey_testkit::client::*;
+pub use latchkey_testkit::fixtures::*;
 
-/// The public URL's origin in tests (the default public URL).
-pub const ORIGIN: &str = "http://localhost:8080";
-/// A password that passes the policy.
-pub const PASSWORD: &str = "correct horse battery";
-
-/// A running server process.
+/// A running server process, and the API client of it (the server derefs to it, so a test
+/// says `server.sign_up(..)`).
 pub struct Server {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
-    pub base: String,
     /// The data directory (SQLite file and keys), removed when the server is dropped.
     pub _data_dir: tempfile::TempDir,
     env: Vec<(String, String)>,
@@ -27,8 +20,15 @@ pub struct Server {
     // Dropped after the process is killed (fields drop after `Drop::drop`).
     _database: Option<latchkey_testkit::postgres::ScratchDatabase>,
     _redis: Option<latchkey_testkit::redis::ScratchPrefix>,
-    /// A client without cookie jar or redirects: tests handle cookies by hand.
-    pub client: Client,
+    api: ApiClient,
+}
+
+impl std::ops::Deref for Server {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
+    }
 }
 
 /// The environment every test server gets: random port, private data dir, cheap Argon2.
@@ -36,11 +36,12 @@ fn base_env(data_dir: &std::path::Path) -> Vec<(String, String)> {
     vec![
         ("LATCHKEY_LISTEN".into(), "127.0.0.1:0".into()),
         ("LATCHKEY_DATA_DIR".into(), data_dir.display().to_string()),
-        ("LATCHKEY_ARGON2_MEMORY_KIB".into(), "256".into()),
-        ("LATCHKEY_ARGON2_ITERATIONS".into(), "1".into()),
         ("LATCHKEY_SYNC_INTERVAL".into(), "200ms".into()),
         ("LATCHKEY_LOG".into(), "info,sqlx=warn".into()),
     ]
+    .into_iter()
+    .chain(CHEAP_ARGON2_ENV.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())))
+    .collect()
 }
 
 /// Runs the binary with `args`, the given environment, and a clean `LATCHKEY_*` slate.
@@ -130,22 +131,15 @@ impl Server {
         let address = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
             panic!("the server did not start; its log:\n{}", logs.lock().map(|l| l.clone()).unwrap_or_default())
         });
-        let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         Self {
             child,
-            base: format!("http://{address}"),
+            api: ApiClient::new(format!("http://{address}")),
             _data_dir: data_dir,
             env,
             logs,
             _database: database,
             _redis: redis,
-            client,
         }
-    }
-
-    /// The URL of `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
     }
 
     /// The server's own SQL store, opened beside it (to inspect what it keeps at rest).
@@ -208,103 +202,6 @@ impl Server {
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
     }
-
-    /// `POST /v1/accounts`; panics unless 201.
-    pub async fn sign_up(&self, username: &str) -> Value {
-        let response = self.post_json("/v1/accounts", &json!({ "username": username, "password": PASSWORD })).await;
-        assert_eq!(response.status(), StatusCode::CREATED, "sign-up of {username}");
-        response.json().await.expect("json")
-    }
-
-    /// POSTs a JSON body.
-    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
-    }
-
-    /// `POST /v1/session` with these credentials and extra request headers, whatever the answer.
-    pub async fn login_attempt(&self, username: &str, password: &str, headers: &[(&str, &str)]) -> Response {
-        let mut request =
-            self.client.post(self.url("/v1/session")).json(&json!({ "username": username, "password": password }));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send().await.expect("request")
-    }
-
-    /// Logs in with a cookie session; panics unless 200.
-    pub async fn cookie_login(&self, username: &str) -> CookieLogin {
-        let response = self.post_json("/v1/session", &json!({ "username": username, "password": PASSWORD })).await;
-        assert_eq!(response.status(), StatusCode::OK, "cookie login of {username}");
-        let cookie = cookie_pair(response.headers(), "latchkey_session").expect("session cookie");
-        let body: Value = response.json().await.expect("json");
-        CookieLogin {
-            cookie,
-            csrf: body["csrf_token"].as_str().expect("csrf").to_owned(),
-            session_id: body["session"]["id"].as_str().expect("id").to_owned(),
-        }
-    }
-
-    /// The password grant (form-encoded) at `path` (`/v1/token` or `/v1/token?delivery=cookie`),
-    /// with extra request headers.
-    pub async fn password_grant(&self, path: &str, username: &str, headers: &[(&str, &str)]) -> Response {
-        let mut request = self.client.post(self.url(path)).form(&[
-            ("grant_type", "password"),
-            ("username", username),
-            ("password", PASSWORD),
-        ]);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send().await.expect("request")
-    }
-
-    /// Logs in with a token session, sending `headers`; panics unless 200.
-    pub async fn token_login_with(&self, username: &str, headers: &[(&str, &str)]) -> Tokens {
-        let response = self.password_grant("/v1/token", username, headers).await;
-        assert_eq!(response.status(), StatusCode::OK, "token login of {username}");
-        Tokens::from(response.json::<Value>().await.expect("json"))
-    }
-
-    /// Logs in with a token session; panics unless 200.
-    pub async fn token_login(&self, username: &str) -> Tokens {
-        self.token_login_with(username, &[]).await
-    }
-
-    /// `grant_type=refresh_token`.
-    pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.client
-            .post(self.url("/v1/token"))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// `GET /v1/sessions` with a bearer token: the caller's device list.
-    pub async fn sessions(&self, access_token: &str) -> Vec<Value> {
-        let response =
-            self.client.get(self.url("/v1/sessions")).bearer_auth(access_token).send().await.expect("request");
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.expect("json")
-    }
-
-    /// `GET /v1/sessions` with a cookie header: the caller's device list.
-    pub async fn sessions_by_cookie(&self, cookie: &str) -> Vec<Value> {
-        let response =
-            self.client.get(self.url("/v1/sessions")).header("cookie", cookie).send().await.expect("request");
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.expect("json")
-    }
-
-    /// `GET /v1/me` with a bearer token.
-    pub async fn me_bearer(&self, access_token: &str) -> Response {
-        self.client.get(self.url("/v1/me")).bearer_auth(access_token).send().await.expect("request")
-    }
-
-    /// `GET /v1/me` with a cookie header.
-    pub async fn me_cookie(&self, cookie: &str) -> Response {
-        self.client.get(self.url("/v1/me")).header("cookie", cookie).send().await.expect("request")
-    }
 }
 
 impl Drop for Server {
@@ -312,80 +209,4 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A cookie login's credentials.
-pub struct CookieLogin {
-    /// `name=value`, ready for a `Cookie` header.
-    pub cookie: String,
-    /// The session's CSRF token.
-    pub csrf: String,
-    /// The session id.
-    pub session_id: String,
-}
-
-/// A token login's credentials.
-#[derive(Debug, Clone)]
-pub struct Tokens {
-    /// The JWT.
-    pub access: String,
-    /// The refresh token.
-    pub refresh: String,
-    /// The session id.
-    pub session_id: String,
-}
-
-impl From<Value> for Tokens {
-    fn from(body: Value) -> Self {
-        Self {
-            access: body["access_token"].as_str().expect("access_token").to_owned(),
-            refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
-            session_id: body["session_id"].as_str().expect("session_id").to_owned(),
-        }
-    }
-}
-
-/// Every `Set-Cookie` header.
-pub fn set_cookies(headers: &HeaderMap) -> Vec<String> {
-    headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
-}
-
-/// The `Set-Cookie` line for `name`.
-pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    set_cookies(headers).into_iter().find(|line| line.starts_with(&format!("{name}=")))
-}
-
-/// `name=value` of the cookie `name` set by a response.
-pub fn cookie_pair(headers: &HeaderMap, name: &str) -> Option<String> {
-    set_cookie(headers, name).and_then(|line| line.split(';').next().map(str::to_owned))
-}
-
-/// The JSON body of a problem response, asserting its status, media type and code.
-pub async fn expect_problem(response: Response, status: StatusCode, code: &str) -> Value {
-    assert_eq!(response.status(), status, "status for expected {code}");
-    let media = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    assert_eq!(media, "application/problem+json", "problem media type for {code}");
-    let body: Value = response.json().await.expect("problem json");
-    assert_eq!(body["code"], code, "problem body {body}");
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
-    body
-}
-
-/// The JSON body of an RFC 6749 error, asserting status and `error`.
-pub async fn expect_oauth_error(response: Response, status: StatusCode, error: &str) -> Value {
-    assert_eq!(response.status(), status, "status for expected {error}");
-    assert_eq!(response.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
-    let body: Value = response.json().await.expect("oauth error json");
-    assert_eq!(body["error"], error, "oauth body {body}");
-    assert!(body["error_description"].is_string());
-    body
-}
-
-/// Decodes a JWT part (header or claims) without verifying anything.
-pub fn jwt_part(token: &str, index: usize) -> Value {
-    use base64::Engine as _;
-    let part = token.split('.').nth(index).expect("jwt part");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
-    serde_json::from_slice(&bytes).expect("json part")
 }

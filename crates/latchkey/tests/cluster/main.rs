@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use helpers::*;
 use latchkey_testkit::postgres::ScratchDatabase;
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local-cluster");
@@ -22,7 +22,8 @@ struct Cluster {
     nginx: String,
     instances: Vec<String>,
     dir: tempfile::TempDir,
-    client: Client,
+    /// The client of nginx; [`Cluster::at`] gives one of each instance.
+    api: ApiClient,
     _database: ScratchDatabase,
 }
 
@@ -41,8 +42,7 @@ impl Cluster {
             .env("LATCHKEY_CLUSTER_DIR", dir.path())
             .env("LATCHKEY_BIN", env!("CARGO_BIN_EXE_latchkey"))
             .env("LATCHKEY_DATABASE_URL", database.url())
-            .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
-            .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+            .envs(CHEAP_ARGON2_ENV)
             .envs(extra.iter().copied());
         let output = command.output().expect("deploy/local-cluster");
         assert!(output.status.success(), "cluster start failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -53,71 +53,13 @@ impl Cluster {
         let nginx = field("nginx ").pop().expect("nginx url");
         let instances = field("instance ");
         assert_eq!(instances.len(), 3);
-        Self { nginx, instances, dir, client: Client::new(), _database: database }
+        let api = ApiClient::new(nginx.clone());
+        Self { nginx, instances, dir, api, _database: database }
     }
 
-    async fn sign_up(&self, username: &str) {
-        let response = self
-            .client
-            .post(format!("{}/v1/accounts", self.nginx))
-            .json(&json!({ "username": username, "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-    }
-
-    async fn token_login(&self, base: &str, username: &str) -> Tokens {
-        let response = self
-            .client
-            .post(format!("{base}/v1/token"))
-            .form(&[("grant_type", "password"), ("username", username), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        Tokens::from(response.json::<Value>().await.unwrap())
-    }
-
-    async fn cookie_login(&self, base: &str, username: &str) -> CookieLogin {
-        let response = self
-            .client
-            .post(format!("{base}/v1/session"))
-            .json(&json!({ "username": username, "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let cookie = cookie_pair(response.headers(), "latchkey_session").unwrap();
-        let body: Value = response.json().await.unwrap();
-        CookieLogin {
-            cookie,
-            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
-            session_id: body["session"]["id"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn verify(&self, base: &str, credential: &Credential) -> StatusCode {
-        self.status_of("/v1/verify", base, credential).await
-    }
-
-    /// The status of `GET path` on `base` with the credential.
-    async fn status_of(&self, path: &str, base: &str, credential: &Credential) -> StatusCode {
-        let request = self.client.get(format!("{base}{path}"));
-        let request = match credential {
-            Credential::Bearer(token) => request.bearer_auth(token),
-            Credential::Cookie(cookie) => request.header("cookie", cookie),
-        };
-        request.send().await.unwrap().status()
-    }
-
-    async fn refresh(&self, base: &str, refresh_token: &str) -> reqwest::Response {
-        self.client
-            .post(format!("{base}/v1/token"))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
-            .send()
-            .await
-            .unwrap()
+    /// The client of `base` (an instance, or nginx).
+    fn at(&self, base: &str) -> ApiClient {
+        self.api.at(base)
     }
 }
 
@@ -127,21 +69,25 @@ impl Drop for Cluster {
     }
 }
 
-enum Credential {
-    Bearer(String),
-    Cookie(String),
-}
-
 #[tokio::test]
 async fn a_session_made_on_one_instance_works_on_every_other_and_through_nginx() {
     let cluster = Cluster::start(&[]).await;
-    cluster.sign_up("alice").await;
-    let tokens = cluster.token_login(&cluster.instances[0], "alice").await;
-    let web = cluster.cookie_login(&cluster.instances[1], "alice").await;
+    cluster.api.sign_up("alice").await;
+    let tokens = cluster.at(&cluster.instances[0]).token_login("alice").await;
+    let web = cluster.at(&cluster.instances[1]).cookie_login("alice").await;
     for base in cluster.instances.iter().chain([&cluster.nginx]) {
-        assert_eq!(cluster.verify(base, &Credential::Bearer(tokens.access.clone())).await, StatusCode::OK, "{base}");
-        assert_eq!(cluster.verify(base, &Credential::Cookie(web.cookie.clone())).await, StatusCode::OK, "{base}");
+        assert_eq!(
+            cluster.at(base).status_of("/v1/verify", &Credential::Bearer(tokens.access.clone())).await,
+            StatusCode::OK,
+            "{base}"
+        );
+        assert_eq!(
+            cluster.at(base).status_of("/v1/verify", &Credential::Cookie(web.cookie.clone())).await,
+            StatusCode::OK,
+            "{base}"
+        );
         let list: Vec<Value> = cluster
+            .api
             .client
             .get(format!("{base}/v1/sessions"))
             .bearer_auth(&tokens.access)
@@ -155,14 +101,15 @@ async fn a_session_made_on_one_instance_works_on_every_other_and_through_nginx()
     }
     // The sample application behind nginx's auth_request.
     let app = format!("{}/app/", cluster.nginx);
-    let by_token = cluster.client.get(&app).bearer_auth(&tokens.access).send().await.unwrap();
+    let by_token = cluster.api.client.get(&app).bearer_auth(&tokens.access).send().await.unwrap();
     assert_eq!(by_token.text().await.unwrap().trim(), "hello alice (token)");
-    let by_cookie = cluster.client.get(&app).header("cookie", &web.cookie).send().await.unwrap();
+    let by_cookie = cluster.api.client.get(&app).header("cookie", &web.cookie).send().await.unwrap();
     assert_eq!(by_cookie.text().await.unwrap().trim(), "hello alice (cookie)");
-    assert_eq!(cluster.client.get(&app).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let csrf = cluster.client.post(&app).header("cookie", &web.cookie).send().await.unwrap();
+    assert_eq!(cluster.api.client.get(&app).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let csrf = cluster.api.client.post(&app).header("cookie", &web.cookie).send().await.unwrap();
     assert_eq!(csrf.status(), StatusCode::FORBIDDEN, "an unsafe cookie request without the CSRF token");
     let spoofed = cluster
+        .api
         .client
         .post(&app)
         .header("cookie", &web.cookie)
@@ -172,6 +119,7 @@ async fn a_session_made_on_one_instance_works_on_every_other_and_through_nginx()
         .unwrap();
     assert_eq!(spoofed.status(), StatusCode::FORBIDDEN, "a client-sent X-Forwarded-Method cannot skip the CSRF rule");
     let forged = cluster
+        .api
         .client
         .get(&app)
         .bearer_auth(&tokens.access)
@@ -181,13 +129,13 @@ async fn a_session_made_on_one_instance_works_on_every_other_and_through_nginx()
         .await
         .unwrap();
     assert_eq!(forged.text().await.unwrap().trim(), "hello alice (token)", "client-sent identity headers are replaced");
-    let metrics = cluster.client.get(format!("{}/metrics", cluster.nginx)).send().await.unwrap();
+    let metrics = cluster.api.client.get(format!("{}/metrics", cluster.nginx)).send().await.unwrap();
     assert_eq!(metrics.status(), StatusCode::NOT_FOUND, "nginx does not publish the metrics");
     // The same keys and issuer everywhere.
     let mut jwks = Vec::new();
     for base in &cluster.instances {
         jwks.push(
-            cluster.client.get(format!("{base}/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap(),
+            cluster.api.client.get(format!("{base}/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap(),
         );
     }
     assert!(jwks.windows(2).all(|pair| pair[0] == pair[1]));
@@ -208,7 +156,7 @@ async fn refused_at_after(
     since: Instant,
 ) -> Duration {
     loop {
-        if cluster.status_of(path, base, credential).await == StatusCode::UNAUTHORIZED {
+        if cluster.at(base).status_of(path, credential).await == StatusCode::UNAUTHORIZED {
             return since.elapsed();
         }
         assert!(since.elapsed() < Duration::from_secs(3), "{base} still accepts a revoked session after 3 s");
@@ -224,7 +172,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::test]
 async fn a_revocation_on_one_instance_reaches_every_other_within_the_bound() {
     let cluster = Cluster::start(&[]).await;
-    cluster.sign_up("alice").await;
+    cluster.api.sign_up("alice").await;
     let mut delays = Vec::new();
     for i in 0..200 {
         let home = &cluster.instances[i % 3];
@@ -232,12 +180,13 @@ async fn a_revocation_on_one_instance_reaches_every_other_within_the_bound() {
         // Half token sessions, half cookie sessions; each check warms the other instances'
         // caches first, so what is measured is a cached check learning of the revocation.
         let (credential, logout) = if i % 2 == 0 {
-            let tokens = cluster.token_login(home, "alice").await;
-            let logout = cluster.client.post(format!("{home}/v1/logout")).bearer_auth(&tokens.access);
+            let tokens = cluster.at(home).token_login("alice").await;
+            let logout = cluster.api.client.post(format!("{home}/v1/logout")).bearer_auth(&tokens.access);
             (Credential::Bearer(tokens.access), logout)
         } else {
-            let web = cluster.cookie_login(home, "alice").await;
+            let web = cluster.at(home).cookie_login("alice").await;
             let logout = cluster
+                .api
                 .client
                 .post(format!("{home}/v1/logout"))
                 .header("cookie", &web.cookie)
@@ -245,12 +194,12 @@ async fn a_revocation_on_one_instance_reaches_every_other_within_the_bound() {
             (Credential::Cookie(web.cookie), logout)
         };
         for base in &others {
-            assert_eq!(cluster.verify(base, &credential).await, StatusCode::OK);
+            assert_eq!(cluster.at(base).status_of("/v1/verify", &credential).await, StatusCode::OK);
         }
         assert_eq!(logout.send().await.unwrap().status(), StatusCode::NO_CONTENT);
         let revoked_at = Instant::now();
         assert_eq!(
-            cluster.verify(home, &credential).await,
+            cluster.at(home).status_of("/v1/verify", &credential).await,
             StatusCode::UNAUTHORIZED,
             "at once on the revoking instance"
         );
@@ -289,20 +238,21 @@ async fn three_instances_on_a_redis_cluster_behave_as_one_server() {
 /// `/v1/verify` and at `/v1/me`, so every instance holds the caller's profile in memory), logs
 /// out everywhere on the last instance, and waits until every instance refuses them all at both.
 async fn log_out_everywhere_on(cluster: &Cluster) {
-    cluster.sign_up("alice").await;
+    cluster.api.sign_up("alice").await;
     let mut credentials = Vec::new();
     for base in &cluster.instances {
-        credentials.push(Credential::Bearer(cluster.token_login(base, "alice").await.access));
-        credentials.push(Credential::Cookie(cluster.cookie_login(base, "alice").await.cookie));
+        credentials.push(Credential::Bearer(cluster.at(base).token_login("alice").await.access));
+        credentials.push(Credential::Cookie(cluster.at(base).cookie_login("alice").await.cookie));
     }
     for base in &cluster.instances {
         for credential in &credentials {
-            assert_eq!(cluster.verify(base, credential).await, StatusCode::OK, "{base}");
-            assert_eq!(cluster.status_of("/v1/me", base, credential).await, StatusCode::OK, "{base}");
+            assert_eq!(cluster.at(base).status_of("/v1/verify", credential).await, StatusCode::OK, "{base}");
+            assert_eq!(cluster.at(base).status_of("/v1/me", credential).await, StatusCode::OK, "{base}");
         }
     }
     let Credential::Bearer(first) = &credentials[0] else { unreachable!() };
     let all = cluster
+        .api
         .client
         .post(format!("{}/v1/logout", cluster.instances[2]))
         .bearer_auth(first)
@@ -320,26 +270,27 @@ async fn log_out_everywhere_on(cluster: &Cluster) {
 #[tokio::test]
 async fn one_refresh_token_presented_to_two_instances_at_once_obeys_the_grace_window_then_reuse_detection() {
     let cluster = Cluster::start(&[("LATCHKEY_REFRESH_REUSE_GRACE", "1s")]).await;
-    cluster.sign_up("alice").await;
-    let first = cluster.token_login(&cluster.instances[0], "alice").await;
-    let (a, b) = tokio::join!(
-        cluster.refresh(&cluster.instances[1], &first.refresh),
-        cluster.refresh(&cluster.instances[2], &first.refresh)
-    );
+    cluster.api.sign_up("alice").await;
+    let first = cluster.at(&cluster.instances[0]).token_login("alice").await;
+    let (second, third) = (cluster.at(&cluster.instances[1]), cluster.at(&cluster.instances[2]));
+    let (a, b) = tokio::join!(second.refresh(&first.refresh), third.refresh(&first.refresh));
     assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
     let a = Tokens::from(a.json::<Value>().await.unwrap());
     let b = Tokens::from(b.json::<Value>().await.unwrap());
     assert_eq!(a.refresh, b.refresh, "one rotation, decided by the shared store");
     for base in &cluster.instances {
-        assert_eq!(cluster.verify(base, &Credential::Bearer(a.access.clone())).await, StatusCode::OK);
+        assert_eq!(
+            cluster.at(base).status_of("/v1/verify", &Credential::Bearer(a.access.clone())).await,
+            StatusCode::OK
+        );
     }
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let reuse = cluster.refresh(&cluster.instances[0], &first.refresh).await;
+    let reuse = cluster.at(&cluster.instances[0]).refresh(&first.refresh).await;
     expect_oauth_error(reuse, StatusCode::BAD_REQUEST, "invalid_grant").await;
     let since = Instant::now();
     for base in &cluster.instances {
         refused_after(&cluster, base, &Credential::Bearer(b.access.clone()), since).await;
-        let dead = cluster.refresh(base, &a.refresh).await;
+        let dead = cluster.at(base).refresh(&a.refresh).await;
         expect_oauth_error(dead, StatusCode::BAD_REQUEST, "invalid_grant").await;
     }
 }
@@ -601,9 +552,10 @@ async fn failed_attempts_spread_over_instances_share_one_allowance_through_redis
     let url = latchkey_testkit::redis::url();
     let cluster =
         Cluster::start(&[("LATCHKEY_REDIS_URL", url.as_str()), ("LATCHKEY_REDIS_PREFIX", prefix.prefix())]).await;
-    cluster.sign_up("alice").await;
+    cluster.api.sign_up("alice").await;
     let attempt = |base: &str| {
         cluster
+            .api
             .client
             .post(format!("{base}/v1/session"))
             .json(&json!({ "username": "alice", "password": "not the password at all" }))
