@@ -6,7 +6,7 @@ use time::Duration;
 
 use crate::keys::SigningAlgorithm;
 use crate::sessions::SessionKind;
-use crate::throttle::ThrottlePolicy;
+use crate::throttle::{ThrottlePolicy, ThrottleSetting};
 use crate::tokens::{TokenSettings, acceptance_window};
 
 /// Lifetimes and identity settings of a latchkey deployment.
@@ -87,14 +87,8 @@ pub enum PolicySetting {
     KeyRotationInterval,
     /// [`Policy::max_sessions_per_user`].
     MaxSessionsPerUser,
-    /// [`ThrottlePolicy::account_free`].
-    ThrottleAccountFree,
-    /// [`ThrottlePolicy::address_free`].
-    ThrottleAddressFree,
-    /// [`ThrottlePolicy::password_free`].
-    ThrottlePasswordFree,
-    /// [`ThrottlePolicy::max_delay`].
-    ThrottleMaxDelay,
+    /// A setting of [`Policy::throttle`].
+    Throttle(ThrottleSetting),
 }
 
 /// A rule a policy breaks, naming the setting at fault (the settings layer names it in its
@@ -109,7 +103,7 @@ pub struct PolicyError {
 }
 
 impl PolicyError {
-    pub(crate) fn new(setting: PolicySetting, rule: &'static str) -> Self {
+    fn new(setting: PolicySetting, rule: &'static str) -> Self {
         Self { setting, rule }
     }
 }
@@ -147,7 +141,9 @@ impl Policy {
         if self.max_sessions_per_user == 0 {
             return Err(PolicyError::new(S::MaxSessionsPerUser, "must allow at least one session"));
         }
-        Ok(Self { throttle: self.throttle.checked()?, ..self })
+        let throttle =
+            self.throttle.checked().map_err(|broken| PolicyError::new(S::Throttle(broken.setting), broken.rule))?;
+        Ok(Self { throttle, ..self })
     }
 
     /// How long an access token of this policy can be accepted after it was issued (see
@@ -214,7 +210,7 @@ mod tests {
         let no_free_attempts = ThrottlePolicy { password_free: 0, ..ThrottlePolicy::default() };
         assert_eq!(
             refused(Policy { throttle: no_free_attempts, ..Policy::default() }),
-            Some(PolicySetting::ThrottlePasswordFree)
+            Some(PolicySetting::Throttle(ThrottleSetting::PasswordFree))
         );
         assert_eq!(refused(Policy { cookie_cache_ttl: Duration::ZERO, ..Policy::default() }), None, "0: no cache");
     }

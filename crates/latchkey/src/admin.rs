@@ -179,19 +179,10 @@ pub async fn keys_rotate(service: &Latchkey, at_once: bool, out: &mut impl Write
 
 /// `latchkey keys list`.
 pub async fn keys_list(service: &Latchkey, out: &mut impl Write) -> Result<(), AdminError> {
-    let keys = service.stores().keys.list().await.map_err(AuthError::from)?;
-    let signer = service.keys().signer_kid().to_owned();
-    let overlap = service.policy().access_token_window();
-    let now = service.now();
     writeln!(out, "{:<24}  {:<6}  {:<20}  {:<20}  status", "kid", "alg", "created", "retired")?;
-    for key in keys.iter().filter(|key| key.alg != latchkey_core::keys::SERVER_SECRET_ALG) {
-        let status = match key.retired_at {
-            _ if key.kid == signer => "signing",
-            None => "idle",
-            Some(at) if at + overlap > now => "verifying",
-            Some(_) => "expired",
-        };
+    for (key, status) in service.key_statuses().await? {
         let retired = key.retired_at.map(stamp).unwrap_or_else(|| "-".into());
+        let status = status.as_str();
         writeln!(out, "{:<24}  {:<6}  {:<20}  {:<20}  {status}", key.kid, key.alg, stamp(key.created_at), retired)?;
     }
     Ok(())

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use latchkey_core::Policy;
 use latchkey_core::accounts::Argon2Settings;
 use latchkey_core::policy::PolicySetting;
-use latchkey_core::throttle::ThrottlePolicy;
+use latchkey_core::throttle::{ThrottlePolicy, ThrottleSetting};
 use latchkey_http::{Origin, ServiceToken};
 use latchkey_redis::RedisTarget;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -555,10 +555,10 @@ fn policy_setting_name(setting: PolicySetting) -> &'static str {
         PolicySetting::CookieCacheTtl => "LATCHKEY_SESSION_CACHE_TTL",
         PolicySetting::KeyRotationInterval => "LATCHKEY_KEY_ROTATION_INTERVAL",
         PolicySetting::MaxSessionsPerUser => "LATCHKEY_MAX_SESSIONS_PER_USER",
-        PolicySetting::ThrottleAccountFree => "LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS",
-        PolicySetting::ThrottleAddressFree => "LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS",
-        PolicySetting::ThrottlePasswordFree => "LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS",
-        PolicySetting::ThrottleMaxDelay => "LATCHKEY_THROTTLE_MAX_DELAY",
+        PolicySetting::Throttle(ThrottleSetting::AccountFree) => "LATCHKEY_THROTTLE_ACCOUNT_ATTEMPTS",
+        PolicySetting::Throttle(ThrottleSetting::AddressFree) => "LATCHKEY_THROTTLE_ADDRESS_ATTEMPTS",
+        PolicySetting::Throttle(ThrottleSetting::PasswordFree) => "LATCHKEY_THROTTLE_PASSWORD_ATTEMPTS",
+        PolicySetting::Throttle(ThrottleSetting::MaxDelay) => "LATCHKEY_THROTTLE_MAX_DELAY",
     }
 }
 

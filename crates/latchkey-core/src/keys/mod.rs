@@ -22,6 +22,8 @@ use time::{Duration, OffsetDateTime};
 
 pub use custody::{KeyCustody, MasterKey, MasterKeyTooShort, SealFailed};
 pub use material::{from_key_file, generate};
+#[cfg(feature = "server")]
+pub use rotation::KeyStatus;
 pub use set::KeySet;
 #[cfg(feature = "server")]
 pub use store::KeyStore;

@@ -70,7 +70,56 @@ impl KeyCustody {
     }
 }
 
+/// Where a stored signing key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// New tokens are signed with it.
+    Signing,
+    /// Not retired and not signing: published ahead of a scheduled hand-over, or of another
+    /// algorithm than the configured one.
+    Idle,
+    /// Retired; it verifies until the tokens it signed have expired.
+    Verifying,
+    /// Retired long enough that no token it signed is still accepted; purged next.
+    Expired,
+}
+
+impl KeyStatus {
+    /// The name `latchkey keys list` shows.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Signing => "signing",
+            Self::Idle => "idle",
+            Self::Verifying => "verifying",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 impl Latchkey {
+    /// Every stored signing key (never the server secret), oldest first, with where it is in
+    /// its life.
+    pub async fn key_statuses(&self) -> Result<Vec<(StoredKey, KeyStatus)>, AuthError> {
+        let stored = self.inner.stores.keys.list().await?;
+        let signer = self.keys().signer_kid().to_owned();
+        let window = self.inner.policy.access_token_window();
+        let now = self.now();
+        let status = |key: &StoredKey| match key.retired_at {
+            _ if key.kid == signer => KeyStatus::Signing,
+            None => KeyStatus::Idle,
+            Some(at) if at + window > now => KeyStatus::Verifying,
+            Some(_) => KeyStatus::Expired,
+        };
+        Ok(stored
+            .into_iter()
+            .filter(|key| key.alg != SERVER_SECRET_ALG)
+            .map(|key| {
+                let status = status(&key);
+                (key, status)
+            })
+            .collect())
+    }
+
     /// The current key set.
     pub fn keys(&self) -> Arc<KeySet> {
         Arc::clone(&self.inner.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()))

@@ -23,7 +23,6 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use crate::policy::{PolicyError, PolicySetting};
 use crate::secret::{ServerSecret, b64url};
 use crate::store::error::StoreError;
 pub use gate::{Admission, AttemptKeys, Throttle, Throttled};
@@ -147,6 +146,29 @@ pub struct Failures {
     pub last_at: OffsetDateTime,
 }
 
+/// A setting of a [`ThrottlePolicy`], as its rules name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleSetting {
+    /// [`ThrottlePolicy::account_free`].
+    AccountFree,
+    /// [`ThrottlePolicy::address_free`].
+    AddressFree,
+    /// [`ThrottlePolicy::password_free`].
+    PasswordFree,
+    /// [`ThrottlePolicy::max_delay`] (and the first wait it must not be shorter than).
+    MaxDelay,
+}
+
+/// A rule a throttle policy breaks, naming the setting at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{rule}")]
+pub struct ThrottleRuleBroken {
+    /// The setting at fault.
+    pub setting: ThrottleSetting,
+    /// The rule it breaks.
+    pub rule: &'static str,
+}
+
 /// How many failures each scope allows before waits begin, and how the waits grow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottlePolicy {
@@ -181,17 +203,18 @@ impl ThrottlePolicy {
     /// Checks the allowances (each must allow at least one failure, so the real user can
     /// always mistype once) and the waits, and derives how long a counter is remembered: long
     /// enough that the longest wait passes four times before it is forgotten.
-    pub fn checked(self) -> Result<Self, PolicyError> {
+    pub fn checked(self) -> Result<Self, ThrottleRuleBroken> {
         let allowances = [
-            (PolicySetting::ThrottleAccountFree, self.account_free),
-            (PolicySetting::ThrottleAddressFree, self.address_free),
-            (PolicySetting::ThrottlePasswordFree, self.password_free),
+            (ThrottleSetting::AccountFree, self.account_free),
+            (ThrottleSetting::AddressFree, self.address_free),
+            (ThrottleSetting::PasswordFree, self.password_free),
         ];
         if let Some((setting, _)) = allowances.iter().find(|(_, free)| *free == 0) {
-            return Err(PolicyError::new(*setting, "must allow at least one failed attempt"));
+            return Err(ThrottleRuleBroken { setting: *setting, rule: "must allow at least one failed attempt" });
         }
         if self.base_delay <= Duration::ZERO || self.max_delay < self.base_delay {
-            return Err(PolicyError::new(PolicySetting::ThrottleMaxDelay, "must be at least the first wait, 1s"));
+            let rule = "must be at least the first wait, 1s";
+            return Err(ThrottleRuleBroken { setting: ThrottleSetting::MaxDelay, rule });
         }
         Ok(Self { forget_after: self.forget_after.max(self.max_delay * 4_i32), ..self })
     }
