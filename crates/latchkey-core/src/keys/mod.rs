@@ -24,6 +24,8 @@ pub use custody::{KeyCustody, MasterKey, MasterKeyTooShort, SealFailed};
 pub use material::{from_key_file, generate};
 #[cfg(feature = "server")]
 pub use rotation::KeyStatus;
+#[cfg(feature = "server")]
+pub(crate) use rotation::Keyring;
 pub use set::KeySet;
 #[cfg(feature = "server")]
 pub use store::KeyStore;

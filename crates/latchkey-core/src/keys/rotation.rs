@@ -1,8 +1,7 @@
 //! Keys over time: bootstrap on first start, reloading when the store's keys change, scheduled
 //! and manual rotation, and the bounded reload for tokens naming an unknown `kid`.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 use tracing::info;
@@ -70,6 +69,22 @@ impl KeyCustody {
     }
 }
 
+/// The keys this instance signs and verifies with, and what the operator brought to them.
+pub(crate) struct Keyring {
+    // Swapped whole when the store's keys change; readers clone the Arc and drop the lock.
+    current: RwLock<Arc<KeySet>>,
+    file_key: Option<StoredKey>,
+    master_key: Option<MasterKey>,
+}
+
+impl Keyring {
+    /// The keyring of `custody`, starting with `current`.
+    pub(crate) fn new(custody: KeyCustody, current: KeySet) -> Self {
+        let KeyCustody { file_key, master_key } = custody;
+        Self { current: RwLock::new(Arc::new(current)), file_key, master_key }
+    }
+}
+
 /// Where a stored signing key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
@@ -122,12 +137,7 @@ impl Latchkey {
 
     /// The current key set.
     pub fn keys(&self) -> Arc<KeySet> {
-        Arc::clone(&self.inner.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
-    }
-
-    /// How often tokens naming an unknown `kid` made this instance reload its keys.
-    pub fn unknown_kid_reloads(&self) -> u64 {
-        self.inner.unknown_kid_reloads.load(Ordering::Relaxed)
+        Arc::clone(&self.inner.keyring.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Rotates the signing key by hand. The new key is published at once and signs from one
@@ -140,7 +150,7 @@ impl Latchkey {
         let now = self.now();
         let policy = &self.inner.policy;
         let starts_at = if at_once { now } else { now + jwks_max_age(policy.access_token_ttl) };
-        let key = sealed(self.inner.master_key.as_ref(), generate(policy.signing_alg, starts_at)?)?;
+        let key = sealed(self.inner.keyring.master_key.as_ref(), generate(policy.signing_alg, starts_at)?)?;
         if at_once {
             self.inner.stores.keys.insert_active(&key, now).await?;
         } else if !self.inner.stores.keys.schedule_rotation(&key, now).await? {
@@ -158,14 +168,16 @@ impl Latchkey {
     /// several instances that find it due at once, one schedules it (the store decides).
     pub(crate) async fn rotate_keys_when_due(&self) -> Result<(), AuthError> {
         let policy = &self.inner.policy;
-        let (Some(interval), None) = (policy.key_rotation_interval, &self.inner.file_key) else { return Ok(()) };
+        let (Some(interval), None) = (policy.key_rotation_interval, &self.inner.keyring.file_key) else {
+            return Ok(());
+        };
         let now = self.now();
         let current = self.keys();
         if current.next_change().is_some() || current.signer_created_at() + interval > now {
             return Ok(());
         }
         let starts_at = now + jwks_max_age(policy.access_token_ttl);
-        let key = sealed(self.inner.master_key.as_ref(), generate(policy.signing_alg, starts_at)?)?;
+        let key = sealed(self.inner.keyring.master_key.as_ref(), generate(policy.signing_alg, starts_at)?)?;
         if self.inner.stores.keys.schedule_rotation(&key, now - interval).await? {
             info!(kid = %key.kid, alg = %key.alg, "scheduled the next signing key");
             let detail = format!("{} {} scheduled", key.alg, key.kid);
@@ -177,7 +189,7 @@ impl Latchkey {
 
     pub(crate) async fn reload_keys(&self) -> Result<(), AuthError> {
         let stored = self.inner.stores.keys.list().await?;
-        let file_key = self.inner.file_key.as_ref();
+        let file_key = self.inner.keyring.file_key.as_ref();
         let now = self.now();
         let current = self.keys();
         // Rebuild when the keys changed, and when a retired key's overlap ran out.
@@ -190,9 +202,9 @@ impl Latchkey {
         let hand_over_due = current.next_change().is_some_and(|at| at <= now);
         if current.is_stale(&stored, file_key) || overlap_ended || hand_over_due {
             let policy = &self.inner.policy;
-            let stored = opened(self.inner.master_key.as_ref(), stored)?;
+            let stored = opened(self.inner.keyring.master_key.as_ref(), stored)?;
             let rebuilt = KeySet::build(&stored, file_key, policy.signing_alg, policy.token_settings(), now)?;
-            *self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rebuilt);
+            *self.inner.keyring.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rebuilt);
         }
         Ok(())
     }

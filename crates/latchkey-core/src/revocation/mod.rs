@@ -16,6 +16,8 @@ mod revoke;
 
 pub use denylist::Denylist;
 #[cfg(feature = "server")]
+pub(crate) use feed::LocalRevocations;
+#[cfg(feature = "server")]
 pub use log::{Revocation, RevocationCause, RevocationLog, RevokeScope};
 #[cfg(feature = "server")]
 pub use revoke::LogoutScope;

@@ -53,8 +53,8 @@ impl Latchkey {
             }
         };
         for entry in &revoked {
-            self.inner.denylist.insert(entry.session_id, entry.until);
-            self.inner.profile_cache.invalidate(&entry.session_id);
+            self.inner.revocations.denylist.insert(entry.session_id, entry.until);
+            self.inner.sessions.profiles.invalidate(&entry.session_id);
         }
         for entry in &revoked {
             let mut event =

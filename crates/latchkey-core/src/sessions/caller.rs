@@ -44,10 +44,10 @@ impl Latchkey {
     /// session's expiry at `now`.
     pub async fn profile(&self, caller: &Caller) -> Result<Option<Arc<Profile>>, AuthError> {
         let now = self.now();
-        if self.inner.denylist.denies(caller.session_id, now) {
+        if self.inner.revocations.denylist.denies(caller.session_id, now) {
             return Ok(None);
         }
-        let cache = &self.inner.profile_cache;
+        let cache = &self.inner.sessions.profiles;
         if let Some(cached) = cache.get(&caller.session_id) {
             if cached.session.user_id == caller.user_id && cached.session.is_live(now) {
                 return Ok(Some(cached));

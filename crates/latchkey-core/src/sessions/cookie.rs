@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 
+use moka::sync::Cache;
 use time::Duration;
 
-use super::{Caller, Session, SessionId, SessionKind};
+use super::{Caller, Profile, Session, SessionId, SessionKind};
 use crate::accounts::Username;
 use crate::error::AuthError;
 use crate::latchkey::Latchkey;
+use crate::policy::Policy;
 use crate::secret::{SecretToken, TokenDigest, b64url, b64url_decode};
 
 const CSRF_PURPOSE: &str = "latchkey/csrf-token/v1";
@@ -21,12 +23,33 @@ pub(crate) struct CookieEntry {
     username: Username,
 }
 
+/// This instance's memory of sessions: cookie checks and the profiles of `/v1/me`, each kept for
+/// at most the cookie cache's lifetime (the propagation bound).
+///
+/// Why caches: a cookie check would otherwise be a store read on every request. They are safe
+/// because every hit is checked against the denylist and the session's expiry at `now`.
+pub(crate) struct SessionCaches {
+    pub(crate) cookies: Cache<TokenDigest, Arc<CookieEntry>>,
+    pub(crate) profiles: Cache<SessionId, Arc<Profile>>,
+}
+
+impl SessionCaches {
+    /// Empty caches sized and timed by `policy`.
+    pub(crate) fn new(policy: &Policy) -> Self {
+        let lifetime = policy.cookie_cache_ttl.unsigned_abs();
+        Self {
+            cookies: Cache::builder().max_capacity(100_000).time_to_live(lifetime).build(),
+            profiles: Cache::builder().max_capacity(100_000).time_to_live(lifetime).build(),
+        }
+    }
+}
+
 impl Latchkey {
     /// Checks a cookie session's secret. `Ok(None)` for anything that is not a live session.
     pub async fn authenticate_cookie(&self, presented: &str) -> Result<Option<Caller>, AuthError> {
         let Some(digest) = SecretToken::digest_presented(presented) else { return Ok(None) };
         let now = self.now();
-        let cached = self.inner.cookie_cache.get(&digest);
+        let cached = self.inner.sessions.cookies.get(&digest);
         let from_cache = cached.is_some();
         let mut entry = match cached {
             Some(entry) => entry,
@@ -38,7 +61,7 @@ impl Latchkey {
         // A cached copy may have aged out while another instance recorded newer activity: the
         // store decides before a session is refused as idle, so that a refusal is final.
         if from_cache && !entry.session.is_live(now) && entry.session.revoked_at.is_none() {
-            self.inner.cookie_cache.invalidate(&digest);
+            self.inner.sessions.cookies.invalidate(&digest);
             entry = match self.load_cookie_entry(&digest).await? {
                 Some(entry) => entry,
                 None => return Ok(None),
@@ -46,8 +69,8 @@ impl Latchkey {
         }
         let session = &entry.session;
         let stored_digest_matches = session.secret_digest.is_some_and(|stored| stored.matches(&digest));
-        if !stored_digest_matches || !session.is_live(now) || self.inner.denylist.denies(session.id, now) {
-            self.inner.cookie_cache.invalidate(&digest);
+        if !stored_digest_matches || !session.is_live(now) || self.inner.revocations.denylist.denies(session.id, now) {
+            self.inner.sessions.cookies.invalidate(&digest);
             return Ok(None);
         }
         if now - session.last_seen_at >= self.inner.policy.touch_interval_for(self.inner.policy.session_idle_timeout) {
@@ -55,7 +78,7 @@ impl Latchkey {
             let touched = Session { last_seen_at: now, ..session.clone() };
             if self.inner.policy.cookie_cache_ttl > Duration::ZERO {
                 let entry = CookieEntry { session: touched, username: entry.username.clone() };
-                self.inner.cookie_cache.insert(digest, Arc::new(entry));
+                self.inner.sessions.cookies.insert(digest, Arc::new(entry));
             }
         }
         Ok(Some(Caller {
@@ -77,7 +100,7 @@ impl Latchkey {
         };
         let entry = Arc::new(CookieEntry { session, username });
         if self.inner.policy.cookie_cache_ttl > Duration::ZERO {
-            self.inner.cookie_cache.insert(*digest, Arc::clone(&entry));
+            self.inner.sessions.cookies.insert(*digest, Arc::clone(&entry));
         }
         Ok(Some(entry))
     }

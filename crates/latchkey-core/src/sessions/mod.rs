@@ -26,7 +26,7 @@ use crate::secret::TokenDigest;
 #[cfg(feature = "server")]
 pub use caller::{Caller, Profile};
 #[cfg(feature = "server")]
-pub(crate) use cookie::CookieEntry;
+pub(crate) use cookie::SessionCaches;
 #[cfg(feature = "server")]
 pub use login::{Credential, Login};
 #[cfg(feature = "server")]

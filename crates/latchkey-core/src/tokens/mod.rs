@@ -18,7 +18,7 @@ pub use access::{
     acceptance_window, is_expired,
 };
 #[cfg(feature = "server")]
-pub(crate) use bearer::BearerEntry;
+pub(crate) use bearer::BearerChecks;
 #[cfg(feature = "server")]
 pub use bearer::UNKNOWN_KID_RELOAD_INTERVAL;
 #[cfg(feature = "server")]

@@ -94,7 +94,7 @@ impl Latchkey {
                 Some(session)
                     if session.kind == SessionKind::Token
                         && session.is_live(now)
-                        && !self.inner.denylist.denies(session.id, now) =>
+                        && !self.inner.revocations.denylist.denies(session.id, now) =>
                 {
                     session
                 }
