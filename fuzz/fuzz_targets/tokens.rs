@@ -8,8 +8,7 @@ use std::sync::LazyLock;
 
 use latchkey_core::keys::{self, KeySet, SigningAlgorithm};
 use latchkey_core::secret::{SecretToken, ServerSecret};
-use latchkey_core::tokens::RefreshToken;
-use latchkey_core::tokens::TokenSettings;
+use latchkey_core::tokens::{RefreshToken, TokenSettings};
 use libfuzzer_sys::fuzz_target;
 use time::{Duration, OffsetDateTime};
 

@@ -4,10 +4,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use latchkey_core::AuthError;
-use latchkey_core::Latchkey;
-use latchkey_core::sessions::Login;
-use latchkey_core::sessions::{ClientInfo, SessionKind};
+use latchkey_core::sessions::{ClientInfo, Login, SessionKind};
+use latchkey_core::{AuthError, Latchkey};
 
 use crate::config::HttpConfig;
 use crate::cookies::CookieNames;

@@ -10,8 +10,7 @@ use std::sync::{Arc, Once};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use latchkey_core::accounts::PasswordHash;
-use latchkey_core::accounts::{Account, UserId, Username};
+use latchkey_core::accounts::{Account, PasswordHash, UserId, Username};
 use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
 use latchkey_core::secret::TokenDigest;
 use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};

@@ -6,11 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use latchkey_core::accounts::PasswordHash;
-use latchkey_core::accounts::{Account, UserId, Username};
+use latchkey_core::accounts::{Account, PasswordHash, UserId, Username};
 use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
-use latchkey_core::secret::SecretToken;
-use latchkey_core::secret::ServerSecret;
+use latchkey_core::secret::{SecretToken, ServerSecret};
 use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};
 use latchkey_core::store::{CreateAccount, RevokeScope, Rotation, StoreError, StoredKey, Stores};
 use latchkey_core::throttle::ThrottleKey;

@@ -5,8 +5,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use latchkey_core::sessions::{ClientInfo, SessionKind};
-use latchkey_core::sessions::{Credential, Login};
+use latchkey_core::sessions::{ClientInfo, Credential, Login, SessionKind};
 
 use crate::auth::{check_origin, client_ip};
 use crate::body::{JsonBody, body_of};

@@ -6,8 +6,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use latchkey_core::sessions::Credential;
-use latchkey_core::sessions::{Session, SessionKind};
+use latchkey_core::sessions::{Credential, Session, SessionKind};
 use latchkey_core::tokens::TokenPair;
 
 use crate::auth::{CSRF_HEADER, check_origin};
