@@ -8,8 +8,14 @@ use crate::helpers::*;
 #[tokio::test]
 async fn invalid_settings_stop_the_start_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[(&str, &str)]); 7] = [
+    let cases: [(&str, &[(&str, &str)]); 12] = [
         ("LATCHKEY_ACCESS_TOKEN_TTL", &[("LATCHKEY_ACCESS_TOKEN_TTL", "soon")]),
+        // The policy's own rules (Policy::checked), named by the setting at fault.
+        ("LATCHKEY_ACCESS_TOKEN_TTL", &[("LATCHKEY_ACCESS_TOKEN_TTL", "0s")]),
+        ("LATCHKEY_SESSION_IDLE_TIMEOUT", &[("LATCHKEY_SESSION_IDLE_TIMEOUT", "8d")]),
+        ("LATCHKEY_REFRESH_IDLE_TIMEOUT", &[("LATCHKEY_REFRESH_IDLE_TIMEOUT", "31d")]),
+        ("LATCHKEY_MAX_SESSIONS_PER_USER", &[("LATCHKEY_MAX_SESSIONS_PER_USER", "0")]),
+        ("LATCHKEY_THROTTLE_MAX_DELAY", &[("LATCHKEY_THROTTLE_MAX_DELAY", "500ms")]),
         ("LATCHKEY_SIGNING_ALG", &[("LATCHKEY_SIGNING_ALG", "none")]),
         ("LATCHKEY_ALLOWED_ORIGINS", &[("LATCHKEY_ALLOWED_ORIGINS", "not an origin")]),
         ("LATCHKEY_LISTEN", &[("LATCHKEY_LISTEN", "nowhere")]),
