@@ -70,12 +70,24 @@ test('token mode: obtains a pair, refreshes before expiry, and loses it on revok
   assert.doesNotMatch(await textOf(page, '#token-log'), /refused/);
   await waitForText(page, '#token-me', /^200: /);
 
-  // The cookie side beside it, for the screenshot mid-session.
+  // A cart in each session: the two sessions keep their own, and survive the refreshes.
+  await page.locator('#token-cart-buttons button[data-item=apple]').click();
+  await waitForText(page, '#token-cart', /^apple × 1$/);
+  await page.locator('#token-cart-buttons button[data-item=apple]').click();
+  await waitForText(page, '#token-cart', /^apple × 2$/);
   await signInWithCookie(page, username);
+  await waitForText(page, '#cookie-cart', /^Empty$/);
+  await page.locator('#cookie-cart-buttons button[data-item=fig]').click();
+  await waitForText(page, '#cookie-cart', /^fig × 1$/);
+  assert.match(await textOf(page, '#cookie-cart-version'), /^"[A-Za-z0-9_-]+"$/);
+  await waitForText(page, '#token-refreshes', /^[3-9]/, 15_000);
+  await page.locator('#token-cart-buttons button[data-item=pear]').click();
+  await waitForText(page, '#token-cart', /^apple × 2, pear × 1$/);
   await screenshot(page, 'playground');
 
   await page.locator('#token-revoke').click();
   await waitForText(page, '#token-status', /^No token: revoked/);
+  assert.equal(await textOf(page, '#token-cart'), '–', 'the cart ended with its session');
   assert.match(await textOf(page, '#token-log'), /now gets 401 from \/v1\/me/);
   assert.equal(await page.locator('#token-call').isDisabled(), true);
   assert.deepEqual(problems, []);
@@ -114,6 +126,25 @@ test('cookie mode: the script cannot read the HttpOnly cookie, and needs the CSR
   assert.equal(await page.evaluate(() => document.cookie.includes('latchkey_session')), false);
   assert.equal(await textOf(page, '#cookie-visible'), '"" (an empty string)');
   assert.match(await textOf(page, '#cookie-verdict'), /^No\./);
+
+  // The cart's changes are cookie-carried writes: the page sends the CSRF token with each, and
+  // a change made elsewhere in between is refused (412) and the cart read again.
+  await page.locator('#cookie-cart-buttons button[data-item=pear]').click();
+  await waitForText(page, '#cookie-cart', /^pear × 1$/);
+  const shown = await textOf(page, '#cookie-cart-version');
+  const elsewhere = await page.evaluate(async (csrf) => {
+    const response = await fetch('/v1/session/data', {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/merge-patch+json', 'X-CSRF-Token': csrf },
+      body: JSON.stringify({ cart: { fig: 5 } }),
+    });
+    return response.status;
+  }, await textOf(page, '#cookie-csrf'));
+  assert.equal(elsewhere, 200);
+  await page.locator('#cookie-cart-buttons button[data-item=pear]').click();
+  await waitForText(page, '#cookie-log', /changed elsewhere/);
+  await waitForText(page, '#cookie-cart', /^fig × 5, pear × 1$/);
+  assert.notEqual(await textOf(page, '#cookie-cart-version'), shown);
 
   await page.locator('#cookie-call').click();
   await waitForText(page, '#cookie-log', /GET \/v1\/me → 200/);

@@ -4,11 +4,12 @@
 use crate::accounts::{HashError, PasswordError, UsernameError};
 use crate::keys::KeyError;
 use crate::policy::PolicyError;
+use crate::sessions::DataError;
 use crate::store::StoreError;
 use crate::throttle::Throttled;
 
-/// Everything the service can answer besides success: decisions (the first six) and
-/// infrastructure failures (the rest).
+/// Everything the service can answer besides success: decisions (up to `RotationPending`) and
+/// failures of configuration or infrastructure (from `Policy` on).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Sign-up with a username another account has.
@@ -35,6 +36,9 @@ pub enum AuthError {
     /// A session id that is not the caller's.
     #[error("not found")]
     NotFound,
+    /// A change to a session's data that was refused.
+    #[error(transparent)]
+    Data(#[from] DataError),
     /// A rotation by hand while the next key is already published and waiting to sign.
     #[error("a new signing key is already published and waiting to sign; rotate at once to replace it now")]
     RotationPending,

@@ -74,6 +74,7 @@
     // The app keeps calling its API on its own rhythm, whatever the refreshes do.
     if (!tokens.callTimer) tokens.callTimer = setInterval(callApiWithToken, CALL_EVERY_MS);
     setTokenButtons(true);
+    if (carts.token.version === null) loadCart('token');
     tick();
   }
 
@@ -88,6 +89,7 @@
     byId('token-countdown').textContent = '–';
     byId('token-refresh-plan').textContent = '';
     setTokenButtons(false);
+    forgetCart('token');
   }
 
   async function tokenEndpoint(params) {
@@ -115,6 +117,7 @@
     }
     tokens.refreshes = 0;
     note('token-log', 'POST /v1/token (password grant) → 200: a new token session');
+    forgetCart('token');
     keepTokens(body, 'signed in');
   }
 
@@ -198,6 +201,7 @@
     byId('cookie-csrf').textContent = csrf;
     byId('cookie-forged').disabled = false;
     byId('cookie-logout').disabled = false;
+    if (carts.cookie.version === null) loadCart('cookie');
     showWhatScriptSees();
   }
 
@@ -208,6 +212,7 @@
     byId('cookie-csrf').textContent = '–';
     byId('cookie-forged').disabled = true;
     byId('cookie-logout').disabled = true;
+    forgetCart('cookie');
     showWhatScriptSees();
   }
 
@@ -227,6 +232,7 @@
       return;
     }
     note('cookie-log', 'POST /v1/session → 200: the browser stored the session cookie (Set-Cookie, HttpOnly)');
+    forgetCart('cookie');
     cookieSignedIn(body.session.id, body.csrf_token, 'a new cookie session');
   }
 
@@ -260,6 +266,99 @@
     await callApiWithCookie(false);
   }
 
+  // ---- The cart, kept in each mode's session ------------------------------------------------
+
+  // How each mode reaches its session's data: the token side with its access token, the
+  // cookie side with the cookie the browser sends (and the CSRF token on changes).
+  const carts = {
+    token: {
+      log: 'token-log',
+      send: (method, headers, body) => fetch('/v1/session/data', {
+        method,
+        headers: { ...headers, Authorization: 'Bearer ' + tokens.access },
+        body,
+        credentials: 'omit',
+      }),
+    },
+    cookie: {
+      log: 'cookie-log',
+      send: (method, headers, body) => fetch('/v1/session/data', {
+        method,
+        headers: method === 'GET' ? headers : { ...headers, 'X-CSRF-Token': csrfToken },
+        body,
+        credentials: 'same-origin',
+      }),
+    },
+  };
+  for (const cart of Object.values(carts)) {
+    cart.items = {};
+    cart.version = null;
+  }
+
+  function setCartButtons(mode, enabled) {
+    for (const button of byId(mode + '-cart-buttons').querySelectorAll('button')) button.disabled = !enabled;
+  }
+
+  function showCart(mode) {
+    const cart = carts[mode];
+    const entries = Object.entries(cart.items);
+    byId(mode + '-cart').textContent = cart.version === null
+      ? '–'
+      : entries.length === 0 ? 'Empty' : entries.map(([item, count]) => item + ' × ' + count).join(', ');
+    byId(mode + '-cart-version').textContent = cart.version || '–';
+  }
+
+  function forgetCart(mode) {
+    carts[mode].items = {};
+    carts[mode].version = null;
+    setCartButtons(mode, false);
+    showCart(mode);
+  }
+
+  // Takes a 200 answer's data and version; anything else is told in the mode's log.
+  async function takeCart(mode, response, what) {
+    const cart = carts[mode];
+    const body = await readJson(response);
+    if (response.ok) {
+      cart.items = body.cart || {};
+      cart.version = response.headers.get('ETag');
+      setCartButtons(mode, true);
+      showCart(mode);
+      return true;
+    }
+    note(cart.log, what + ' → ' + response.status + ' ' + (body.code || '') + ': ' + (body.detail || ''));
+    if (response.status === 401) forgetCart(mode);
+    return false;
+  }
+
+  async function loadCart(mode) {
+    await takeCart(mode, await carts[mode].send('GET', {}), 'GET /v1/session/data');
+  }
+
+  // A change to the cart as a merge patch, only if the cart is still the version shown.
+  async function changeCart(mode, patch, what) {
+    const cart = carts[mode];
+    const headers = { 'Content-Type': 'application/merge-patch+json' };
+    if (cart.version) headers['If-Match'] = cart.version;
+    const response = await cart.send('PATCH', headers, JSON.stringify({ cart: patch }));
+    if (await takeCart(mode, response, 'PATCH /v1/session/data (' + what + ')')) {
+      note(cart.log, 'PATCH /v1/session/data → 200: ' + what + ', a new version of the session\'s data');
+    } else if (response.status === 412) {
+      note(cart.log, 'The cart changed elsewhere since this page read it; reading it again');
+      await loadCart(mode);
+    }
+  }
+
+  function wireCart(mode) {
+    for (const button of byId(mode + '-cart-buttons').querySelectorAll('button[data-item]')) {
+      const item = button.dataset.item;
+      button.addEventListener('click', () =>
+        changeCart(mode, { [item]: (carts[mode].items[item] || 0) + 1 }, 'one more ' + item));
+    }
+    byId(mode + '-cart-buttons').querySelector('button[data-empty]')
+      .addEventListener('click', () => changeCart(mode, null, 'emptied'));
+  }
+
   // ---- Wiring -----------------------------------------------------------------------------
 
   document.addEventListener('DOMContentLoaded', () => {
@@ -271,6 +370,8 @@
     byId('cookie-call').addEventListener('click', () => callApiWithCookie(false));
     byId('cookie-forged').addEventListener('click', logOutWithoutCsrf);
     byId('cookie-logout').addEventListener('click', logOutWithCookie);
+    wireCart('token');
+    wireCart('cookie');
     setInterval(tick, 200);
     callApiWithCookie(true);
   });

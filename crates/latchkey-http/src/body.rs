@@ -95,6 +95,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// The JSON media type.
+pub const JSON: &str = "application/json";
+/// The media type of a JSON Merge Patch (RFC 7396).
+pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
+
+/// A request's body as any JSON document, sent as exactly the `media` type (`415` for any
+/// other; broken JSON `400`). What the document must be is the caller's rule.
+pub async fn json_document(req: Request, media: &'static str) -> Result<serde_json::Value, ApiError> {
+    if media_type(req.headers()).as_deref() != Some(media) {
+        return Err(ApiError::UnsupportedMediaType { expected: media });
+    }
+    let bytes = read_bytes(req).await?;
+    serde_json::from_slice(&bytes).map_err(|err| ApiError::Malformed(strip_position(&err.to_string())))
+}
+
 /// An optional JSON body: an empty body is `None`; anything else must be JSON.
 pub struct OptionalJsonBody<T>(pub Option<T>);
 

@@ -28,6 +28,10 @@ pub struct AllowedOriginsCors {
 }
 
 impl AllowedOriginsCors {
+    /// The request headers every route's preflight allows.
+    const REQUEST_HEADERS: [HeaderName; 3] =
+        [header::CONTENT_TYPE, header::AUTHORIZATION, HeaderName::from_static(CSRF_HEADER)];
+
     /// The grant for one route.
     pub fn new(config: Arc<HttpConfig>, methods: &[Method]) -> Self {
         let origins: Vec<HeaderValue> =
@@ -36,10 +40,21 @@ impl AllowedOriginsCors {
             .allow_origin(AllowOrigin::list(origins))
             .allow_credentials(true)
             .allow_methods(methods.to_vec())
-            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, HeaderName::from_static(CSRF_HEADER)])
+            .allow_headers(Self::REQUEST_HEADERS)
             .expose_headers([REQUEST_ID.clone()])
             .max_age(Duration::from_secs(600));
         Self { config, cors }
+    }
+}
+
+impl AllowedOriginsCors {
+    /// Also allows `If-Match` and `If-None-Match` in requests and shows `ETag` in answers, for
+    /// a route whose resource has versions.
+    pub fn with_entity_tags(mut self) -> Self {
+        let mut headers = Self::REQUEST_HEADERS.to_vec();
+        headers.extend([header::IF_MATCH, header::IF_NONE_MATCH]);
+        self.cors = self.cors.allow_headers(headers).expose_headers([REQUEST_ID.clone(), header::ETAG]);
+        self
     }
 }
 

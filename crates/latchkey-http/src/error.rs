@@ -5,6 +5,7 @@ use crate::wire::{OAuthError, Problem};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::AuthError;
+use latchkey_core::sessions::DataError;
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,12 @@ pub enum ApiError {
     /// A body above the limit.
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
+    /// Session data larger than the limit as compact JSON.
+    #[error("{0}")]
+    SessionDataTooLarge(DataError),
+    /// An `If-Match` that names no current version; nothing was changed.
+    #[error("the session's data has changed since the version If-Match names; read it again")]
+    PreconditionFailed,
     /// A method the route does not take.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -100,7 +107,8 @@ impl ApiError {
             }
             Self::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::SessionDataTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -123,7 +131,8 @@ impl ApiError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidInput { .. } => "invalid_input",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge | Self::SessionDataTooLarge(_) => "payload_too_large",
+            Self::PreconditionFailed => "precondition_failed",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BodyTimeout => "request_timeout",
             Self::HeadersTooLarge => "headers_too_large",
@@ -149,7 +158,8 @@ impl ApiError {
             Self::UnsupportedGrantType => "Unsupported grant type",
             Self::InvalidInput { .. } => "Invalid input",
             Self::UnsupportedMediaType { .. } => "Unsupported media type",
-            Self::PayloadTooLarge => "Payload too large",
+            Self::PayloadTooLarge | Self::SessionDataTooLarge(_) => "Payload too large",
+            Self::PreconditionFailed => "Precondition failed",
             Self::MethodNotAllowed => "Method not allowed",
             Self::BodyTimeout => "Request timeout",
             Self::HeadersTooLarge => "Request headers too large",
@@ -229,6 +239,12 @@ impl From<AuthError> for ApiError {
                 Self::TooManyAttempts { retry_after }
             }
             AuthError::NotFound => Self::SessionNotFound,
+            AuthError::Data(err) => match err {
+                DataError::NotAnObject => Self::invalid("body", err),
+                DataError::TooLarge { .. } => Self::SessionDataTooLarge(err),
+                DataError::PreconditionFailed => Self::PreconditionFailed,
+                DataError::Contended | DataError::Unreadable => Self::StoreUnavailable(err.to_string()),
+            },
             AuthError::Store(err) => Self::StoreUnavailable(err.to_string()),
             AuthError::Hash(err) => Self::Internal(err.to_string()),
             AuthError::Key(err) => Self::Internal(err.to_string()),

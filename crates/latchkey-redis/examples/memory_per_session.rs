@@ -1,9 +1,11 @@
 //! Measures Redis memory per session: loads N sessions through the real store (half cookie,
 //! half token, two per user, each with a typical browser user agent and an IPv4 address) into
-//! Redis database 15, and compares `INFO memory`'s `used_memory` before and after. The
+//! Redis database 15, and compares `INFO memory`'s `used_memory` before and after. Then writes
+//! session data of DATA_BYTES (compact JSON) to each through the store and reports what the data
+//! costs per session beyond its own size (API.md, "Session data"; goal: at most 100 bytes). The
 //! database is flushed before and after, so point it at a Redis where db 15 is free.
 //!
-//! `cargo run --release -p latchkey-redis --example memory_per_session -- 1000000`
+//! `cargo run --release -p latchkey-redis --example memory_per_session -- 1000000 [DATA_BYTES, default 1024]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -12,7 +14,7 @@ use std::time::Instant;
 
 use latchkey_core::accounts::UserId;
 use latchkey_core::secret::SecretToken;
-use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::sessions::{ClientInfo, DataWrite, Session, SessionId, SessionKind};
 use latchkey_core::store::SessionStore;
 use latchkey_redis::RedisSessionStore;
 use latchkey_sql::SqlStore;
@@ -29,6 +31,7 @@ async fn used_memory(connection: &mut redis::aio::MultiplexedConnection) -> u64 
 #[tokio::main]
 async fn main() {
     let count: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let data_bytes: usize = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(1024);
     let url = std::env::var("LATCHKEY_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into());
     let mut admin = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("FLUSHDB").query_async(&mut admin).await.unwrap();
@@ -49,6 +52,7 @@ async fn main() {
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
             let mut user = UserId::generate();
+            let mut ids = Vec::new();
             for i in (worker..count).step_by(workers) {
                 if i % 2 == 0 {
                     user = UserId::generate();
@@ -69,15 +73,45 @@ async fn main() {
                     revoked_at: None,
                 };
                 store.insert(&session).await.unwrap();
+                ids.push(session.id);
             }
+            ids
         }));
     }
+    let mut ids = Vec::with_capacity(count);
     for task in tasks {
-        task.await.unwrap();
+        ids.extend(task.await.unwrap());
     }
     let elapsed = started.elapsed();
     let after = used_memory(&mut admin).await;
     let keys: u64 = redis::cmd("DBSIZE").query_async(&mut admin).await.unwrap();
+
+    // The same sessions with data of `data_bytes` each: first a cart (JSON of items, as apps
+    // keep), then text that does not compress (the worst case), each written through the store.
+    let mut costs = Vec::new();
+    for (version, (shape, data)) in
+        [("a cart", cart_of(data_bytes)), ("incompressible text", noise_of(data_bytes))].into_iter().enumerate()
+    {
+        assert_eq!(data.len(), data_bytes, "{shape} of the asked size");
+        let data = Arc::new(data);
+        let chunk = count.div_ceil(workers).max(1);
+        let writes: Vec<_> = ids
+            .chunks(chunk)
+            .map(|chunk| {
+                let (store, data, chunk) = (Arc::clone(&store), Arc::clone(&data), chunk.to_vec());
+                tokio::spawn(async move {
+                    for id in chunk {
+                        assert_eq!(store.write_data(id, version as u64, &data).await.unwrap(), DataWrite::Written);
+                    }
+                })
+            })
+            .collect();
+        for write in writes {
+            write.await.unwrap();
+        }
+        let now_used = used_memory(&mut admin).await;
+        costs.push((shape, data.len(), now_used));
+    }
     let _: () = redis::cmd("FLUSHDB").query_async(&mut admin).await.unwrap();
     println!(
         "{count} sessions ({keys} keys) in {:.1} s: used_memory {} -> {} bytes, {:.0} bytes per session including indexes \
@@ -89,4 +123,64 @@ async fn main() {
         USER_AGENT.len(),
         latchkey_redis::user_agent::pack(USER_AGENT).len(),
     );
+    for (shape, size, used) in costs {
+        let cost = (used as f64 - after as f64) / count as f64;
+        println!(
+            "with {size} bytes of session data each ({shape}): used_memory -> {used} bytes, {cost:.0} bytes more per \
+             session than without data: the data's size {} {:.0} bytes (goal: plus at most 100)",
+            if cost >= size as f64 { "plus" } else { "minus" },
+            (cost - size as f64).abs(),
+        );
+    }
+}
+
+/// A cart as compact JSON of exactly `size` bytes (at least a few dozen): items with a SKU, a
+/// name, a quantity and a price, picked pseudo-randomly, and a note that pads to the size.
+fn cart_of(size: usize) -> String {
+    const NAMES: [&str; 8] = [
+        "Organic apples",
+        "Pears, 1 kg",
+        "Dried figs",
+        "Oat milk",
+        "Dark chocolate",
+        "Coffee beans",
+        "Sourdough",
+        "Honey",
+    ];
+    let mut seed = 0x2545_f491_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut items = Vec::new();
+    loop {
+        let n = next();
+        let item = format!(
+            r#"{{"sku":"A-{:05}","name":"{}","qty":{},"price":{}.{:02}}}"#,
+            n % 100_000,
+            NAMES[(n >> 20) as usize % NAMES.len()],
+            1 + (n >> 30) % 5,
+            1 + (n >> 35) % 40,
+            (n >> 42) % 100
+        );
+        let candidate = format!(r#"{{"cart":[{}],"note":""}}"#, [items.clone(), vec![item.clone()]].concat().join(","));
+        if candidate.len() > size {
+            break;
+        }
+        items.push(item);
+    }
+    let bare = format!(r#"{{"cart":[{}],"note":""}}"#, items.join(","));
+    format!(r#"{{"cart":[{}],"note":"{}"}}"#, items.join(","), "-".repeat(size.saturating_sub(bare.len())))
+}
+
+/// Compact JSON of exactly `size` bytes whose text does not compress: one member of random
+/// base64url characters.
+fn noise_of(size: usize) -> String {
+    let mut random = vec![0u8; size];
+    latchkey_core::secret::fill_random(&mut random);
+    let text: String =
+        latchkey_core::secret::b64url(&random).chars().take(size.saturating_sub(r#"{"k":""}"#.len())).collect();
+    format!(r#"{{"k":"{text}"}}"#)
 }

@@ -9,7 +9,8 @@
 //! restart can lose live sessions (their users log in again), never a revocation.
 //!
 //! Keys, under a configurable prefix `P` (ids as their 16 raw bytes, which halves the key):
-//! - `P:s:<sid>`: the session, packed by [`record`]. Expires when the session ends.
+//! - `P:s:<sid>`: the session, packed by [`record`], with the app's data for it at the end.
+//!   Expires when the session ends, data and all.
 //! - `P:t:<counter>`: a failed-attempt counter ([`RedisThrottle`]).
 //! - `P:u:<user>`: sorted set of the user's session ids, scored by each session's absolute
 //!   end (ms). Expires with the latest absolute end among them; entries whose session ended
@@ -31,7 +32,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
 use latchkey_core::accounts::UserId;
-use latchkey_core::sessions::{Session, SessionId, SessionKind};
+use latchkey_core::sessions::{DataWrite, Session, SessionId, SessionKind, StoredData};
 use latchkey_core::store::{Revocation, RevocationLog, RevokeScope, Rotation, SessionStore, StoreError, StoreHealth};
 use redis::{AsyncCommands, Script};
 use time::OffsetDateTime;
@@ -50,6 +51,17 @@ local function has_flag(v, flag) return string.byte(v, 3) % (flag * 2) >= flag e
 local function with_flag(v, flag)
   if has_flag(v, flag) then return v end
   return string.sub(v, 1, 2) .. string.char(string.byte(v, 3) + flag) .. string.sub(v, 4)
+end
+local function without_flag(v, flag)
+  if not has_flag(v, flag) then return v end
+  return string.sub(v, 1, 2) .. string.char(string.byte(v, 3) - flag) .. string.sub(v, 4)
+end
+-- The value without its data's trailer (flag 32), and the data's version (0 without data).
+local function without_data(v)
+  if not has_flag(v, 32) then return v, 0 end
+  local n = struct.unpack('<I4', v, #v - 3)
+  local version = struct.unpack('<i8', v, #v - 11)
+  return without_flag(string.sub(v, 1, #v - 12 - n), 32), version
 end
 local function ends_at_ms(v) return math.floor(math.min(field(v, 27), field(v, 3) + field(v, 35)) / 1000) end
 -- Sets rotated at (flag 1) or revoked at (flag 2), which follow the fixed fields in that
@@ -82,12 +94,26 @@ redis.call('SET', KEYS[1], v, 'PXAT', ends_at_ms(v))
 return 1
 ";
 
-/// KEYS: session. ARGV: at. Marks an unrevoked session revoked (it keeps its expiry, so a
-/// retried refresh token still finds it revoked); 1, or 0 when already revoked or gone.
+/// KEYS: session. ARGV: at. Marks an unrevoked session revoked and drops its data (it keeps
+/// its expiry, so a retried refresh token still finds it revoked); 1, or 0 when already
+/// revoked or gone.
 const REVOKE: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v or has_flag(v, 2) then return 0 end
-redis.call('SET', KEYS[1], with_time(v, 2, tonumber(ARGV[1])), 'KEEPTTL')
+redis.call('SET', KEYS[1], with_time((without_data(v)), 2, tonumber(ARGV[1])), 'KEEPTTL')
+return 1
+";
+
+/// KEYS: session. ARGV: expected data version, the new data. The data's compare-and-swap: on
+/// an unrevoked session whose data is at the expected version, replaces the data's trailer
+/// (the session keeps its expiry, so the data expires with it); 1, or 0.
+const WRITE_DATA: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v or has_flag(v, 2) then return 0 end
+local record, version = without_data(v)
+if version ~= tonumber(ARGV[1]) then return 0 end
+local data = ARGV[2]
+redis.call('SET', KEYS[1], with_flag(record, 32) .. data .. struct.pack('<i8', version + 1) .. struct.pack('<I4', #data), 'KEEPTTL')
 return 1
 ";
 
@@ -113,6 +139,7 @@ struct Scripts {
     touch: Script,
     rotate: Script,
     revoke: Script,
+    write_data: Script,
     index: Script,
 }
 
@@ -148,6 +175,7 @@ impl RedisSessionStore {
                 touch: with_record(TOUCH),
                 rotate: with_record(ROTATE),
                 revoke: with_record(REVOKE),
+                write_data: with_record(WRITE_DATA),
                 index: Script::new(INDEX),
             }),
         })
@@ -254,6 +282,25 @@ impl SessionStore for RedisSessionStore {
     async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         let value: Option<Vec<u8>> = self.connection.clone().get(self.session_key(id)).await.map_err(fail)?;
         value.map(|bytes| record::decode(id, &bytes)).transpose()
+    }
+
+    async fn get_with_data(&self, id: SessionId) -> Result<Option<(Session, StoredData)>, StoreError> {
+        let value: Option<Vec<u8>> = self.connection.clone().get(self.session_key(id)).await.map_err(fail)?;
+        value.map(|bytes| record::decode_with_data(id, &bytes)).transpose()
+    }
+
+    async fn write_data(&self, id: SessionId, expected: u64, json: &str) -> Result<DataWrite, StoreError> {
+        let Ok(expected) = i64::try_from(expected) else { return Ok(DataWrite::Lost) };
+        let written: i64 = self
+            .scripts
+            .write_data
+            .key(self.session_key(id))
+            .arg(expected)
+            .arg(record::pack_data(json))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(fail)?;
+        Ok(if written == 1 { DataWrite::Written } else { DataWrite::Lost })
     }
 
     async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError> {

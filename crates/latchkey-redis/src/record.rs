@@ -11,17 +11,21 @@
 //! 3  last seen         11 refresh counter             19 created
 //! 27 absolute end      35 idle timeout                43 user id (16 bytes)
 //! 59 rotated at, if flag 1; then revoked at, if flag 2
-//!    digest length (0 or 32), digest; ip length, ip; the packed user agent to the end
+//!    digest length (0 or 32), digest; ip length, ip; the packed user agent
+//! if flag 32, a trailer: the session's data (packed by [`pack_data`]), its version (8), its
+//!    length (4)
 //! ```
 //!
 //! Most sessions are never rotated or revoked, so those two times take room only once set;
-//! the scripts insert them in place. Every byte counts: Redis holds a million sessions.
+//! the scripts insert them in place. The data sits at the end, found from the end, so the
+//! scripts that move fields or insert times carry it along untouched, and a session without
+//! data pays nothing for it. Every byte counts: Redis holds a million sessions.
 
 use std::net::IpAddr;
 
 use latchkey_core::accounts::UserId;
 use latchkey_core::secret::TokenDigest;
-use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind, StoredData};
 use latchkey_core::store::StoreError;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -35,6 +39,10 @@ const REVOKED: u8 = 2;
 const HAS_USER_AGENT: u8 = 4;
 const IP_TEXT: u8 = 8;
 const IP_BINARY: u8 = 16;
+const HAS_DATA: u8 = 32;
+
+/// The bytes after the data: its version (8) and its length (4).
+const DATA_TRAILER: usize = 12;
 
 const LAST_SEEN: usize = 3;
 const COUNTER: usize = 11;
@@ -105,8 +113,82 @@ pub fn encode(session: &Session) -> Vec<u8> {
     value
 }
 
-/// Unpacks a value [`encode`] made for session `id`.
+/// Unpacks a value [`encode`] made for session `id` (and the scripts changed since).
 pub fn decode(id: SessionId, value: &[u8]) -> Result<Session, StoreError> {
+    decode_record(id, split_data(value)?.0)
+}
+
+/// Unpacks a session and its data (`{}` at version 0 when it has none).
+pub fn decode_with_data(id: SessionId, value: &[u8]) -> Result<(Session, StoredData), StoreError> {
+    let (record, data) = split_data(value)?;
+    let data = match data {
+        Some((version, json)) => StoredData {
+            version: u64::try_from(version).map_err(|_| corrupt("data version"))?,
+            json: unpack_data(json)?,
+        },
+        None => StoredData::empty(),
+    };
+    Ok((decode_record(id, record)?, data))
+}
+
+/// Marks data kept compressed; JSON text that is an object starts with `{` instead.
+const LZ4: u8 = 1;
+
+/// The session data as kept: LZ4-compressed when that makes it smaller (JSON of a cart or a
+/// form compresses well, and Redis memory is the deployment's largest cost), else its text.
+/// Compressed data is the marker, the text's length (2 bytes, the data's limit fits) and the
+/// LZ4 block.
+pub fn pack_data(json: &str) -> Vec<u8> {
+    let text = json.as_bytes();
+    let compressed = lz4_flex::block::compress(text);
+    match u16::try_from(text.len()) {
+        Ok(len) if compressed.len() + 3 < text.len() => {
+            let mut packed = Vec::with_capacity(compressed.len() + 3);
+            packed.push(LZ4);
+            packed.extend_from_slice(&len.to_le_bytes());
+            packed.extend_from_slice(&compressed);
+            packed
+        }
+        _ => text.to_vec(),
+    }
+}
+
+/// The JSON text [`pack_data`] kept.
+fn unpack_data(packed: &[u8]) -> Result<String, StoreError> {
+    let text = match packed.split_first() {
+        Some((&LZ4, rest)) => {
+            let (len, block) = rest.split_at_checked(2).ok_or_else(|| corrupt("data"))?;
+            let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
+            let text = lz4_flex::block::decompress(block, len).map_err(|_| corrupt("compressed data"))?;
+            if text.len() != len {
+                return Err(corrupt("compressed data"));
+            }
+            text
+        }
+        _ => packed.to_vec(),
+    };
+    String::from_utf8(text).map_err(|_| corrupt("data"))
+}
+
+/// A session's data as found in its value: its version and its packed bytes.
+type PackedData<'a> = (i64, &'a [u8]);
+
+/// Splits the data's trailer off a value: the record, and the data if any.
+fn split_data(value: &[u8]) -> Result<(&[u8], Option<PackedData<'_>>), StoreError> {
+    if value.len() < 3 || value[2] & HAS_DATA == 0 {
+        return Ok((value, None));
+    }
+    let trailer_at = value.len().checked_sub(DATA_TRAILER).ok_or_else(|| corrupt("data trailer"))?;
+    let (rest, trailer) = value.split_at(trailer_at);
+    let version = i64::from_le_bytes(trailer[..8].try_into().map_err(|_| corrupt("data version"))?);
+    let len = u32::from_le_bytes(trailer[8..].try_into().map_err(|_| corrupt("data length"))?);
+    let data_at =
+        usize::try_from(len).ok().and_then(|len| rest.len().checked_sub(len)).ok_or_else(|| corrupt("data"))?;
+    let (record, json) = rest.split_at(data_at);
+    Ok((record, Some((version, json))))
+}
+
+fn decode_record(id: SessionId, value: &[u8]) -> Result<Session, StoreError> {
     if value.len() < OPTIONAL + 2 || value[0] != FORMAT {
         return Err(corrupt("unknown format"));
     }
@@ -265,8 +347,55 @@ mod tests {
         assert_eq!(read_at(OPTIONAL + 8), micros(session.revoked_at.unwrap_or(OffsetDateTime::UNIX_EPOCH)));
     }
 
+    /// What the data script appends (see `WRITE_DATA` in the crate root).
+    fn with_data(value: &[u8], version: i64, json: &str) -> Vec<u8> {
+        let packed = pack_data(json);
+        let mut value = value.to_vec();
+        value[2] |= HAS_DATA;
+        value.extend_from_slice(&packed);
+        value.extend_from_slice(&version.to_le_bytes());
+        value.extend_from_slice(&u32::try_from(packed.len()).unwrap_or_default().to_le_bytes());
+        value
+    }
+
+    #[test]
+    fn data_is_compressed_only_when_that_makes_it_smaller() {
+        let cart = format!(r#"{{"cart":[{}]}}"#, vec![r#"{"sku":"apple","qty":2}"#; 40].join(","));
+        let packed = pack_data(&cart);
+        assert!(packed[0] == LZ4 && packed.len() < cart.len() / 4, "{} of {}", packed.len(), cart.len());
+        assert_eq!(unpack_data(&packed).ok(), Some(cart));
+        for small in ["{}", r#"{"a":1}"#, r#"{"k":"Zq8#pL2!vX"}"#] {
+            assert_eq!(pack_data(small), small.as_bytes(), "{small}");
+            assert_eq!(unpack_data(small.as_bytes()).ok().as_deref(), Some(small));
+        }
+        for damaged in [&[LZ4][..], &[LZ4, 5], &[LZ4, 0xff, 0xff, 0x10, b'x'], &[LZ4, 4, 0, 0x40, b'{', b'}']] {
+            assert!(unpack_data(damaged).is_err(), "{damaged:?}");
+        }
+    }
+
+    #[test]
+    fn the_data_trailer_round_trips_and_leaves_the_session_as_it_was() {
+        for kind in [SessionKind::Cookie, SessionKind::Token] {
+            let session = sample(kind);
+            let value = with_data(&encode(&session), 7, r#"{"cart":["fig"]}"#);
+            let (read, data) = decode_with_data(session.id, &value).unwrap_or_else(|err| panic!("{err}"));
+            assert_eq!(read, session);
+            assert_eq!(data, StoredData { version: 7, json: r#"{"cart":["fig"]}"#.into() });
+            let (_, none) = decode_with_data(session.id, &encode(&session)).unwrap_or_else(|err| panic!("{err}"));
+            assert_eq!(none, StoredData::empty());
+        }
+    }
+
     #[test]
     fn damaged_values_are_errors_not_panics() {
+        let value = with_data(&encode(&sample(SessionKind::Token)), 3, r#"{"a":1}"#);
+        for len in 0..value.len() {
+            let _ = decode_with_data(SessionId::generate(), &value[..len]);
+        }
+        let mut too_long = value.clone();
+        let at = too_long.len() - 4;
+        too_long[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_with_data(SessionId::generate(), &too_long).is_err());
         let value = encode(&sample(SessionKind::Cookie));
         for len in 0..value.len() {
             let _ = decode(SessionId::generate(), &value[..len]);

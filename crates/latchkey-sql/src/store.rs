@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use latchkey_core::accounts::{Account, PasswordHash, UserId, Username};
 use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
 use latchkey_core::secret::TokenDigest;
-use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::sessions::{ClientInfo, DataWrite, Session, SessionId, SessionKind, StoredData};
 use latchkey_core::store::{
     AccountStore, AuditLog, CreateAccount, KeyStore, Revocation, RevocationLog, RevokeScope, Rotation, SessionStore,
     StoreError, StoreHealth, StoredKey, Stores,
@@ -511,6 +511,51 @@ impl SessionStore for SqlStore {
         self.one(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"), id.to_string(), session_from).await
     }
 
+    async fn get_with_data(&self, id: SessionId) -> Result<Option<(Session, StoredData)>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS}, session_data.version AS data_version, session_data.data AS data \
+             FROM sessions LEFT JOIN session_data ON session_data.session_id = sessions.id WHERE sessions.id = ?"
+        );
+        self.one(&sql, id.to_string(), |row| {
+            let session = session_from(row)?;
+            let version: Option<i64> = row.try_get("data_version").map_err(fail)?;
+            let json: Option<String> = row.try_get("data").map_err(fail)?;
+            let data = match (version, json) {
+                (Some(version), Some(json)) => StoredData {
+                    version: u64::try_from(version).map_err(|_| StoreError::Corrupt("session data version".into()))?,
+                    json,
+                },
+                _ => StoredData::empty(),
+            };
+            Ok((session, data))
+        })
+        .await
+    }
+
+    async fn write_data(&self, id: SessionId, expected: u64, json: &str) -> Result<DataWrite, StoreError> {
+        const UNREVOKED: &str = "EXISTS (SELECT 1 FROM sessions WHERE sessions.id = ? AND sessions.revoked_at IS NULL)";
+        let id = id.to_string();
+        let written = if expected == 0 {
+            let sql = self.sql(format!(
+                "INSERT INTO session_data (session_id, version, data) SELECT ?, 1, ? WHERE {UNREVOKED} \
+                 ON CONFLICT (session_id) DO NOTHING"
+            ));
+            sqlx::query(&sql).bind(id.clone()).bind(json.to_owned()).bind(id).execute(&self.pool).await
+        } else {
+            let sql = self.sql(format!(
+                "UPDATE session_data SET version = version + 1, data = ? WHERE session_id = ? AND version = ? AND {UNREVOKED}"
+            ));
+            sqlx::query(&sql)
+                .bind(json.to_owned())
+                .bind(id.clone())
+                .bind(i64::try_from(expected).unwrap_or(i64::MAX))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+        };
+        Ok(if written.map_err(fail)?.rows_affected() == 1 { DataWrite::Written } else { DataWrite::Lost })
+    }
+
     async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query(&self.sql("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?"))
             .bind(micros(at))
@@ -560,6 +605,7 @@ impl SessionStore for SqlStore {
         // read, so the lock is never upgraded, which WAL answers with SQLITE_BUSY).
         self.lock_log(&mut tx).await?;
         let sql = self.sql(format!("UPDATE sessions SET revoked_at = ? WHERE {LIVE} AND {filter} RETURNING id, kind"));
+        let (first_again, second_again) = (first.clone(), second.clone());
         let mut query = sqlx::query(&sql).bind(now).bind(now).bind(now).bind(first);
         if let Some(second) = second {
             query = query.bind(second);
@@ -572,6 +618,18 @@ impl SessionStore for SqlStore {
             let kind =
                 SessionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("session kind {kind:?}")))?;
             matched.push((SessionId::from_uuid(uuid(&id)?), kind, until(kind)));
+        }
+        // The data ends with its session (a session revoked at this very microsecond earlier has
+        // none left to drop).
+        if !matched.is_empty() {
+            let sql = self.sql(format!(
+                "DELETE FROM session_data WHERE session_id IN (SELECT id FROM sessions WHERE revoked_at = ? AND {filter})"
+            ));
+            let mut query = sqlx::query(&sql).bind(now).bind(first_again);
+            if let Some(second) = second_again {
+                query = query.bind(second);
+            }
+            query.execute(&mut *tx).await.map_err(fail)?;
         }
         let revoked = self.append_to_log(&mut tx, &matched, at).await?;
         if !revoked.is_empty() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use latchkey_core::accounts::{Account, PasswordHash, UserId, Username};
 use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
 use latchkey_core::secret::{SecretToken, ServerSecret};
-use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind};
+use latchkey_core::sessions::{ClientInfo, DataWrite, Session, SessionId, SessionKind, StoredData};
 use latchkey_core::store::{CreateAccount, RevokeScope, Rotation, StoreError, StoredKey, Stores};
 use latchkey_core::throttle::ThrottleKey;
 use time::{Duration, OffsetDateTime};
@@ -42,6 +42,10 @@ where
         ("touch_only_moves_forward", |s| Box::pin(touch_only_moves_forward(s))),
         ("rotation_is_a_compare_and_swap", |s| Box::pin(rotation_is_a_compare_and_swap(s))),
         ("concurrent_rotations_have_one_winner", |s| Box::pin(concurrent_rotations_have_one_winner(s))),
+        ("session_data_is_a_compare_and_swap_kept_with_the_session", |s| {
+            Box::pin(session_data_is_a_compare_and_swap_kept_with_the_session(s))
+        }),
+        ("concurrent_data_writes_have_one_winner", |s| Box::pin(concurrent_data_writes_have_one_winner(s))),
         ("revocation_scopes_end_exactly_their_sessions", |s| Box::pin(revocation_scopes_end_exactly_their_sessions(s))),
         ("the_revocation_log_is_ordered_and_bounded", |s| Box::pin(the_revocation_log_is_ordered_and_bounded(s))),
         ("live_lists_hide_revoked_and_expired_sessions", |s| Box::pin(live_lists_hide_revoked_and_expired_sessions(s))),
@@ -202,6 +206,76 @@ async fn concurrent_rotations_have_one_winner(stores: Stores) -> CheckResult {
         }
     }
     ensure!(winners == 1, "{winners} concurrent rotations won");
+    Ok(())
+}
+
+async fn session_data_is_a_compare_and_swap_kept_with_the_session(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let s = session(alice.id, SessionKind::Token, t0());
+    let other = session(alice.id, SessionKind::Cookie, t0());
+    for session in [&s, &other] {
+        stores.sessions.insert(session).await.map_err(store)?;
+    }
+    let data = |stores: Stores, id: SessionId| async move {
+        let read = stores.sessions.get_with_data(id).await.map_err(store)?;
+        read.map(|(_, data)| data).ok_or_else(|| "session vanished".to_owned())
+    };
+    ensure!(data(stores.clone(), s.id).await? == StoredData::empty(), "a new session's data is not {{}} at 0");
+    let sessions = &stores.sessions;
+    let cart = r#"{"cart":["fig"],"name":"straße"}"#;
+    ensure!(
+        sessions.write_data(s.id, 1, cart).await.map_err(store)? == DataWrite::Lost,
+        "a write from version 1 won at 0"
+    );
+    ensure!(sessions.write_data(s.id, 0, cart).await.map_err(store)? == DataWrite::Written, "the first write lost");
+    ensure!(sessions.write_data(s.id, 0, "{}").await.map_err(store)? == DataWrite::Lost, "a stale write won");
+    let expected = StoredData { version: 1, json: cart.to_owned() };
+    ensure!(data(stores.clone(), s.id).await? == expected, "the written data did not read back");
+    ensure!(data(stores.clone(), other.id).await? == StoredData::empty(), "another session sees the data");
+    // Activity and rotation keep the data, and the data changes nothing of the session.
+    let at = t0() + Duration::minutes(1);
+    sessions.touch(s.id, at).await.map_err(store)?;
+    ensure!(sessions.rotate(s.id, 0, at).await.map_err(store)? == Rotation::Rotated, "rotation lost");
+    let (read, kept) = sessions.get_with_data(s.id).await.map_err(store)?.ok_or("session vanished")?;
+    ensure!(kept == expected, "touch or rotation lost the data: {kept:?}");
+    ensure!(read.refresh_counter == 1 && read.last_seen_at == at, "the session read with its data is {read:?}");
+    ensure!(sessions.get(s.id).await.map_err(store)? == Some(read), "get and get_with_data disagree");
+    let big = format!(r#"{{"k":"{}"}}"#, "x".repeat(16_376));
+    ensure!(sessions.write_data(s.id, 1, &big).await.map_err(store)? == DataWrite::Written, "16 KiB not written");
+    ensure!(data(stores.clone(), s.id).await?.json == big, "16 KiB did not read back");
+    // The data ends with the session: gone at once, and never written again.
+    stores.sessions.revoke(RevokeScope::One(s.id), at, &|_| at).await.map_err(store)?;
+    let (revoked, gone) = sessions.get_with_data(s.id).await.map_err(store)?.ok_or("revoked session vanished")?;
+    ensure!(revoked.revoked_at == Some(at) && gone == StoredData::empty(), "a revoked session kept its data");
+    for expected in [0, 2] {
+        let write = sessions.write_data(s.id, expected, cart).await.map_err(store)?;
+        ensure!(write == DataWrite::Lost, "a revoked session's data was written at {expected}");
+    }
+    let missing = SessionId::generate();
+    ensure!(sessions.write_data(missing, 0, cart).await.map_err(store)? == DataWrite::Lost, "data without a session");
+    ensure!(sessions.get_with_data(missing).await.map_err(store)?.is_none(), "a missing session was found");
+    Ok(())
+}
+
+async fn concurrent_data_writes_have_one_winner(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let s = session(alice.id, SessionKind::Cookie, t0());
+    stores.sessions.insert(&s).await.map_err(store)?;
+    for expected in [0, 1] {
+        let attempts: Vec<_> = (0..8)
+            .map(|i| {
+                let sessions = Arc::clone(&stores.sessions);
+                tokio::spawn(async move { sessions.write_data(s.id, expected, &format!(r#"{{"writer":{i}}}"#)).await })
+            })
+            .collect();
+        let mut winners = 0;
+        for attempt in attempts {
+            if attempt.await.map_err(|e| e.to_string())?.map_err(store)? == DataWrite::Written {
+                winners += 1;
+            }
+        }
+        ensure!(winners == 1, "{winners} concurrent writes from version {expected} won");
+    }
     Ok(())
 }
 

@@ -5,6 +5,10 @@
 //! "log out everywhere" still bites within milliseconds. While latchkey is unreachable, valid
 //! unrevoked tokens keep verifying from the local state.
 //!
+//! A handler that keeps data in the caller's session (a cart, say) takes [`LatchkeySession`]
+//! instead of [`LatchkeyUser`]: it reads and writes that session's data in latchkey, with the
+//! request's own token (see [`session_data`]).
+//!
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use latchkey_verifier::{LatchkeyUser, Verifier, VerifierConfig};
@@ -36,6 +40,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
+
+pub mod session_data;
+
+pub use session_data::{LatchkeySession, SessionData, SessionDataError};
 
 /// Where latchkey is and how to reach its feed.
 #[derive(Clone)]

@@ -3,6 +3,9 @@
 //! ```sh
 //! LATCHKEY_URL=http://localhost:8080 LATCHKEY_SERVICE_TOKEN=... cargo run -p protected-service
 //! curl -H "authorization: Bearer $ACCESS_TOKEN" http://127.0.0.1:3000/hello
+//! curl -X PUT -H "authorization: Bearer $ACCESS_TOKEN" -H 'content-type: application/json' \
+//!      -d '{"quantity": 2}' http://127.0.0.1:3000/cart/items/apple
+//! curl -H "authorization: Bearer $ACCESS_TOKEN" http://127.0.0.1:3000/cart
 //! ```
 
 use std::process::ExitCode;

@@ -1,7 +1,8 @@
 //! Sessions: one login on one device, carried either as a cookie or as tokens (the one
 //! concept). Here are the session record and its expiry rules, the session store, logging in
 //! (with the sessions-per-user cap), checking a cookie session (with its cache and CSRF token),
-//! and the caller a check yields with the profile it may see.
+//! the caller a check yields with the profile it may see, and the data an app keeps in a
+//! session.
 //!
 //! Not here: what a token session hands out and how it is refreshed ([`crate::tokens`]), and how
 //! a session ends early ([`crate::revocation`]).
@@ -12,6 +13,8 @@
 mod caller;
 #[cfg(feature = "server")]
 mod cookie;
+#[cfg(feature = "server")]
+mod data;
 #[cfg(feature = "server")]
 mod login;
 #[cfg(feature = "server")]
@@ -27,6 +30,8 @@ use crate::secret::TokenDigest;
 pub use caller::{Caller, Profile};
 #[cfg(feature = "server")]
 pub(crate) use cookie::SessionCaches;
+#[cfg(feature = "server")]
+pub use data::{DataChange, DataError, DataTag, DataWrite, MAX_DATA_BYTES, Precondition, SessionData, StoredData};
 #[cfg(feature = "server")]
 pub use login::{Credential, Login};
 #[cfg(feature = "server")]

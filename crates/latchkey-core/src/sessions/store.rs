@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Session, SessionId, SessionKind};
+use super::{DataWrite, Session, SessionId, SessionKind, StoredData};
 use crate::ids::UserId;
 #[cfg(doc)]
 use crate::revocation::RevocationLog;
@@ -27,13 +27,20 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn insert(&self, session: &Session) -> Result<(), StoreError>;
     /// A session by id, revoked or not.
     async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
+    /// A session by id, revoked or not, with its data (`{}` at version 0 when never written,
+    /// and again once the session is revoked: its data ends with it).
+    async fn get_with_data(&self, id: SessionId) -> Result<Option<(Session, StoredData)>, StoreError>;
+    /// Atomically replaces the session's data with `json` as version `expected + 1`, only while
+    /// its data is at version `expected` and the session is not revoked. The data lives and
+    /// expires with the session; touching or rotating it keeps the data.
+    async fn write_data(&self, id: SessionId, expected: u64, json: &str) -> Result<DataWrite, StoreError>;
     /// Records activity: moves `last_seen_at` forward.
     async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Atomically advances the refresh counter from `expected` to `expected + 1`, setting
     /// `rotated_at` and `last_seen_at` to `at`, only while the session is not revoked.
     async fn rotate(&self, id: SessionId, expected: u64, at: OffsetDateTime) -> Result<Rotation, StoreError>;
-    /// Revokes the live sessions in `scope` and logs each revocation, with `until` computed per
-    /// kind by `until`. Returns the new log entries (empty when nothing matched).
+    /// Revokes the live sessions in `scope`, drops their data, and logs each revocation, with
+    /// `until` computed per kind by `until`. Returns the new log entries (empty when nothing matched).
     async fn revoke(
         &self,
         scope: RevokeScope,

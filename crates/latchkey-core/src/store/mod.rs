@@ -14,7 +14,7 @@ pub use crate::accounts::{AccountStore, CreateAccount};
 pub use crate::audit::AuditLog;
 pub use crate::keys::{KeyStore, StoredKey};
 pub use crate::revocation::{Revocation, RevocationLog, RevokeScope};
-pub use crate::sessions::{Rotation, SessionStore};
+pub use crate::sessions::{DataWrite, Rotation, SessionStore, StoredData};
 pub use crate::throttle::ThrottleStore;
 pub use error::StoreError;
 

@@ -6,6 +6,7 @@ mod me;
 mod ops;
 mod revocations;
 pub(crate) mod session;
+mod session_data;
 mod token;
 mod verify;
 mod wellknown;
@@ -34,11 +35,25 @@ pub fn router(state: AppState) -> App {
     let cors = |route: MethodRouter<AppState>, methods: &[Method]| {
         route.fallback(method_not_allowed).layer(AllowedOriginsCors::new(Arc::clone(&state.config), methods))
     };
+    // Session data is read and written with entity tags: its preflights allow the conditional
+    // headers, and its answers show the `ETag` to the calling page.
+    let conditional_cors = |route: MethodRouter<AppState>, methods: &[Method]| {
+        route
+            .fallback(method_not_allowed)
+            .layer(AllowedOriginsCors::new(Arc::clone(&state.config), methods).with_entity_tags())
+    };
     let plain = |route: MethodRouter<AppState>| route.fallback(method_not_allowed);
     let routes = Routes::default()
         .route("/v1/accounts", cors(post(accounts::sign_up), &[Method::POST]))
         .route("/v1/account/password", cors(post(accounts::change_password), &[Method::POST]))
         .route("/v1/session", cors(post(session::log_in), &[Method::POST]))
+        .route(
+            "/v1/session/data",
+            conditional_cors(
+                get(session_data::read).put(session_data::replace).patch(session_data::patch),
+                &[Method::GET, Method::PUT, Method::PATCH],
+            ),
+        )
         .route("/v1/token", cors(post(token::token), &[Method::POST]))
         .route("/v1/token/revoke", cors(post(token::revoke), &[Method::POST]))
         .route("/v1/me", cors(get(me::me), &[Method::GET]))
@@ -74,6 +89,9 @@ pub fn router(state: AppState) -> App {
         me::sessions,
         me::revoke_one,
         me::logout,
+        session_data::read,
+        session_data::replace,
+        session_data::patch,
         verify::verify,
         revocations::revocations,
         wellknown::jwks,

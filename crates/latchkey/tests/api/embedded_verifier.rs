@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use latchkey_verifier::{Verifier, VerifierConfig};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -97,4 +97,62 @@ async fn the_example_service_follows_a_key_rotation_and_keeps_verifying_while_la
     let client = reqwest::Client::new();
     let status = client.get(format!("{service}/hello")).bearer_auth(&after.access).send().await.unwrap().status();
     assert_eq!(status, StatusCode::OK, "valid tokens keep verifying while latchkey is down");
+}
+
+#[tokio::test]
+async fn the_example_service_keeps_its_cart_in_the_callers_latchkey_session() {
+    let server = Server::with(&[("LATCHKEY_SERVICE_TOKEN", SERVICE_TOKEN)]).await;
+    server.sign_up("alice").await;
+    let service = example_service(&server).await;
+    let tokens = server.token_login("alice").await;
+    let client = &server.client;
+    let set = |item: &str, quantity: u32, token: &str| {
+        client
+            .put(format!("{service}/cart/items/{item}"))
+            .bearer_auth(token)
+            .json(&json!({ "quantity": quantity }))
+            .send()
+    };
+    // Two items set at once (two tabs, say) both land.
+    let (apple, pear) = tokio::join!(set("apple", 2, &tokens.access), set("pear", 1, &tokens.access));
+    assert_eq!(apple.unwrap().status(), StatusCode::OK);
+    assert_eq!(pear.unwrap().status(), StatusCode::OK);
+    let removed: Value = client
+        .delete(format!("{service}/cart/items/pear"))
+        .bearer_auth(&tokens.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(removed["items"], json!({ "apple": 2 }));
+    // The service's cart is the session's data in latchkey, under the same version.
+    let cart: Value =
+        client.get(format!("{service}/cart")).bearer_auth(&tokens.access).send().await.unwrap().json().await.unwrap();
+    let data = server.get_with("/v1/session/data", &Credential::Bearer(tokens.access.clone())).await;
+    assert_eq!(data.headers()["etag"].to_str().unwrap(), cart["version"]);
+    assert_eq!(data.json::<Value>().await.unwrap(), json!({ "cart": { "apple": 2 } }));
+    // Another session of the same user has its own cart; a forged token none at all.
+    let other = server.token_login("alice").await;
+    let empty: Value =
+        client.get(format!("{service}/cart")).bearer_auth(&other.access).send().await.unwrap().json().await.unwrap();
+    assert_eq!(empty["items"], json!({}));
+    let forged = client.get(format!("{service}/cart")).bearer_auth("not.a.token").send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    // After logout the cart ends with the session: the service answers 401 with a challenge.
+    let logout = client.post(server.url("/v1/logout")).bearer_auth(&tokens.access).send().await.unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let after = client.get(format!("{service}/cart")).bearer_auth(&tokens.access).send().await.unwrap();
+        if after.status() == StatusCode::UNAUTHORIZED {
+            assert!(after.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cart outlived its session: {}", after.status());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let write = set("fig", 1, &tokens.access).await.unwrap();
+    assert_eq!(write.status(), StatusCode::UNAUTHORIZED);
 }

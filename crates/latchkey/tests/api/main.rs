@@ -18,6 +18,7 @@ mod keys;
 mod pages;
 mod revocation_feed;
 mod session_attacks;
+mod session_data;
 mod throttling;
 mod token_sessions;
 mod transport;

@@ -251,6 +251,7 @@ async fn log_out_everywhere_on(cluster: &Cluster) {
         }
     }
     let Credential::Bearer(first) = &credentials[0] else { unreachable!() };
+    session_data_is_one_on_every_instance(cluster, first).await;
     let all = cluster
         .api
         .client
@@ -264,7 +265,44 @@ async fn log_out_everywhere_on(cluster: &Cluster) {
             refused_after(cluster, base, credential, since).await;
             refused_at_after("/v1/me", cluster, base, credential, since).await;
         }
+        let data = cluster.api.client.get(format!("{base}/v1/session/data")).bearer_auth(first).send().await.unwrap();
+        assert_eq!(data.status(), StatusCode::UNAUTHORIZED, "{base}: the data outlived its session");
     }
+}
+
+/// API.md, "Session data": once a write has returned, a read or an `If-Match` on any instance
+/// sees it under the same `ETag`; concurrent patches spread over the instances all land.
+async fn session_data_is_one_on_every_instance(cluster: &Cluster, access_token: &str) {
+    let data = |base: &str, method: reqwest::Method| {
+        cluster.api.client.request(method, format!("{base}/v1/session/data")).bearer_auth(access_token)
+    };
+    let tag_of = |response: &reqwest::Response| response.headers()["etag"].to_str().unwrap().to_owned();
+    let mut tag = tag_of(&data(&cluster.instances[0], reqwest::Method::GET).send().await.unwrap());
+    for (i, base) in cluster.instances.iter().enumerate() {
+        let put = data(base, reqwest::Method::PUT).header("if-match", &tag).json(&json!({ "written_on": i }));
+        let put = put.send().await.unwrap();
+        assert_eq!(put.status(), StatusCode::OK, "{base}: If-Match of the version another instance wrote");
+        tag = tag_of(&put);
+        for other in &cluster.instances {
+            let read = data(other, reqwest::Method::GET).send().await.unwrap();
+            assert_eq!(tag_of(&read), tag, "{other} after a write on {base}");
+            assert_eq!(read.json::<Value>().await.unwrap(), json!({ "written_on": i }), "{other}");
+        }
+    }
+    let stale = data(&cluster.instances[1], reqwest::Method::PUT).header("if-match", "\"stale\"").json(&json!({}));
+    assert_eq!(stale.send().await.unwrap().status(), StatusCode::PRECONDITION_FAILED);
+    let patches = (0..20).map(|i| {
+        data(&cluster.instances[i % 3], reqwest::Method::PATCH)
+            .header("content-type", "application/merge-patch+json")
+            .body(json!({ format!("key{i}"): i }).to_string())
+            .send()
+    });
+    for patched in futures::future::join_all(patches).await {
+        assert_eq!(patched.unwrap().status(), StatusCode::OK);
+    }
+    let merged: Value = data(&cluster.nginx, reqwest::Method::GET).send().await.unwrap().json().await.unwrap();
+    let keys = merged.as_object().map(|object| object.keys().filter(|key| key.starts_with("key")).count());
+    assert_eq!(keys, Some(20), "a patch sent to another instance was lost: {merged}");
 }
 
 #[tokio::test]
