@@ -2,6 +2,7 @@
 //! maps it once to the contract's problem+json.
 
 use crate::accounts::{HashError, PasswordError, UsernameError};
+use crate::clients::ClientError;
 use crate::keys::KeyError;
 use crate::policy::PolicyError;
 use crate::sessions::DataError;
@@ -36,6 +37,9 @@ pub enum AuthError {
     /// A session id that is not the caller's.
     #[error("not found")]
     NotFound,
+    /// A client that cannot be registered or changed as asked.
+    #[error(transparent)]
+    Client(#[from] ClientError),
     /// A change to a session's data that was refused.
     #[error(transparent)]
     Data(#[from] DataError),

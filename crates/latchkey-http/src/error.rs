@@ -239,6 +239,8 @@ impl From<AuthError> for ApiError {
                 Self::TooManyAttempts { retry_after }
             }
             AuthError::NotFound => Self::SessionNotFound,
+            // Clients are registered by the operator's commands; no route changes one.
+            AuthError::Client(err) => Self::Internal(err.to_string()),
             AuthError::Data(err) => match err {
                 DataError::NotAnObject => Self::invalid("body", err),
                 DataError::TooLarge { .. } => Self::SessionDataTooLarge(err),

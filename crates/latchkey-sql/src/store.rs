@@ -24,6 +24,8 @@ use sqlx::{AnyPool, Executor, Row};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+mod clients;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -324,6 +326,7 @@ impl SqlStore {
             revocations: store.clone(),
             keys: store.clone(),
             audit: store.clone(),
+            clients: store.clone(),
             health: store,
             throttle,
         }

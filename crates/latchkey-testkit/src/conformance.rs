@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use latchkey_core::accounts::{Account, PasswordHash, UserId, Username};
 use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
+use latchkey_core::clients::{Client, ClientId, IdTokenAlg, RegisteredUri};
 use latchkey_core::secret::{SecretToken, ServerSecret};
 use latchkey_core::sessions::{ClientInfo, DataWrite, Session, SessionId, SessionKind, StoredData};
 use latchkey_core::store::{CreateAccount, RevokeScope, Rotation, StoreError, StoredKey, Stores};
@@ -53,6 +54,9 @@ where
         ("keys_have_one_active_per_algorithm", |s| Box::pin(keys_have_one_active_per_algorithm(s))),
         ("a_due_rotation_is_scheduled_once", |s| Box::pin(a_due_rotation_is_scheduled_once(s))),
         ("health_answers", |s| Box::pin(health_answers(s))),
+        ("clients_round_trip_and_only_confidential_ones_take_a_new_secret", |s| {
+            Box::pin(clients_round_trip_and_only_confidential_ones_take_a_new_secret(s))
+        }),
         ("audit_events_round_trip_and_list_newest_first", |s| {
             Box::pin(audit_events_round_trip_and_list_newest_first(s))
         }),
@@ -579,5 +583,57 @@ async fn audit_listings_filter_by_user_kind_and_time(stores: Stores) -> CheckRes
         let listed = stores.audit.list(&filter).await.map_err(store)?;
         ensure!(listed == expected, "{filter:?}: listed {} events, expected {}", listed.len(), expected.len());
     }
+    Ok(())
+}
+
+async fn clients_round_trip_and_only_confidential_ones_take_a_new_secret(stores: Stores) -> CheckResult {
+    let uri = |text: &str| RegisteredUri::parse(text).map_err(|err| err.to_string());
+    let confidential = Client {
+        id: ClientId::generate(),
+        name: "Notes — ノート".into(),
+        redirect_uris: vec![uri("https://notes.example/cb")?, uri("http://127.0.0.1:3000/cb?x=1")?],
+        post_logout_redirect_uris: vec![uri("https://notes.example/bye")?],
+        backchannel_logout_uri: Some(uri("https://notes.example/backchannel")?),
+        secret_digest: Some(SecretToken::generate().digest()),
+        skip_consent: true,
+        id_token_alg: IdTokenAlg::EdDsa,
+        created_at: t0(),
+    };
+    let public = Client {
+        id: ClientId::generate(),
+        name: "Board".into(),
+        redirect_uris: vec![uri("https://board.example/cb")?],
+        post_logout_redirect_uris: Vec::new(),
+        backchannel_logout_uri: None,
+        secret_digest: None,
+        skip_consent: false,
+        id_token_alg: IdTokenAlg::Rs256,
+        created_at: t0() + Duration::seconds(1),
+    };
+    for client in [&confidential, &public] {
+        stores.clients.insert(client).await.map_err(store)?;
+    }
+    ensure!(
+        stores.clients.get(&confidential.id).await.map_err(store)?.as_ref() == Some(&confidential),
+        "confidential client did not round-trip"
+    );
+    ensure!(
+        stores.clients.get(&public.id).await.map_err(store)?.as_ref() == Some(&public),
+        "public client did not round-trip"
+    );
+    let listed: Vec<ClientId> = stores.clients.list().await.map_err(store)?.into_iter().map(|c| c.id).collect();
+    ensure!(listed == vec![confidential.id.clone(), public.id.clone()], "clients not listed oldest first: {listed:?}");
+    let digest = SecretToken::generate().digest();
+    ensure!(stores.clients.set_secret(&confidential.id, &digest).await.map_err(store)?, "secret not replaced");
+    let read = stores.clients.get(&confidential.id).await.map_err(store)?.ok_or("client vanished")?;
+    ensure!(read.secret_digest == Some(digest), "the new secret's digest was not kept");
+    ensure!(!stores.clients.set_secret(&public.id, &digest).await.map_err(store)?, "a public client took a secret");
+    ensure!(
+        !stores.clients.set_secret(&ClientId::generate(), &digest).await.map_err(store)?,
+        "an unknown client took a secret"
+    );
+    ensure!(stores.clients.remove(&public.id).await.map_err(store)?, "removal reported nothing");
+    ensure!(!stores.clients.remove(&public.id).await.map_err(store)?, "a second removal reported a client");
+    ensure!(stores.clients.get(&public.id).await.map_err(store)?.is_none(), "a removed client is still found");
     Ok(())
 }

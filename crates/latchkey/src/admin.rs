@@ -1,5 +1,8 @@
-//! The admin commands: users, sessions and keys, run against the same store as the server.
-//! A running server picks their revocations and key changes up within its sync interval.
+//! The admin commands: users, sessions, keys and clients, run against the same store as the
+//! server. A running server picks their revocations and key changes up within its sync
+//! interval.
+
+pub mod clients;
 
 use std::io::{BufRead, IsTerminal, Write};
 

@@ -36,6 +36,9 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Register and manage the apps that sign their users in through latchkey (OpenID Connect).
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// List the audit trail's security events, newest first.
     Audit(admin::AuditArgs),
     /// Measure what the configuration costs on this machine.
@@ -89,6 +92,31 @@ enum SessionsCommand {
         /// Revoke every session of this user.
         #[arg(long)]
         user: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register an app; prints its client_id and, for a confidential client, its secret (once).
+    Add(admin::clients::ClientAddArgs),
+    /// List the registered apps (never their secrets).
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an app.
+    Remove {
+        /// Its client_id.
+        id: String,
+    },
+    /// Give a confidential app a new secret (printed once); the old one stops working at once.
+    RotateSecret {
+        /// Its client_id.
+        id: String,
+        /// Print `{"client_id", "client_secret"}`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -158,6 +186,12 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
         }
         Command::Keys(KeysCommand::Rotate { now }) => admin::keys_rotate(&service, now, &mut out).await,
         Command::Keys(KeysCommand::List) => admin::keys_list(&service, &mut out).await,
+        Command::Client(ClientCommand::Add(args)) => admin::clients::add(&service, args, &mut out).await,
+        Command::Client(ClientCommand::List { json }) => admin::clients::list(&service, json, &mut out).await,
+        Command::Client(ClientCommand::Remove { id }) => admin::clients::remove(&service, &id, &mut out).await,
+        Command::Client(ClientCommand::RotateSecret { id, json }) => {
+            admin::clients::rotate_secret(&service, &id, json, &mut out).await
+        }
         Command::Audit(args) => admin::audit(&service, &args, &mut out).await,
     };
     result.map_err(|err| err.to_string())

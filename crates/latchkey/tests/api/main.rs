@@ -6,6 +6,7 @@
 mod accounts;
 mod audit;
 mod cli_and_config;
+mod clients;
 mod contract;
 mod cookie_sessions;
 mod either_kind;
