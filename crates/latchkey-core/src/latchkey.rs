@@ -101,11 +101,13 @@ impl Latchkey {
         self.rotate_keys_when_due().await
     }
 
-    /// Deletes sessions that ended more than a day ago and keys whose tokens have all expired.
+    /// Deletes sessions that ended more than a day ago, keys whose tokens have all expired, and
+    /// authorization codes issued more than a day ago (a replay of one is then just unknown).
     pub async fn purge(&self) -> Result<u64, AuthError> {
         let now = self.now();
         let sessions = self.inner.stores.sessions.purge(now - Duration::days(1)).await?;
         let keys = self.inner.stores.keys.delete_retired_before(now - self.inner.policy.access_token_window()).await?;
-        Ok(sessions + keys)
+        let codes = self.inner.stores.codes.purge_codes(now - Duration::days(1)).await?;
+        Ok(sessions + keys + codes)
     }
 }

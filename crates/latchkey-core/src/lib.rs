@@ -14,6 +14,7 @@
 //! - [`audit`]: the trail of security events.
 //! - [`clients`]: apps that sign their users in through latchkey (OpenID Connect relying
 //!   parties), their redirect URIs and secrets.
+//! - [`authorization`]: PKCE, authorization codes and users' consent to apps.
 //!
 //! Shared by all of them: [`policy`] (the deployment's settings and the rules derived from
 //! them), [`error`] (the service's one error enum), [`ids`], [`secret`] (random secrets,
@@ -21,9 +22,9 @@
 //! the backends implement). [`Latchkey`] is the one entry point the HTTP layer and the CLI
 //! call.
 //!
-//! Single sign-on for other apps adds its concepts beside these: [`clients`] now, then
-//! `authorization` (codes and consent) and `logout` (back-channel deliveries), each with its
-//! store trait and its `impl Latchkey` block.
+//! Single sign-on for other apps adds its concepts beside these: [`clients`] and
+//! [`authorization`] now, then `logout` (back-channel deliveries), each with its store trait
+//! and its `impl Latchkey` block.
 //!
 //! This crate knows nothing of HTTP, SQL or Redis. Without its default `server` feature it is
 //! only what verifying an access token needs ([`tokens`]' access part, [`keys`]' material and
@@ -35,6 +36,8 @@
 pub mod accounts;
 #[cfg(feature = "server")]
 pub mod audit;
+#[cfg(feature = "server")]
+pub mod authorization;
 #[cfg(feature = "server")]
 pub mod clients;
 pub mod clock;

@@ -24,6 +24,7 @@ use sqlx::{AnyPool, Executor, Row};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+mod authorization;
 mod clients;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -327,6 +328,8 @@ impl SqlStore {
             keys: store.clone(),
             audit: store.clone(),
             clients: store.clone(),
+            codes: store.clone(),
+            consents: store.clone(),
             health: store,
             throttle,
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use latchkey_core::accounts::{Account, PasswordHash, UserId, Username};
 use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
+use latchkey_core::authorization::{AuthorizationCode, CodeChallenge, Consent, Redemption};
 use latchkey_core::clients::{Client, ClientId, IdTokenAlg, RegisteredUri};
 use latchkey_core::secret::{SecretToken, ServerSecret};
 use latchkey_core::sessions::{ClientInfo, DataWrite, Session, SessionId, SessionKind, StoredData};
@@ -54,6 +55,12 @@ where
         ("keys_have_one_active_per_algorithm", |s| Box::pin(keys_have_one_active_per_algorithm(s))),
         ("a_due_rotation_is_scheduled_once", |s| Box::pin(a_due_rotation_is_scheduled_once(s))),
         ("health_answers", |s| Box::pin(health_answers(s))),
+        ("a_code_is_redeemed_once_and_a_replay_learns_what_it_issued", |s| {
+            Box::pin(a_code_is_redeemed_once_and_a_replay_learns_what_it_issued(s))
+        }),
+        ("consent_is_granted_replaced_listed_and_withdrawn", |s| {
+            Box::pin(consent_is_granted_replaced_listed_and_withdrawn(s))
+        }),
         ("clients_round_trip_and_only_confidential_ones_take_a_new_secret", |s| {
             Box::pin(clients_round_trip_and_only_confidential_ones_take_a_new_secret(s))
         }),
@@ -635,5 +642,111 @@ async fn clients_round_trip_and_only_confidential_ones_take_a_new_secret(stores:
     ensure!(stores.clients.remove(&public.id).await.map_err(store)?, "removal reported nothing");
     ensure!(!stores.clients.remove(&public.id).await.map_err(store)?, "a second removal reported a client");
     ensure!(stores.clients.get(&public.id).await.map_err(store)?.is_none(), "a removed client is still found");
+    Ok(())
+}
+
+fn code_for(user: UserId, client: &ClientId) -> Result<AuthorizationCode, String> {
+    Ok(AuthorizationCode {
+        digest: SecretToken::generate().digest(),
+        client_id: client.clone(),
+        redirect_uri: "https://notes.example/cb?x=1".into(),
+        challenge: CodeChallenge::parse("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM").ok_or("challenge")?,
+        user_id: user,
+        sso_session: SessionId::generate(),
+        scopes: vec!["openid".into(), "profile".into()],
+        nonce: Some("n-0S6_WzA2Mj ünïcode".into()),
+        auth_time: t0() - Duration::minutes(5),
+        issued_at: t0(),
+    })
+}
+
+async fn a_code_is_redeemed_once_and_a_replay_learns_what_it_issued(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let client = ClientId::generate();
+    let code = code_for(alice.id, &client)?;
+    stores.codes.insert(&code).await.map_err(store)?;
+    let at = t0() + Duration::seconds(3);
+    ensure!(
+        stores.codes.redeem(&code.digest, at).await.map_err(store)? == Redemption::First(code.clone()),
+        "first redemption"
+    );
+    let replay = stores.codes.redeem(&code.digest, at).await.map_err(store)?;
+    ensure!(replay == Redemption::Replayed { issued: None }, "a replay before anything was issued: {replay:?}");
+    let issued = SessionId::generate();
+    stores.codes.record_issued(&code.digest, issued).await.map_err(store)?;
+    let replay = stores.codes.redeem(&code.digest, at).await.map_err(store)?;
+    ensure!(replay == Redemption::Replayed { issued: Some(issued) }, "a replay after issuing: {replay:?}");
+    let unknown = SecretToken::generate().digest();
+    ensure!(
+        stores.codes.redeem(&unknown, at).await.map_err(store)? == Redemption::Unknown,
+        "an unknown code was found"
+    );
+    // Presented to many instances at once, a code is still redeemed once.
+    let fresh = code_for(alice.id, &client)?;
+    stores.codes.insert(&fresh).await.map_err(store)?;
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let (codes, digest) = (Arc::clone(&stores.codes), fresh.digest);
+            tokio::spawn(async move { codes.redeem(&digest, t0()).await })
+        })
+        .collect();
+    let mut firsts = 0;
+    for attempt in attempts {
+        if matches!(attempt.await.map_err(|e| e.to_string())?.map_err(store)?, Redemption::First(_)) {
+            firsts += 1;
+        }
+    }
+    ensure!(firsts == 1, "{firsts} concurrent redemptions won");
+    let purged = stores.codes.purge_codes(t0() + Duration::seconds(1)).await.map_err(store)?;
+    ensure!(purged == 2, "purged {purged} codes");
+    ensure!(
+        stores.codes.redeem(&code.digest, at).await.map_err(store)? == Redemption::Unknown,
+        "a purged code was found"
+    );
+    Ok(())
+}
+
+async fn consent_is_granted_replaced_listed_and_withdrawn(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let bob = with_account(&stores, "bob").await?;
+    let mut clients = Vec::new();
+    for name in ["Notes", "Board"] {
+        let client = Client {
+            id: ClientId::generate(),
+            name: name.into(),
+            redirect_uris: vec![RegisteredUri::parse("https://app.example/cb").map_err(|err| err.to_string())?],
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+            secret_digest: None,
+            skip_consent: false,
+            id_token_alg: IdTokenAlg::Rs256,
+            created_at: t0(),
+        };
+        stores.clients.insert(&client).await.map_err(store)?;
+        clients.push(client.id);
+    }
+    let consent = |client: &ClientId, scopes: &[&str], at: OffsetDateTime| Consent {
+        user_id: alice.id,
+        client_id: client.clone(),
+        scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+        granted_at: at,
+    };
+    let notes = consent(&clients[0], &["openid"], t0());
+    stores.consents.grant(&notes).await.map_err(store)?;
+    ensure!(
+        stores.consents.consent(alice.id, &clients[0]).await.map_err(store)? == Some(notes),
+        "consent did not round-trip"
+    );
+    let widened = consent(&clients[0], &["openid", "profile"], t0() + Duration::seconds(1));
+    stores.consents.grant(&widened).await.map_err(store)?;
+    let board = consent(&clients[1], &["openid"], t0() + Duration::seconds(2));
+    stores.consents.grant(&board).await.map_err(store)?;
+    let listed = stores.consents.consents_of(alice.id).await.map_err(store)?;
+    ensure!(listed == vec![board, widened.clone()], "consents not replaced or not newest first: {listed:?}");
+    ensure!(stores.consents.consents_of(bob.id).await.map_err(store)?.is_empty(), "bob sees alice's consents");
+    ensure!(stores.consents.consent(bob.id, &clients[0]).await.map_err(store)?.is_none(), "bob has alice's consent");
+    ensure!(stores.consents.withdraw(alice.id, &clients[1]).await.map_err(store)?, "withdrawal reported nothing");
+    ensure!(!stores.consents.withdraw(alice.id, &clients[1]).await.map_err(store)?, "a second withdrawal reported one");
+    ensure!(stores.consents.consents_of(alice.id).await.map_err(store)? == vec![widened], "the other consent went too");
     Ok(())
 }

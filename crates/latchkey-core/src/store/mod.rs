@@ -1,5 +1,5 @@
 //! The stores a service runs on, as one bundle, and readiness. Each store trait is defined with
-//! its concept (accounts, sessions, keys, revocation, throttle, audit, clients) and gathered here for
+//! its concept (accounts, sessions, keys, revocation, throttle, audit, clients, authorization) and gathered here for
 //! the backends (SQLite, PostgreSQL, Redis), which one conformance suite checks alike.
 //!
 //! `Ok(None)` means "not found"; `Err` means the infrastructure failed and maps to 503.
@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 pub use crate::accounts::{AccountStore, CreateAccount};
 pub use crate::audit::AuditLog;
+pub use crate::authorization::{CodeStore, ConsentStore};
 pub use crate::clients::ClientStore;
 pub use crate::keys::{KeyStore, StoredKey};
 pub use crate::revocation::{Revocation, RevocationLog, RevokeScope};
@@ -36,6 +37,10 @@ pub struct Stores {
     pub audit: Arc<dyn AuditLog>,
     /// Registered apps (single sign-on).
     pub clients: Arc<dyn ClientStore>,
+    /// Authorization codes (single sign-on).
+    pub codes: Arc<dyn CodeStore>,
+    /// Users' consent to apps (single sign-on).
+    pub consents: Arc<dyn ConsentStore>,
     /// Whether the stores answer (for `/readyz`).
     pub health: Arc<dyn StoreHealth>,
 }
