@@ -15,6 +15,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::error::AuthError;
+use crate::keys::SigningAlgorithm;
 use crate::latchkey::Latchkey;
 use crate::secret::{SecretToken, TokenDigest, b64url, fill_random};
 pub use store::ClientStore;
@@ -82,6 +83,15 @@ impl IdTokenAlg {
     /// Parses the JOSE name.
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|alg| alg.as_str() == text)
+    }
+
+    /// The signing algorithm of the keyring that signs these ID tokens.
+    pub fn signing(&self) -> SigningAlgorithm {
+        match self {
+            IdTokenAlg::Rs256 => SigningAlgorithm::RS256,
+            IdTokenAlg::Es256 => SigningAlgorithm::ES256,
+            IdTokenAlg::EdDsa => SigningAlgorithm::EdDSA,
+        }
     }
 }
 
@@ -216,6 +226,8 @@ impl Latchkey {
             created_at: self.now(),
         };
         self.inner.stores.clients.insert(&client).await?;
+        // Its ID tokens need a key of their algorithm, published before any is signed.
+        self.ensure_signing_key(client.id_token_alg.signing()).await?;
         Ok(Registered { client, secret })
     }
 

@@ -8,7 +8,9 @@ use tracing::info;
 use zeroize::Zeroizing;
 
 use super::custody::{opened, sealed};
-use super::{KeyCustody, KeySet, KeyStore, MasterKey, SERVER_SECRET_ALG, StoredKey, generate, jwks_max_age};
+use super::{
+    KeyCustody, KeySet, KeyStore, MasterKey, SERVER_SECRET_ALG, SigningAlgorithm, StoredKey, generate, jwks_max_age,
+};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
 use crate::latchkey::Latchkey;
@@ -116,11 +118,11 @@ impl Latchkey {
     /// its life.
     pub async fn key_statuses(&self) -> Result<Vec<(StoredKey, KeyStatus)>, AuthError> {
         let stored = self.inner.stores.keys.list().await?;
-        let signer = self.keys().signer_kid().to_owned();
+        let current = self.keys();
         let window = self.inner.policy.access_token_window();
         let now = self.now();
         let status = |key: &StoredKey| match key.retired_at {
-            _ if key.kid == signer => KeyStatus::Signing,
+            _ if current.signs_with(&key.kid) => KeyStatus::Signing,
             None => KeyStatus::Idle,
             Some(at) if at + window > now => KeyStatus::Verifying,
             Some(_) => KeyStatus::Expired,
@@ -162,29 +164,60 @@ impl Latchkey {
         Ok((key, starts_at))
     }
 
-    /// Schedules the next signing key when the current one has served its interval: the new
-    /// key is published at once and signs from [`jwks_max_age`] later, when every JWKS
-    /// cache has seen it; the old one keeps verifying until its tokens have expired. Of
-    /// several instances that find it due at once, one schedules it (the store decides).
+    /// Schedules the next signing key of each algorithm whose current key has served its
+    /// interval (the access tokens' and those apps' ID tokens use): the new key is published
+    /// at once and signs from [`jwks_max_age`] later, when every JWKS cache has seen it; the
+    /// old one keeps verifying until its tokens have expired. Of several instances that find a
+    /// rotation due at once, one schedules it (the store decides). The operator's file key is
+    /// never rotated.
     pub(crate) async fn rotate_keys_when_due(&self) -> Result<(), AuthError> {
         let policy = &self.inner.policy;
-        let (Some(interval), None) = (policy.key_rotation_interval, &self.inner.keyring.file_key) else {
-            return Ok(());
-        };
+        let Some(interval) = policy.key_rotation_interval else { return Ok(()) };
         let now = self.now();
         let current = self.keys();
-        if current.next_change().is_some() || current.signer_created_at() + interval > now {
+        if current.next_change().is_some() {
             return Ok(());
         }
-        let starts_at = now + jwks_max_age(policy.access_token_ttl);
-        let key = sealed(self.inner.keyring.master_key.as_ref(), generate(policy.signing_alg, starts_at)?)?;
-        if self.inner.stores.keys.schedule_rotation(&key, now - interval).await? {
-            info!(kid = %key.kid, alg = %key.alg, "scheduled the next signing key");
-            let detail = format!("{} {} scheduled", key.alg, key.kid);
-            self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(detail)).await;
+        let file_alg = self.inner.keyring.file_key.as_ref().map(|key| key.alg.clone());
+        let due: Vec<SigningAlgorithm> = current
+            .signing_algorithms()
+            .filter(|(alg, created)| *created + interval <= now && file_alg.as_deref() != Some(alg.as_str()))
+            .map(|(alg, _)| alg)
+            .collect();
+        let mut scheduled = false;
+        for alg in due {
+            let starts_at = now + jwks_max_age(policy.access_token_ttl);
+            let key = sealed(self.inner.keyring.master_key.as_ref(), generate(alg, starts_at)?)?;
+            if self.inner.stores.keys.schedule_rotation(&key, now - interval).await? {
+                info!(kid = %key.kid, alg = %key.alg, "scheduled the next signing key");
+                let detail = format!("{} {} scheduled", key.alg, key.kid);
+                self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(detail)).await;
+                scheduled = true;
+            }
+        }
+        if scheduled {
             self.reload_keys().await?;
         }
         Ok(())
+    }
+
+    /// Makes sure a key of `alg` signs (an app registered for ID tokens of that algorithm):
+    /// generates one when the store has none unretired, publishing it at once. Of several
+    /// instances that ask at once, one adds it (the store decides).
+    pub(crate) async fn ensure_signing_key(&self, alg: SigningAlgorithm) -> Result<(), AuthError> {
+        let stored = self.inner.stores.keys.list().await?;
+        let has_key = stored.iter().any(|key| key.alg == alg.as_str() && key.retired_at.is_none())
+            || self.inner.keyring.file_key.as_ref().is_some_and(|key| key.alg == alg.as_str());
+        if !has_key {
+            let now = self.now();
+            let key = sealed(self.inner.keyring.master_key.as_ref(), generate(alg, now)?)?;
+            if self.inner.stores.keys.insert_if_absent(&key).await? {
+                info!(kid = %key.kid, alg = %key.alg, "generated a signing key for apps' ID tokens");
+                let detail = format!("{} {} for ID tokens", key.alg, key.kid);
+                self.audit(AuditEvent::new(AuditKind::KeyRotated, now).detail(detail)).await;
+            }
+        }
+        self.reload_keys().await
     }
 
     pub(crate) async fn reload_keys(&self) -> Result<(), AuthError> {

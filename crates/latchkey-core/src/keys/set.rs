@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use jsonwebtoken::Header;
 use jsonwebtoken::jwk::Jwk;
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::material::LoadedKey;
@@ -16,6 +17,9 @@ use crate::tokens::{ACCESS_TOKEN_TYP, AccessClaims, TokenRejection, TokenSetting
 pub struct KeySet {
     signer: Arc<LoadedKey>,
     signer_created_at: OffsetDateTime,
+    // The key of each algorithm that signs now, and when it was made: the access-token signer
+    // is one of them; ID tokens of an app pick the one of the app's algorithm.
+    signers: Vec<(OffsetDateTime, Arc<LoadedKey>)>,
     next_change: Option<OffsetDateTime>,
     verifying: VerifyingKeys,
     jwks: Arc<str>,
@@ -29,9 +33,10 @@ impl fmt::Debug for KeySet {
 }
 
 impl KeySet {
-    /// Builds the set from the stored keys: the newest unretired key of `alg` signs (or
-    /// `file_key` when the operator brought one); every key still inside its overlap window
-    /// verifies.
+    /// Builds the set from the stored keys: the newest unretired key of `alg` signs access
+    /// tokens (or `file_key` when the operator brought one), the newest of every other
+    /// algorithm signs what asks for that algorithm (apps' ID tokens), and every key still
+    /// inside its overlap window verifies.
     pub fn build(
         stored: &[StoredKey],
         file_key: Option<&StoredKey>,
@@ -43,6 +48,7 @@ impl KeySet {
         let mut loaded_keys: Vec<Arc<LoadedKey>> = Vec::new();
         let mut verifying = VerifyingKeys::default();
         let mut signer = None;
+        let mut signers: Vec<(OffsetDateTime, Arc<LoadedKey>)> = Vec::new();
         let mut fingerprint = Vec::new();
         let mut next_change = None;
         let signing_keys = stored.iter().filter(|key| key.alg != SERVER_SECRET_ALG);
@@ -61,6 +67,17 @@ impl KeySet {
                 let at = if key.created_at > now { key.created_at } else { key.retired_at.unwrap_or(now) };
                 next_change = Some(next_change.map_or(at, |earliest: OffsetDateTime| earliest.min(at)));
             }
+            // The operator's file key is the only signer of its algorithm.
+            let rivals_file_key = file_key.is_some_and(|file| !is_file_key && file.alg == key.alg);
+            if (signs_now || is_file_key) && !rivals_file_key {
+                match signers.iter_mut().find(|(_, current)| current.alg == loaded.alg) {
+                    Some(current) if current.0 <= key.created_at || is_file_key => {
+                        *current = (key.created_at, Arc::clone(&loaded));
+                    }
+                    Some(_) => {}
+                    None => signers.push((key.created_at, Arc::clone(&loaded))),
+                }
+            }
             let may_sign = loaded.alg == alg && (signs_now || is_file_key) && (file_key.is_none() || is_file_key);
             if may_sign
                 && signer
@@ -77,7 +94,7 @@ impl KeySet {
         published.sort_by(|a, b| a.kid.cmp(&b.kid));
         let keys: Vec<&Jwk> = published.iter().filter_map(|key| key.jwk.as_ref()).collect();
         let jwks = serde_json::to_string(&serde_json::json!({ "keys": keys })).map_err(|_| KeyError::Signing)?;
-        Ok(Self { signer, signer_created_at, verifying, jwks: jwks.into(), fingerprint, next_change })
+        Ok(Self { signer, signer_created_at, signers, verifying, jwks: jwks.into(), fingerprint, next_change })
     }
 
     /// When a scheduled hand-over between keys happens, if one is pending: the set must be
@@ -119,16 +136,39 @@ impl KeySet {
 
     /// Signs access-token claims with the active key, `typ: at+jwt` and its `kid`.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
-        let mut header = Header::new(self.signer.alg.jwt());
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(self.signer.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.signer.encoding).map_err(|_| KeyError::Signing)
+        sign_with(&self.signer, ACCESS_TOKEN_TYP, claims)
+    }
+
+    /// Signs `claims` with the key that signs `alg` now, under `typ` and the key's `kid` (an
+    /// app's ID token, say); `NoSigningKey` when this set has none of that algorithm.
+    pub fn sign_as(&self, alg: SigningAlgorithm, typ: &str, claims: &impl Serialize) -> Result<String, KeyError> {
+        let (_, key) = self.signers.iter().find(|(_, key)| key.alg == alg).ok_or(KeyError::NoSigningKey(alg))?;
+        sign_with(key, typ, claims)
+    }
+
+    /// The algorithms this set signs with now, and when each one's key was made (a file key:
+    /// when it was loaded): what scheduled rotation looks at.
+    pub fn signing_algorithms(&self) -> impl Iterator<Item = (SigningAlgorithm, OffsetDateTime)> + '_ {
+        self.signers.iter().map(|(created, key)| (key.alg, *created))
+    }
+
+    /// Whether `kid` signs something now.
+    pub fn signs_with(&self, kid: &str) -> bool {
+        self.signers.iter().any(|(_, key)| key.kid == kid)
     }
 
     /// Verifies an access token against every key still inside its overlap window.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenRejection> {
         self.verifying.verify(token, now)
     }
+}
+
+/// Signs `claims` with `key`, under `typ` and the key's `kid`.
+fn sign_with(key: &LoadedKey, typ: &str, claims: &impl Serialize) -> Result<String, KeyError> {
+    let mut header = Header::new(key.alg.jwt());
+    header.typ = Some(typ.to_owned());
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|_| KeyError::Signing)
 }
 
 #[cfg(test)]
@@ -228,6 +268,53 @@ mod tests {
         let later = now + Duration::minutes(11);
         let pruned = KeySet::build(&keys, None, SigningAlgorithm::EdDSA, settings(), later)?;
         assert!(!pruned.jwks().contains(&old.kid));
+        Ok(())
+    }
+
+    #[test]
+    fn each_algorithm_signs_with_its_own_newest_key_and_every_key_is_published() -> Result<(), KeyError> {
+        let now = OffsetDateTime::now_utc();
+        let access = generate(SigningAlgorithm::EdDSA, now)?;
+        let rsa = generate(SigningAlgorithm::RS256, now)?;
+        let mut old_ec = generate(SigningAlgorithm::ES256, now - Duration::days(1))?;
+        old_ec.retired_at = Some(now);
+        let ec = generate(SigningAlgorithm::ES256, now)?;
+        let keys = [access.clone(), rsa.clone(), old_ec.clone(), ec.clone()];
+        let set = KeySet::build(&keys, None, SigningAlgorithm::EdDSA, settings(), now)?;
+        assert_eq!(set.signer_kid(), access.kid, "access tokens keep the configured algorithm");
+        let mut algs: Vec<&str> = set.signing_algorithms().map(|(alg, _)| alg.as_str()).collect();
+        algs.sort_unstable();
+        assert_eq!(algs, ["ES256", "EdDSA", "RS256"]);
+        assert!(set.signs_with(&ec.kid) && !set.signs_with(&old_ec.kid));
+        let public = VerifyingKeys::from_jwks(&set.jwks(), "http://localhost:8080", "http://localhost:8080")?;
+        for (alg, kid) in [(SigningAlgorithm::RS256, &rsa.kid), (SigningAlgorithm::ES256, &ec.kid)] {
+            let token = set.sign_as(alg, "JWT", &claims(now))?;
+            let header = jsonwebtoken::decode_header(&token).map_err(|_| KeyError::Signing)?;
+            assert_eq!(
+                (header.alg, header.kid.as_deref(), header.typ.as_deref()),
+                (alg.jwt(), Some(kid.as_str()), Some("JWT"))
+            );
+            assert!(public.contains(kid), "{alg} is published");
+        }
+        let without_rsa = KeySet::build(std::slice::from_ref(&access), None, SigningAlgorithm::EdDSA, settings(), now)?;
+        assert!(matches!(
+            without_rsa.sign_as(SigningAlgorithm::RS256, "JWT", &claims(now)),
+            Err(KeyError::NoSigningKey(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn an_operators_file_key_is_the_only_signer_of_its_algorithm() -> Result<(), KeyError> {
+        let now = OffsetDateTime::now_utc();
+        let stored_rsa = generate(SigningAlgorithm::RS256, now)?;
+        let mut file = generate(SigningAlgorithm::RS256, now - Duration::days(3))?;
+        file.kid = "file-key".into();
+        let ec = generate(SigningAlgorithm::ES256, now)?;
+        let set =
+            KeySet::build(&[stored_rsa.clone(), ec.clone()], Some(&file), SigningAlgorithm::RS256, settings(), now)?;
+        assert_eq!(set.signer_kid(), "file-key");
+        assert!(set.signs_with("file-key") && set.signs_with(&ec.kid) && !set.signs_with(&stored_rsa.kid));
         Ok(())
     }
 

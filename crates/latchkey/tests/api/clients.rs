@@ -130,3 +130,70 @@ async fn unsafe_redirect_uris_and_bad_arguments_are_refused_with_a_reason_and_re
     let (_, listed, _) = server.cli(&["client", "list", "--json"], "");
     assert_eq!(json_of(&listed), serde_json::json!([]), "a refused client was registered");
 }
+
+/// The JWKS's keys as (alg, kid), sorted.
+async fn published(server: &Server) -> Vec<(String, String)> {
+    let jwks: Value =
+        server.client.get(server.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let mut keys: Vec<(String, String)> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| (key["alg"].as_str().unwrap().to_owned(), key["kid"].as_str().unwrap().to_owned()))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The keys `latchkey keys list` shows signing, as (alg, kid), sorted.
+fn signing(server: &Server) -> Vec<(String, String)> {
+    let (ok, listed, why) = server.cli(&["keys", "list"], "");
+    assert!(ok, "{why}");
+    let mut keys: Vec<(String, String)> = listed
+        .lines()
+        .filter(|line| line.trim_end().ends_with("signing"))
+        .map(|line| {
+            let mut columns = line.split_whitespace();
+            let kid = columns.next().unwrap().to_owned();
+            (columns.next().unwrap().to_owned(), kid)
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn an_apps_id_token_algorithm_gets_a_published_signing_key_that_rotates_like_the_others() {
+    // 8 s tokens and a 2 s interval: keys are rotated every few seconds, published 2 s ahead.
+    let server = Server::with(&[("LATCHKEY_KEY_ROTATION_INTERVAL", "2s"), ("LATCHKEY_ACCESS_TOKEN_TTL", "8s")]).await;
+    let algs =
+        |keys: &[(String, String)]| keys.iter().map(|(alg, _)| alg.clone()).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(algs(&signing(&server)), ["EdDSA".to_owned()].into(), "only the access tokens' key before any app");
+    for (name, alg) in [("Notes", None), ("Board", Some("ES256"))] {
+        let mut command = vec!["client", "add", name, "--redirect-uri", "https://app.example/cb"];
+        command.extend(alg.iter().flat_map(|alg| ["--id-token-alg", alg]));
+        let (ok, _, why) = server.cli(&command, "");
+        assert!(ok, "{why}");
+    }
+    let wanted: std::collections::BTreeSet<String> = ["ES256", "EdDSA", "RS256"].map(str::to_owned).into();
+    assert_eq!(algs(&signing(&server)), wanted, "RS256 by default, and the app's ES256");
+    // The running server publishes them within its sync interval.
+    let started = std::time::Instant::now();
+    while algs(&published(&server).await) != wanted {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "not published: {:?}", published(&server).await);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Scheduled rotation replaces every algorithm's key, the apps' ones included.
+    let first_rsa = signing(&server).into_iter().find(|(alg, _)| alg == "RS256").unwrap().1;
+    let started = std::time::Instant::now();
+    loop {
+        let now_signing = signing(&server);
+        let rsa = now_signing.iter().find(|(alg, _)| alg == "RS256").map(|(_, kid)| kid.clone());
+        if rsa.as_ref().is_some_and(|kid| *kid != first_rsa) {
+            assert!(published(&server).await.iter().any(|(_, kid)| *kid == first_rsa), "the old key verifies on");
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the RS256 key was never rotated");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
