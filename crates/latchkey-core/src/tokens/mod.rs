@@ -1,6 +1,7 @@
 //! Tokens of a token session: the access token's claims and the rules it is verified by
 //! (light: a third-party verifier needs only this), the rotating refresh token, issuing a
-//! pair, refreshing it with reuse detection, and the bearer check with its cache.
+//! pair, refreshing it with reuse detection, the bearer check with its cache, and the ID
+//! token an app gets with its pair (single sign-on).
 //!
 //! Not here: the keys that sign and verify ([`crate::keys`]), and the session a pair belongs to
 //! ([`crate::sessions`]).
@@ -8,6 +9,8 @@
 mod access;
 #[cfg(feature = "server")]
 mod bearer;
+#[cfg(feature = "server")]
+mod id;
 #[cfg(feature = "server")]
 mod issue;
 #[cfg(feature = "server")]
@@ -21,6 +24,8 @@ pub use access::{
 pub(crate) use bearer::BearerChecks;
 #[cfg(feature = "server")]
 pub use bearer::UNKNOWN_KID_RELOAD_INTERVAL;
+#[cfg(feature = "server")]
+pub use id::{ID_TOKEN_TYP, IdTokenClaims, at_hash};
 #[cfg(feature = "server")]
 pub use issue::TokenPair;
 #[cfg(feature = "server")]
