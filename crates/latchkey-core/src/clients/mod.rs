@@ -7,6 +7,7 @@
 //!
 //! Not here: authorization codes and consent, which build on a registered client.
 
+mod service;
 mod store;
 mod uri;
 
@@ -14,9 +15,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::error::AuthError;
 use crate::keys::SigningAlgorithm;
-use crate::latchkey::Latchkey;
 use crate::secret::{SecretToken, TokenDigest, b64url, fill_random};
 pub use store::ClientStore;
 pub use uri::{RegisteredUri, UriError};
@@ -194,75 +193,6 @@ pub struct Registered {
     pub client: Client,
     /// The secret to hand to the app; `None` for a public client.
     pub secret: Option<SecretToken>,
-}
-
-impl Latchkey {
-    /// Registers a client; a confidential one gets a new secret, returned this once.
-    pub async fn register_client(&self, new: NewClient) -> Result<Registered, AuthError> {
-        let name = new.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ClientError::InvalidName.into());
-        }
-        if new.redirect_uris.is_empty() {
-            return Err(ClientError::NoRedirectUri.into());
-        }
-        let uris =
-            |texts: &[String]| texts.iter().map(|text| RegisteredUri::parse(text)).collect::<Result<Vec<_>, _>>();
-        let secret = (!new.public).then(SecretToken::generate);
-        let client = Client {
-            id: ClientId::generate(),
-            name: name.to_owned(),
-            redirect_uris: uris(&new.redirect_uris).map_err(ClientError::from)?,
-            post_logout_redirect_uris: uris(&new.post_logout_redirect_uris).map_err(ClientError::from)?,
-            backchannel_logout_uri: new
-                .backchannel_logout_uri
-                .as_deref()
-                .map(RegisteredUri::parse)
-                .transpose()
-                .map_err(ClientError::from)?,
-            secret_digest: secret.as_ref().map(SecretToken::digest),
-            skip_consent: new.skip_consent,
-            id_token_alg: new.id_token_alg,
-            created_at: self.now(),
-        };
-        self.inner.stores.clients.insert(&client).await?;
-        // Its ID tokens need a key of their algorithm, published before any is signed.
-        self.ensure_signing_key(client.id_token_alg.signing()).await?;
-        Ok(Registered { client, secret })
-    }
-
-    /// Every registered client, oldest first.
-    pub async fn clients(&self) -> Result<Vec<Client>, AuthError> {
-        Ok(self.inner.stores.clients.list().await?)
-    }
-
-    /// A registered client by id.
-    pub async fn client(&self, id: &ClientId) -> Result<Option<Client>, AuthError> {
-        Ok(self.inner.stores.clients.get(id).await?)
-    }
-
-    /// Removes a client; `NotFound` for an unknown id.
-    pub async fn remove_client(&self, id: &ClientId) -> Result<(), AuthError> {
-        if self.inner.stores.clients.remove(id).await? {
-            Ok(())
-        } else {
-            Err(ClientError::NotFound(id.to_string()).into())
-        }
-    }
-
-    /// Gives a confidential client a new secret, returned this once; the old one stops working
-    /// at once.
-    pub async fn rotate_client_secret(&self, id: &ClientId) -> Result<SecretToken, AuthError> {
-        let client = self.client(id).await?.ok_or_else(|| ClientError::NotFound(id.to_string()))?;
-        if client.is_public() {
-            return Err(ClientError::Public(id.to_string()).into());
-        }
-        let secret = SecretToken::generate();
-        if !self.inner.stores.clients.set_secret(id, &secret.digest()).await? {
-            return Err(ClientError::NotFound(id.to_string()).into());
-        }
-        Ok(secret)
-    }
 }
 
 #[cfg(test)]
