@@ -539,17 +539,25 @@ impl SessionStore for SqlStore {
     }
 
     async fn write_data(&self, id: SessionId, expected: u64, json: &str) -> Result<DataWrite, StoreError> {
-        const UNREVOKED: &str = "EXISTS (SELECT 1 FROM sessions WHERE sessions.id = ? AND sessions.revoked_at IS NULL)";
+        // On PostgreSQL the session's row is share-locked, so a write that races a revocation
+        // waits for it and then finds the session revoked: no data is written after its
+        // session ended. SQLite has one writer at a time, so nothing can interleave there.
+        let unrevoked = match self.backend {
+            Backend::Postgres => {
+                "EXISTS (SELECT 1 FROM sessions WHERE sessions.id = ? AND sessions.revoked_at IS NULL FOR SHARE)"
+            }
+            Backend::Sqlite => "EXISTS (SELECT 1 FROM sessions WHERE sessions.id = ? AND sessions.revoked_at IS NULL)",
+        };
         let id = id.to_string();
         let written = if expected == 0 {
             let sql = self.sql(format!(
-                "INSERT INTO session_data (session_id, version, data) SELECT ?, 1, ? WHERE {UNREVOKED} \
+                "INSERT INTO session_data (session_id, version, data) SELECT ?, 1, ? WHERE {unrevoked} \
                  ON CONFLICT (session_id) DO NOTHING"
             ));
             sqlx::query(&sql).bind(id.clone()).bind(json.to_owned()).bind(id).execute(&self.pool).await
         } else {
             let sql = self.sql(format!(
-                "UPDATE session_data SET version = version + 1, data = ? WHERE session_id = ? AND version = ? AND {UNREVOKED}"
+                "UPDATE session_data SET version = version + 1, data = ? WHERE session_id = ? AND version = ? AND {unrevoked}"
             ));
             sqlx::query(&sql)
                 .bind(json.to_owned())

@@ -48,6 +48,9 @@ where
             Box::pin(session_data_is_a_compare_and_swap_kept_with_the_session(s))
         }),
         ("concurrent_data_writes_have_one_winner", |s| Box::pin(concurrent_data_writes_have_one_winner(s))),
+        ("a_data_write_racing_a_revocation_leaves_no_data", |s| {
+            Box::pin(a_data_write_racing_a_revocation_leaves_no_data(s))
+        }),
         ("revocation_scopes_end_exactly_their_sessions", |s| Box::pin(revocation_scopes_end_exactly_their_sessions(s))),
         ("the_revocation_log_is_ordered_and_bounded", |s| Box::pin(the_revocation_log_is_ordered_and_bounded(s))),
         ("live_lists_hide_revoked_and_expired_sessions", |s| Box::pin(live_lists_hide_revoked_and_expired_sessions(s))),
@@ -286,6 +289,34 @@ async fn concurrent_data_writes_have_one_winner(stores: Stores) -> CheckResult {
             }
         }
         ensure!(winners == 1, "{winners} concurrent writes from version {expected} won");
+    }
+    Ok(())
+}
+
+async fn a_data_write_racing_a_revocation_leaves_no_data(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    for round in 0..60_u32 {
+        let s = session(alice.id, SessionKind::Token, t0());
+        stores.sessions.insert(&s).await.map_err(store)?;
+        // The first write (an insert in SQL) in even rounds, a later one (an update) in odd ones.
+        let expected = u64::from(round % 2);
+        if expected == 1 {
+            ensure!(stores.sessions.write_data(s.id, 0, "{}").await.map_err(store)? == DataWrite::Written, "setup");
+        }
+        let (writer, revoker) = (Arc::clone(&stores.sessions), Arc::clone(&stores.sessions));
+        // The write starts a little later each round (0 to 3 ms), so that some rounds land it
+        // inside the revoking transaction.
+        let revoke = tokio::spawn(async move { revoker.revoke(RevokeScope::One(s.id), t0(), &|_| t0()).await });
+        let delay = std::time::Duration::from_micros(50 * u64::from(round));
+        let write = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            writer.write_data(s.id, expected, r#"{"late":true}"#).await
+        });
+        write.await.map_err(|e| e.to_string())?.map_err(store)?;
+        revoke.await.map_err(|e| e.to_string())?.map_err(store)?;
+        let (read, data) = stores.sessions.get_with_data(s.id).await.map_err(store)?.ok_or("session vanished")?;
+        ensure!(read.revoked_at.is_some(), "round {round}: not revoked");
+        ensure!(data == StoredData::empty(), "round {round}: a write racing the revocation left {data:?}");
     }
     Ok(())
 }
