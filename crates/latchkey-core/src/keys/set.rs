@@ -15,8 +15,8 @@ use crate::tokens::{ACCESS_TOKEN_TYP, AccessClaims, TokenRejection, TokenSetting
 /// The keys one instance signs and verifies with at a moment; rebuilt when the store's keys
 /// change and swapped in whole.
 pub struct KeySet {
+    // The access tokens' signer: the one of `signers` with the configured algorithm.
     signer: Arc<LoadedKey>,
-    signer_created_at: OffsetDateTime,
     // The key of each algorithm that signs now, and when it was made: the access-token signer
     // is one of them; ID tokens of an app pick the one of the app's algorithm.
     signers: Vec<(OffsetDateTime, Arc<LoadedKey>)>,
@@ -47,7 +47,6 @@ impl KeySet {
         let overlap = acceptance_window(settings.access_ttl);
         let mut loaded_keys: Vec<Arc<LoadedKey>> = Vec::new();
         let mut verifying = VerifyingKeys::default();
-        let mut signer = None;
         let mut signers: Vec<(OffsetDateTime, Arc<LoadedKey>)> = Vec::new();
         let mut fingerprint = Vec::new();
         let mut next_change = None;
@@ -78,34 +77,26 @@ impl KeySet {
                     None => signers.push((key.created_at, Arc::clone(&loaded))),
                 }
             }
-            let may_sign = loaded.alg == alg && (signs_now || is_file_key) && (file_key.is_none() || is_file_key);
-            if may_sign
-                && signer
-                    .as_ref()
-                    .is_none_or(|current: &(OffsetDateTime, Arc<LoadedKey>)| current.0 <= key.created_at || is_file_key)
-            {
-                signer = Some((key.created_at, Arc::clone(&loaded)));
-            }
             verifying.insert(&key.kid, loaded.alg, loaded.decoding.clone(), &settings.issuer, &settings.audience);
             loaded_keys.push(loaded);
         }
-        let (signer_created_at, signer) = signer.ok_or(KeyError::NoSigningKey(alg))?;
+        // The file key has the configured algorithm, so it is that algorithm's signer when present.
+        let signer = signers
+            .iter()
+            .find(|(_, key)| key.alg == alg)
+            .map(|(_, key)| Arc::clone(key))
+            .ok_or(KeyError::NoSigningKey(alg))?;
         let mut published: Vec<&LoadedKey> = loaded_keys.iter().map(AsRef::as_ref).collect();
         published.sort_by(|a, b| a.kid.cmp(&b.kid));
         let keys: Vec<&Jwk> = published.iter().filter_map(|key| key.jwk.as_ref()).collect();
         let jwks = serde_json::to_string(&serde_json::json!({ "keys": keys })).map_err(|_| KeyError::Signing)?;
-        Ok(Self { signer, signer_created_at, signers, verifying, jwks: jwks.into(), fingerprint, next_change })
+        Ok(Self { signer, signers, verifying, jwks: jwks.into(), fingerprint, next_change })
     }
 
     /// When a scheduled hand-over between keys happens, if one is pending: the set must be
     /// rebuilt then.
     pub fn next_change(&self) -> Option<OffsetDateTime> {
         self.next_change
-    }
-
-    /// When the signing key was made (a file key: when it was loaded).
-    pub fn signer_created_at(&self) -> OffsetDateTime {
-        self.signer_created_at
     }
 
     /// The JWKS document (RFC 7517): public keys only, never an HS256 secret.
