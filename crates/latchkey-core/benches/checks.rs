@@ -90,6 +90,8 @@ fn checks(c: &mut Criterion) {
             jti: "jti".into(),
             sid: "00000000-0000-4000-8000-000000000001".into(),
             preferred_username: "alice".into(),
+            client_id: None,
+            scope: None,
         };
         let token = set.sign(&claims).unwrap();
         group.bench_function(alg.as_str(), |b| b.iter(|| set.verify(&token, now).unwrap()));

@@ -44,11 +44,21 @@ pub enum AuditKind {
     UserDisabled,
     /// A new signing key took over.
     KeyRotated,
+    /// A user allowed an app (the client id is the detail).
+    ConsentGiven,
+    /// A user pressed "Deny" on an app's consent page (the client id is the detail).
+    ConsentDenied,
+    /// A user withdrew an app's consent (the client id is the detail).
+    ConsentWithdrawn,
+    /// An app redeemed a code for a session of its own (the client id is the detail).
+    AppAuthorized,
+    /// A code was refused at the token endpoint (the reason is the detail).
+    CodeRefused,
 }
 
 impl AuditKind {
     /// Every kind, for listings and parsing.
-    pub const ALL: [AuditKind; 10] = [
+    pub const ALL: [AuditKind; 15] = [
         Self::SignUp,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -59,6 +69,11 @@ impl AuditKind {
         Self::PasswordChanged,
         Self::UserDisabled,
         Self::KeyRotated,
+        Self::ConsentGiven,
+        Self::ConsentDenied,
+        Self::ConsentWithdrawn,
+        Self::AppAuthorized,
+        Self::CodeRefused,
     ];
 
     /// The stable name stores and the CLI use.
@@ -74,6 +89,11 @@ impl AuditKind {
             Self::PasswordChanged => "password_changed",
             Self::UserDisabled => "user_disabled",
             Self::KeyRotated => "key_rotated",
+            Self::ConsentGiven => "consent_given",
+            Self::ConsentDenied => "consent_denied",
+            Self::ConsentWithdrawn => "consent_withdrawn",
+            Self::AppAuthorized => "app_authorized",
+            Self::CodeRefused => "code_refused",
         }
     }
 
@@ -118,6 +138,12 @@ impl AuditEvent {
     pub fn user(mut self, id: UserId, username: &Username) -> Self {
         self.user_id = Some(id);
         self.username = Some(username.clone());
+        self
+    }
+
+    /// With the account concerned, when only its id is at hand.
+    pub fn user_id(mut self, id: UserId) -> Self {
+        self.user_id = Some(id);
         self
     }
 

@@ -34,6 +34,10 @@ pub enum AuthError {
     /// A refresh token that is not valid (any reason).
     #[error("invalid grant")]
     InvalidGrant,
+    /// An app's authentication failed: unknown client, wrong secret, or a secret from a public
+    /// client (RFC 6749 §5.2 `invalid_client`).
+    #[error("client authentication failed")]
+    InvalidClient,
     /// A session id that is not the caller's.
     #[error("not found")]
     NotFound,

@@ -1,4 +1,4 @@
-//! The public identifiers of users and sessions: what tokens name (`sub`, `sid`), what the
+//! The public identifiers of users, sessions and apps (clients): what tokens name (`sub`, `sid`), what the
 //! denylist and the revocation feed speak of, and all a verifier of tokens needs to know of
 //! accounts and sessions. They live apart from the accounts and sessions they identify so that
 //! verifying a token needs neither (see the `server` feature).
@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::secret::TokenDigest;
+use crate::secret::{TokenDigest, b64url, fill_random};
 
 /// Defines a public id: a UUID newtype, random when new, written hyphenated, and moved in and
 /// out of stores as its UUID. One definition, so both ids parse and print alike.
@@ -69,6 +69,39 @@ impl SessionId {
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&hashed.as_bytes()[..16]);
         Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+}
+
+/// A client's public identifier (`client_id`): 22 base64url characters of 128 random bits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// A new random id.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        fill_random(&mut bytes);
+        Self(b64url(&bytes))
+    }
+
+    /// An id as presented (a request's `client_id`, an operator's argument): 1 to 64 characters
+    /// of `A-Z a-z 0-9 . _ -`, else `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
+        valid.then(|| Self(text.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -18,8 +18,11 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// A refresh token that is invalid, expired or revoked (RFC 6749 §5.2 `invalid_grant`).
-    #[error("the refresh token is invalid, expired or revoked")]
+    #[error("the grant (refresh token or authorization code) is invalid, expired or revoked")]
     InvalidGrant,
+    /// An app's authentication failed (RFC 6749 §5.2 `invalid_client`).
+    #[error("client authentication failed: unknown client, wrong secret, or a secret from a public client")]
+    InvalidClient,
     /// A `grant_type` the token endpoint does not take.
     #[error("supported grant types: password, refresh_token")]
     UnsupportedGrantType,
@@ -116,7 +119,7 @@ impl ApiError {
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::InvalidCredentials { status } => *status,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated { .. } | Self::InvalidClient => StatusCode::UNAUTHORIZED,
             Self::CsrfRejected(_) => StatusCode::FORBIDDEN,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,6 +131,7 @@ impl ApiError {
             Self::Malformed(_) => "malformed_request",
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidGrant => "invalid_grant",
+            Self::InvalidClient => "invalid_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidInput { .. } => "invalid_input",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -155,6 +159,7 @@ impl ApiError {
             Self::Malformed(_) => "Malformed request",
             Self::InvalidRequest(_) => "Invalid request",
             Self::InvalidGrant => "Invalid grant",
+            Self::InvalidClient => "Invalid client",
             Self::UnsupportedGrantType => "Unsupported grant type",
             Self::InvalidInput { .. } => "Invalid input",
             Self::UnsupportedMediaType { .. } => "Unsupported media type",
@@ -180,6 +185,7 @@ impl ApiError {
         let (status, error) = match &self {
             Self::InvalidCredentials { .. } | Self::InvalidGrant => (StatusCode::BAD_REQUEST, "invalid_grant"),
             Self::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+            Self::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
             // An extension error code (RFC 6749 §8.5), as other OAuth servers answer it.
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::CsrfRejected(_) => (StatusCode::FORBIDDEN, "invalid_request"),
@@ -193,6 +199,12 @@ impl ApiError {
             _ => (StatusCode::BAD_REQUEST, "invalid_request"),
         };
         let mut response = oauth_error(status, error, self.public_detail());
+        if let Self::InvalidClient = self {
+            // RFC 6749 §5.2: a 401 names the scheme the client may authenticate with.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="latchkey""#));
+        }
         self.add_retry_after(response.headers_mut());
         self.attach_fault(&mut response);
         response
@@ -239,6 +251,7 @@ impl From<AuthError> for ApiError {
                 Self::TooManyAttempts { retry_after }
             }
             AuthError::NotFound => Self::SessionNotFound,
+            AuthError::InvalidClient => Self::InvalidClient,
             // Clients are registered by the operator's commands; no route changes one.
             AuthError::Client(err) => Self::Internal(err.to_string()),
             AuthError::Data(err) => match err {

@@ -7,6 +7,7 @@
 
 mod auth;
 mod body;
+mod client_auth;
 mod config;
 mod cookies;
 mod cors;

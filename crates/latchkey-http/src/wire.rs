@@ -131,6 +131,21 @@ pub(crate) enum TokenRequest {
     Password(PasswordGrant),
     /// Rotate the refresh token.
     Refresh(RefreshGrant),
+    /// An app redeems an authorization code (single sign-on).
+    AuthorizationCode(AuthorizationCodeGrant),
+}
+
+/// The authorization code grant (RFC 6749 §4.1.3, with PKCE), for an app that authenticates
+/// with `client_secret_basic`, `client_secret_post`, or (public) `client_id` alone.
+#[derive(ToSchema, Serialize)]
+pub(crate) struct AuthorizationCodeGrant {
+    #[schema(pattern = "^authorization_code$")]
+    grant_type: String,
+    code: String,
+    redirect_uri: String,
+    code_verifier: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
 }
 
 /// The password grant (RFC 6749 §4.3).
@@ -150,13 +165,28 @@ pub(crate) struct RefreshGrant {
     refresh_token: Option<String>,
 }
 
-/// RFC 7009 revocation.
+/// RFC 7009 revocation; an app's token needs that app's authentication (Basic, or
+/// `client_id` and `client_secret` here).
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "describes the parameters the revocation endpoint reads by name")]
 pub(crate) struct RevokeRequest {
     #[schema(min_length = 1)]
     token: String,
     token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// RFC 7662 introspection, by a confidential app (Basic, or `client_id` and `client_secret`
+/// here) or with the service token.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "describes the parameters the introspection endpoint reads by name")]
+pub(crate) struct IntrospectionRequest {
+    #[schema(min_length = 1)]
+    token: String,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
 }
 
 /// Where the token endpoint puts the tokens.
@@ -181,6 +211,53 @@ pub(crate) struct TokenPair {
     pub(crate) session_id: String,
 }
 
+/// An app's tokens (single sign-on): the `authorization_code` grant's answer, and the
+/// `refresh_token` grant's for an app's session (without a new ID token).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AppTokens {
+    pub(crate) access_token: String,
+    /// Always `Bearer`.
+    pub(crate) token_type: &'static str,
+    pub(crate) expires_in: i64,
+    pub(crate) refresh_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) id_token: Option<String>,
+    pub(crate) scope: String,
+}
+
+/// The userinfo endpoint's answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserInfo {
+    pub(crate) sub: String,
+    /// With the `profile` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) preferred_username: Option<String>,
+}
+
+/// RFC 7662 introspection: `{"active": false}` alone, or everything about an active token.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Introspection {
+    pub(crate) active: bool,
+    #[serde(flatten)]
+    pub(crate) token: Option<ActiveToken>,
+}
+
+/// What introspection tells of an active token.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ActiveToken {
+    pub(crate) sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_id: Option<String>,
+    pub(crate) sid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) scope: Option<String>,
+    pub(crate) exp: i64,
+    pub(crate) iat: i64,
+    pub(crate) username: String,
+    /// `Bearer` for an access token, `refresh_token` for a refresh token.
+    pub(crate) token_type: &'static str,
+}
+
 /// Tokens delivered as cookies (`?delivery=cookie`): the body keeps only what scripts need.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct CookieDelivery {
@@ -194,10 +271,12 @@ pub(crate) struct CookieDelivery {
 
 /// A token endpoint answer.
 #[derive(ToSchema)]
-#[allow(dead_code, reason = "the oneOf of the two answers; each is built on its own")]
+#[allow(dead_code, reason = "the oneOf of the answers; each is built on its own")]
 pub(crate) enum TokenResponse {
     /// The default delivery.
     Body(TokenPair),
+    /// An app's tokens.
+    App(AppTokens),
     /// `?delivery=cookie`.
     Cookies(CookieDelivery),
 }
@@ -239,11 +318,18 @@ pub(crate) struct Device {
     pub(crate) user_agent: Option<String>,
     pub(crate) ip: Option<String>,
     pub(crate) current: bool,
+    /// The app whose session this is (single sign-on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_id: Option<String>,
+    /// That app's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_name: Option<String>,
 }
 
 impl Device {
-    /// `session` in the device list of the caller whose credential belongs to `current`.
-    pub(crate) fn new(session: &Session, current: SessionId) -> Self {
+    /// `session` in the device list of the caller whose credential belongs to `current`;
+    /// `app_name` names the app of an app's session.
+    pub(crate) fn new(session: &Session, current: SessionId, app_name: Option<&str>) -> Self {
         Self {
             id: session.id.to_string(),
             kind: session.kind.as_str(),
@@ -253,6 +339,8 @@ impl Device {
             user_agent: session.client.user_agent.clone(),
             ip: session.client.ip.clone(),
             current: session.id == current,
+            client_id: session.app.as_ref().map(|app| app.client_id.to_string()),
+            client_name: app_name.map(str::to_owned),
         }
     }
 }
@@ -322,16 +410,28 @@ pub(crate) struct Status {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Discovery {
     pub(crate) issuer: String,
-    pub(crate) jwks_uri: String,
+    pub(crate) authorization_endpoint: String,
     pub(crate) token_endpoint: String,
+    pub(crate) userinfo_endpoint: String,
+    pub(crate) jwks_uri: String,
     pub(crate) revocation_endpoint: String,
+    pub(crate) introspection_endpoint: String,
+    pub(crate) scopes_supported: Vec<&'static str>,
+    pub(crate) claims_supported: Vec<&'static str>,
     pub(crate) grant_types_supported: Vec<&'static str>,
     pub(crate) response_types_supported: Vec<&'static str>,
+    pub(crate) response_modes_supported: Vec<&'static str>,
+    pub(crate) code_challenge_methods_supported: Vec<&'static str>,
+    pub(crate) prompt_values_supported: Vec<&'static str>,
     pub(crate) token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub(crate) revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub(crate) introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     pub(crate) id_token_signing_alg_values_supported: Vec<&'static str>,
     pub(crate) access_token_signing_alg_values_supported: Vec<&'static str>,
     pub(crate) subject_types_supported: Vec<&'static str>,
+    pub(crate) authorization_response_iss_parameter_supported: bool,
+    pub(crate) backchannel_logout_supported: bool,
+    pub(crate) backchannel_logout_session_supported: bool,
 }
 
 /// Declares the two ways to authenticate.

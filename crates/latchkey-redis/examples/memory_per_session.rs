@@ -71,6 +71,7 @@ async fn main() {
                     idle_timeout: Duration::hours(12),
                     client: ClientInfo::new(Some(USER_AGENT), Some(format!("203.0.{}.{}", (i / 256) % 256, i % 256))),
                     revoked_at: None,
+                    app: None,
                 };
                 store.insert(&session).await.unwrap();
                 ids.push(session.id);

@@ -319,14 +319,33 @@ impl SessionStore for RedisSessionStore {
         at: OffsetDateTime,
         until: &(dyn Fn(SessionKind) -> OffsetDateTime + Send + Sync),
     ) -> Result<Vec<Revocation>, StoreError> {
-        let live: Vec<Session> = match scope {
-            RevokeScope::One(id) => self.get(id).await?.into_iter().filter(|s| s.is_live(at)).collect(),
-            RevokeScope::OneOf { user, session } => {
-                self.get(session).await?.into_iter().filter(|s| s.user_id == user && s.is_live(at)).collect()
+        // A session's end is also the end of the app sessions under it (single sign-on), which
+        // are sessions of the same user; the session kept by "all but this one" keeps its apps.
+        let under = |session: &Session, sso: SessionId| session.app.as_ref().is_some_and(|app| app.sso_session == sso);
+        let one = |id: SessionId, user: Option<UserId>| async move {
+            let Some(session) = self.get(id).await? else {
+                return Ok::<_, StoreError>(Vec::new());
+            };
+            if user.is_some_and(|user| user != session.user_id) {
+                return Ok(Vec::new());
             }
+            let mut live: Vec<Session> = self
+                .indexed_sessions(session.user_id, at)
+                .await?
+                .into_iter()
+                .filter(|other| other.id != id && under(other, id))
+                .collect();
+            if session.is_live(at) {
+                live.push(session);
+            }
+            Ok(live)
+        };
+        let live: Vec<Session> = match scope {
+            RevokeScope::One(id) => one(id, None).await?,
+            RevokeScope::OneOf { user, session } => one(session, Some(user)).await?,
             RevokeScope::AllOf(user) => self.indexed_sessions(user, at).await?,
             RevokeScope::AllOfExcept(user, keep) => {
-                self.indexed_sessions(user, at).await?.into_iter().filter(|s| s.id != keep).collect()
+                self.indexed_sessions(user, at).await?.into_iter().filter(|s| s.id != keep && !under(s, keep)).collect()
             }
         };
         if live.is_empty() {

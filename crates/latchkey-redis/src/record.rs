@@ -7,11 +7,15 @@
 //! ```text
 //! 0  format (1)        1  kind (0 cookie, 1 token)   2  flags (1 rotated, 2 revoked,
 //!                                                        4 user agent, 8 ip as text,
-//!                                                        16 ip as 4 or 16 bytes)
+//!                                                        16 ip as 4 or 16 bytes,
+//!                                                        64 an app's session)
 //! 3  last seen         11 refresh counter             19 created
 //! 27 absolute end      35 idle timeout                43 user id (16 bytes)
 //! 59 rotated at, if flag 1; then revoked at, if flag 2
-//!    digest length (0 or 32), digest; ip length, ip; the packed user agent
+//!    digest length (0 or 32), digest; ip length, ip;
+//!    if flag 64: the SSO session's id (16), client id length (1), client id, scope length (1),
+//!    scope (space-separated);
+//!    the packed user agent
 //! if flag 32, a trailer: the session's data (packed by [`pack_data`]), its version (8), its
 //!    length (4)
 //! ```
@@ -24,8 +28,9 @@
 use std::net::IpAddr;
 
 use latchkey_core::accounts::UserId;
+use latchkey_core::clients::ClientId;
 use latchkey_core::secret::TokenDigest;
-use latchkey_core::sessions::{ClientInfo, Session, SessionId, SessionKind, StoredData};
+use latchkey_core::sessions::{AppSession, ClientInfo, Session, SessionId, SessionKind, StoredData};
 use latchkey_core::store::StoreError;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -40,6 +45,7 @@ const HAS_USER_AGENT: u8 = 4;
 const IP_TEXT: u8 = 8;
 const IP_BINARY: u8 = 16;
 const HAS_DATA: u8 = 32;
+const APP: u8 = 64;
 
 /// The bytes after the data: its version (8) and its length (4).
 const DATA_TRAILER: usize = 12;
@@ -70,6 +76,7 @@ pub fn encode(session: &Session) -> Vec<u8> {
         (session.rotated_at.is_some(), ROTATED),
         (session.revoked_at.is_some(), REVOKED),
         (user_agent.is_some(), HAS_USER_AGENT),
+        (session.app.is_some(), APP),
     ] {
         if present {
             flags |= flag;
@@ -107,6 +114,15 @@ pub fn encode(session: &Session) -> Vec<u8> {
     // Filtered above to fit.
     value.push(u8::try_from(ip.len()).unwrap_or(0));
     value.extend_from_slice(&ip);
+    if let Some(app) = &session.app {
+        value.extend_from_slice(app.sso_session.as_uuid().as_bytes());
+        // Client ids are at most 64 characters and scopes a few known words.
+        for text in [app.client_id.as_str().to_owned(), app.scope()] {
+            let text = &text.as_bytes()[..text.len().min(usize::from(u8::MAX))];
+            value.push(u8::try_from(text.len()).unwrap_or(u8::MAX));
+            value.extend_from_slice(text);
+        }
+    }
     if let Some(packed) = user_agent {
         value.extend_from_slice(&packed);
     }
@@ -232,6 +248,18 @@ fn decode_record(id: SessionId, value: &[u8]) -> Result<Session, StoreError> {
     let ip_len = usize::from(take(1)?[0]);
     let ip = take(ip_len)?;
     let ip = unpack_ip(flags, ip)?;
+    let app = if flags & APP != 0 {
+        let sso: [u8; 16] = take(16)?.try_into().map_err(|_| corrupt("SSO session"))?;
+        let client_len = usize::from(take(1)?[0]);
+        let client = std::str::from_utf8(take(client_len)?).ok().and_then(ClientId::parse);
+        let client_id = client.ok_or_else(|| corrupt("client id"))?;
+        let scope_len = usize::from(take(1)?[0]);
+        let scope = std::str::from_utf8(take(scope_len)?).map_err(|_| corrupt("scope"))?;
+        let scopes = scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        Some(AppSession { client_id, sso_session: SessionId::from_uuid(Uuid::from_bytes(sso)), scopes })
+    } else {
+        None
+    };
     let user_agent = if flags & HAS_USER_AGENT != 0 {
         Some(user_agent::unpack(rest).ok_or_else(|| corrupt("user agent"))?)
     } else {
@@ -250,6 +278,7 @@ fn decode_record(id: SessionId, value: &[u8]) -> Result<Session, StoreError> {
         idle_timeout: Duration::microseconds(number(IDLE)),
         client: ClientInfo { user_agent, ip },
         revoked_at,
+        app,
     })
 }
 
@@ -306,6 +335,11 @@ mod tests {
             idle_timeout: Duration::hours(12),
             client: ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0"), Some("2001:db8::1".into())),
             revoked_at: Some(at(9)),
+            app: (kind == SessionKind::Token).then(|| AppSession {
+                client_id: ClientId::generate(),
+                sso_session: SessionId::generate(),
+                scopes: vec!["openid".into(), "profile".into()],
+            }),
         }
     }
 
@@ -317,6 +351,7 @@ mod tests {
             let bare = Session {
                 rotated_at: None,
                 revoked_at: None,
+                app: None,
                 client: ClientInfo { user_agent: None, ip: None },
                 ..full
             };
@@ -341,7 +376,7 @@ mod tests {
         assert_eq!(read(COUNTER), 42);
         assert_eq!(read(ABSOLUTE), micros(session.absolute_expires_at));
         assert_eq!(read(IDLE), Duration::hours(12).whole_microseconds() as i64);
-        assert_eq!(value[2], ROTATED | REVOKED | HAS_USER_AGENT | IP_BINARY);
+        assert_eq!(value[2], ROTATED | REVOKED | HAS_USER_AGENT | IP_BINARY | APP);
         let read_at = |offset: usize| read(offset);
         assert_eq!(read_at(OPTIONAL), micros(session.rotated_at.unwrap_or(OffsetDateTime::UNIX_EPOCH)));
         assert_eq!(read_at(OPTIONAL + 8), micros(session.revoked_at.unwrap_or(OffsetDateTime::UNIX_EPOCH)));

@@ -82,6 +82,7 @@ fn session(user: UserId, kind: SessionKind, now: OffsetDateTime, lifetime: Durat
         idle_timeout: Duration::hours(1),
         client: ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0"), Some("192.0.2.7".into())),
         revoked_at: None,
+        app: None,
     }
 }
 

@@ -12,8 +12,9 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use latchkey_core::accounts::{Account, PasswordHash, UserId, Username};
 use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
+use latchkey_core::clients::ClientId;
 use latchkey_core::secret::TokenDigest;
-use latchkey_core::sessions::{ClientInfo, DataWrite, Session, SessionId, SessionKind, StoredData};
+use latchkey_core::sessions::{AppSession, ClientInfo, DataWrite, Session, SessionId, SessionKind, StoredData};
 use latchkey_core::store::{
     AccountStore, AuditLog, CreateAccount, KeyStore, Revocation, RevocationLog, RevokeScope, Rotation, SessionStore,
     StoreError, StoreHealth, StoredKey, Stores,
@@ -369,7 +370,7 @@ fn account_from(row: &AnyRow) -> Result<Account, StoreError> {
 }
 
 const SESSION_COLUMNS: &str = "id, user_id, kind, secret_digest, refresh_counter, rotated_at, created_at, \
-     last_seen_at, absolute_expires_at, idle_timeout_us, user_agent, ip, revoked_at";
+     last_seen_at, absolute_expires_at, idle_timeout_us, user_agent, ip, revoked_at, client_id, sso_session_id, scope";
 
 fn session_from(row: &AnyRow) -> Result<Session, StoreError> {
     let kind: String = row.try_get("kind").map_err(fail)?;
@@ -399,7 +400,23 @@ fn session_from(row: &AnyRow) -> Result<Session, StoreError> {
             ip: row.try_get("ip").map_err(fail)?,
         },
         revoked_at: optional_time("revoked_at")?,
+        app: app_from(row)?,
     })
+}
+
+/// The app part of a session row: all three columns or none.
+fn app_from(row: &AnyRow) -> Result<Option<AppSession>, StoreError> {
+    let client: Option<String> = row.try_get("client_id").map_err(fail)?;
+    let sso: Option<String> = row.try_get("sso_session_id").map_err(fail)?;
+    let scope: Option<String> = row.try_get("scope").map_err(fail)?;
+    let (Some(client), Some(sso), Some(scope)) = (client, sso, scope) else {
+        return Ok(None);
+    };
+    Ok(Some(AppSession {
+        client_id: ClientId::parse(&client).ok_or_else(|| StoreError::Corrupt("session's client id".into()))?,
+        sso_session: SessionId::from_uuid(uuid(&sso)?),
+        scopes: scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    }))
 }
 
 fn revocation_from(row: &AnyRow) -> Result<Revocation, StoreError> {
@@ -491,8 +508,10 @@ const REVOCATION_LOG_LOCK: i64 = 0x6c61_7463_686b_6579; // "latchkey"
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn insert(&self, session: &Session) -> Result<(), StoreError> {
-        let sql = self
-            .sql(format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        let sql = self.sql(format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ));
+        let app = session.app.as_ref();
         sqlx::query(&sql)
             .bind(session.id.to_string())
             .bind(session.user_id.to_string())
@@ -507,6 +526,9 @@ impl SessionStore for SqlStore {
             .bind(session.client.user_agent.clone())
             .bind(session.client.ip.clone())
             .bind(session.revoked_at.map(micros))
+            .bind(app.map(|app| app.client_id.to_string()))
+            .bind(app.map(|app| app.sso_session.to_string()))
+            .bind(app.map(AppSession::scope))
             .execute(&self.pool)
             .await
             .map_err(fail)?;
@@ -603,15 +625,19 @@ impl SessionStore for SqlStore {
         at: OffsetDateTime,
         until: &(dyn Fn(SessionKind) -> OffsetDateTime + Send + Sync),
     ) -> Result<Vec<Revocation>, StoreError> {
-        let (filter, first, second) = match scope {
-            RevokeScope::One(id) => ("id = ?", id.to_string(), None),
-            RevokeScope::OneOf { user, session } => {
-                ("user_id = ? AND id = ?", user.to_string(), Some(session.to_string()))
-            }
-            RevokeScope::AllOf(user) => ("user_id = ?", user.to_string(), None),
-            RevokeScope::AllOfExcept(user, keep) => {
-                ("user_id = ? AND id <> ?", user.to_string(), Some(keep.to_string()))
-            }
+        // A session's end is also the end of the app sessions under it (single sign-on); the
+        // session kept by "all but this one" keeps its apps.
+        let (filter, binds) = match scope {
+            RevokeScope::One(id) => ("(id = ? OR sso_session_id = ?)", vec![id.to_string(), id.to_string()]),
+            RevokeScope::OneOf { user, session } => (
+                "user_id = ? AND (id = ? OR sso_session_id = ?)",
+                vec![user.to_string(), session.to_string(), session.to_string()],
+            ),
+            RevokeScope::AllOf(user) => ("user_id = ?", vec![user.to_string()]),
+            RevokeScope::AllOfExcept(user, keep) => (
+                "user_id = ? AND id <> ? AND (sso_session_id IS NULL OR sso_session_id <> ?)",
+                vec![user.to_string(), keep.to_string(), keep.to_string()],
+            ),
         };
         let now = micros(at);
         let mut tx = self.pool.begin().await.map_err(fail)?;
@@ -619,10 +645,9 @@ impl SessionStore for SqlStore {
         // read, so the lock is never upgraded, which WAL answers with SQLITE_BUSY).
         self.lock_log(&mut tx).await?;
         let sql = self.sql(format!("UPDATE sessions SET revoked_at = ? WHERE {LIVE} AND {filter} RETURNING id, kind"));
-        let (first_again, second_again) = (first.clone(), second.clone());
-        let mut query = sqlx::query(&sql).bind(now).bind(now).bind(now).bind(first);
-        if let Some(second) = second {
-            query = query.bind(second);
+        let mut query = sqlx::query(&sql).bind(now).bind(now).bind(now);
+        for value in &binds {
+            query = query.bind(value.clone());
         }
         let rows = query.fetch_all(&mut *tx).await.map_err(fail)?;
         let mut matched = Vec::with_capacity(rows.len());
@@ -639,9 +664,9 @@ impl SessionStore for SqlStore {
             let sql = self.sql(format!(
                 "DELETE FROM session_data WHERE session_id IN (SELECT id FROM sessions WHERE revoked_at = ? AND {filter})"
             ));
-            let mut query = sqlx::query(&sql).bind(now).bind(first_again);
-            if let Some(second) = second_again {
-                query = query.bind(second);
+            let mut query = sqlx::query(&sql).bind(now);
+            for value in binds {
+                query = query.bind(value);
             }
             query.execute(&mut *tx).await.map_err(fail)?;
         }

@@ -11,7 +11,7 @@ use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
 use latchkey_core::authorization::{AuthorizationCode, CodeChallenge, Consent, Redemption};
 use latchkey_core::clients::{Client, ClientId, IdTokenAlg, RegisteredUri};
 use latchkey_core::secret::{SecretToken, ServerSecret};
-use latchkey_core::sessions::{ClientInfo, DataWrite, Session, SessionId, SessionKind, StoredData};
+use latchkey_core::sessions::{AppSession, ClientInfo, DataWrite, Session, SessionId, SessionKind, StoredData};
 use latchkey_core::store::{CreateAccount, RevokeScope, Rotation, StoreError, StoredKey, Stores};
 use latchkey_core::throttle::ThrottleKey;
 use time::{Duration, OffsetDateTime};
@@ -52,6 +52,9 @@ where
             Box::pin(a_data_write_racing_a_revocation_leaves_no_data(s))
         }),
         ("revocation_scopes_end_exactly_their_sessions", |s| Box::pin(revocation_scopes_end_exactly_their_sessions(s))),
+        ("an_apps_session_round_trips_and_ends_with_its_sign_in", |s| {
+            Box::pin(an_apps_session_round_trips_and_ends_with_its_sign_in(s))
+        }),
         ("the_revocation_log_is_ordered_and_bounded", |s| Box::pin(the_revocation_log_is_ordered_and_bounded(s))),
         ("live_lists_hide_revoked_and_expired_sessions", |s| Box::pin(live_lists_hide_revoked_and_expired_sessions(s))),
         ("purge_deletes_only_ended_sessions", |s| Box::pin(purge_deletes_only_ended_sessions(s))),
@@ -117,6 +120,7 @@ fn session(user: UserId, kind: SessionKind, created: OffsetDateTime) -> Session 
         idle_timeout: Duration::hours(12),
         client: ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"), Some("127.0.0.1".into())),
         revoked_at: None,
+        app: None,
     }
 }
 
@@ -359,6 +363,64 @@ async fn revocation_scopes_end_exactly_their_sessions(stores: Stores) -> CheckRe
     ensure!(bob_live.len() == 1, "bob lost sessions");
     let read = stores.sessions.get(a[0].id).await.map_err(store)?.ok_or("revoked session vanished")?;
     ensure!(read.revoked_at == Some(at), "revoked_at is {:?}", read.revoked_at);
+    Ok(())
+}
+
+/// An app's session under `sso`, for `client`.
+fn app_session(sso: &Session, client: &ClientId) -> Session {
+    Session {
+        app: Some(AppSession {
+            client_id: client.clone(),
+            sso_session: sso.id,
+            scopes: vec!["openid".into(), "profile".into()],
+        }),
+        ..session(sso.user_id, SessionKind::Token, sso.created_at + Duration::seconds(1))
+    }
+}
+
+async fn an_apps_session_round_trips_and_ends_with_its_sign_in(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let (notes, board) = (ClientId::generate(), ClientId::generate());
+    let at = t0() + Duration::minutes(1);
+    let until = |_: SessionKind| at + Duration::minutes(10);
+    // Two sign-ins, each with two apps; and a first-party token session.
+    let sso: Vec<Session> =
+        (0..2).map(|i| session(alice.id, SessionKind::Cookie, t0() + Duration::seconds(i))).collect();
+    let apps: Vec<Session> = sso.iter().flat_map(|sso| [app_session(sso, &notes), app_session(sso, &board)]).collect();
+    let own = session(alice.id, SessionKind::Token, t0());
+    for s in sso.iter().chain(&apps).chain([&own]) {
+        stores.sessions.insert(s).await.map_err(store)?;
+    }
+    let read = stores.sessions.get(apps[0].id).await.map_err(store)?;
+    ensure!(read.as_ref() == Some(&apps[0]), "an app's session read back as {read:?}");
+
+    // Revoking one app's session ends that app only.
+    let one = stores.sessions.revoke(RevokeScope::One(apps[0].id), at, &until).await.map_err(store)?;
+    ensure!(one.len() == 1, "one app's session: revoked {}", one.len());
+    // Revoking a sign-in ends every app session under it, logged like any revocation.
+    let ended = stores
+        .sessions
+        .revoke(RevokeScope::OneOf { user: alice.id, session: sso[0].id }, at, &until)
+        .await
+        .map_err(store)?;
+    let mut ids: Vec<SessionId> = ended.iter().map(|entry| entry.session_id).collect();
+    ids.sort();
+    let mut expected = vec![sso[0].id, apps[1].id];
+    expected.sort();
+    ensure!(ids == expected, "ending a sign-in revoked {ids:?}, not it and its live app session");
+    // "All but this one" keeps the one and its apps.
+    let others =
+        stores.sessions.revoke(RevokeScope::AllOfExcept(alice.id, sso[1].id), at, &until).await.map_err(store)?;
+    ensure!(
+        others.len() == 1 && others[0].session_id == own.id,
+        "AllOfExcept revoked {:?}",
+        others.iter().map(|entry| entry.session_id).collect::<Vec<_>>()
+    );
+    let live: Vec<SessionId> =
+        stores.sessions.list_live(alice.id, at).await.map_err(store)?.iter().map(|s| s.id).collect();
+    ensure!(live.len() == 3 && live.contains(&apps[2].id) && live.contains(&apps[3].id), "live: {live:?}");
+    let all = stores.sessions.revoke(RevokeScope::One(sso[1].id), at, &until).await.map_err(store)?;
+    ensure!(all.len() == 3, "the last sign-in ended {} sessions", all.len());
     Ok(())
 }
 

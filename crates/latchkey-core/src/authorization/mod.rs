@@ -7,10 +7,15 @@
 //! by the store, once, whichever instance asks; a second presentation learns what the first
 //! issued, so that it can be revoked.
 //!
-//! Not here: the registered apps themselves ([`crate::clients`]), and the sessions a
+//! Here too: checking an authorization request, deciding what it needs next (sign-in, consent
+//! or a code), and redeeming a code for an app's session under the user's sign-in.
+//!
+//! Not here: the registered apps themselves ([`crate::clients`]), and the session record a
 //! redemption creates ([`crate::sessions`]).
 
 mod pkce;
+mod request;
+mod service;
 mod store;
 
 use std::fmt;
@@ -21,6 +26,11 @@ use crate::clients::ClientId;
 use crate::ids::{SessionId, UserId};
 use crate::secret::TokenDigest;
 pub use pkce::{CodeChallenge, PkceError};
+pub use request::{
+    AuthorizationError, AuthorizationErrorCode, AuthorizationParams, AuthorizationRequest, Prompt, RedirectedError,
+    SUPPORTED_SCOPES,
+};
+pub use service::{ActiveToken, AllowedApp, AppTokens, Decision, answer_location};
 pub use store::{CodeStore, ConsentStore, Redemption};
 
 /// How long a code can be redeemed after it was issued.

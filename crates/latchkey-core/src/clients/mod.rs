@@ -15,43 +15,11 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+pub use crate::ids::ClientId;
 use crate::keys::SigningAlgorithm;
-use crate::secret::{SecretToken, TokenDigest, b64url, fill_random};
+use crate::secret::{SecretToken, TokenDigest};
 pub use store::ClientStore;
 pub use uri::{RegisteredUri, UriError};
-
-/// A client's public identifier (`client_id`): 22 base64url characters of 128 random bits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(String);
-
-impl ClientId {
-    /// A new random id.
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; 16];
-        fill_random(&mut bytes);
-        Self(b64url(&bytes))
-    }
-
-    /// An id as presented (a request's `client_id`, an operator's argument): 1 to 64 characters
-    /// of `A-Z a-z 0-9 . _ -`, else `None`.
-    pub fn parse(text: &str) -> Option<Self> {
-        let valid = !text.is_empty()
-            && text.len() <= 64
-            && text.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
-        valid.then(|| Self(text.to_owned()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// How a client's ID tokens are signed: RS256 unless it registered another (OIDC Core §15.1
 /// makes RS256 the one every relying party supports).

@@ -1,10 +1,13 @@
 //! The service's operations on clients: registering one (and making sure a key of its
 //! ID-token algorithm signs), listing, removing, and rotating a confidential client's secret.
 
+use std::collections::HashMap;
+
 use super::{Client, ClientError, ClientId, NewClient, Registered, RegisteredUri};
 use crate::error::AuthError;
 use crate::latchkey::Latchkey;
 use crate::secret::SecretToken;
+use crate::sessions::Session;
 
 impl Latchkey {
     /// Registers a client; a confidential one gets a new secret, returned this once.
@@ -49,6 +52,21 @@ impl Latchkey {
     /// A registered client by id.
     pub async fn client(&self, id: &ClientId) -> Result<Option<Client>, AuthError> {
         Ok(self.inner.stores.clients.get(id).await?)
+    }
+
+    /// The names of the apps that `sessions` belong to (for a device list), by client id. An
+    /// app removed since has no name here.
+    pub async fn app_names(&self, sessions: &[Session]) -> Result<HashMap<ClientId, String>, AuthError> {
+        let mut names = HashMap::new();
+        for app in sessions.iter().filter_map(|session| session.app.as_ref()) {
+            if names.contains_key(&app.client_id) {
+                continue;
+            }
+            if let Some(client) = self.inner.stores.clients.get(&app.client_id).await? {
+                names.insert(client.id, client.name);
+            }
+        }
+        Ok(names)
     }
 
     /// Removes a client; `NotFound` for an unknown id.

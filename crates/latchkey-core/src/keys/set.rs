@@ -188,6 +188,8 @@ mod tests {
             jti: "j".into(),
             sid: "s".into(),
             preferred_username: "alice".into(),
+            client_id: None,
+            scope: None,
         }
     }
 

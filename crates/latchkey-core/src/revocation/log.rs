@@ -28,6 +28,12 @@ pub enum RevocationCause {
     /// A newer login of its user passed the sessions-per-user cap and this was the session
     /// used longest ago.
     SessionLimit,
+    /// The user withdrew the app's consent (its sessions end).
+    ConsentWithdrawn,
+    /// An authorization code was presented again (what its first use issued ends).
+    CodeReplayed,
+    /// The sign-in at latchkey that an app's session came from expired (single sign-on).
+    SignInExpired,
 }
 
 impl RevocationCause {
@@ -42,6 +48,9 @@ impl RevocationCause {
             Self::RefreshReuse => "refresh_reuse",
             Self::Admin => "admin",
             Self::SessionLimit => "session_limit",
+            Self::ConsentWithdrawn => "consent_withdrawn",
+            Self::CodeReplayed => "code_replayed",
+            Self::SignInExpired => "sign_in_expired",
         }
     }
 }

@@ -4,7 +4,7 @@
 use super::{Revocation, RevocationCause, RevokeScope};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
-use crate::ids::SessionId;
+use crate::ids::{ClientId, SessionId};
 use crate::latchkey::Latchkey;
 use crate::sessions::{Caller, SessionKind};
 use crate::tokens::RefreshToken;
@@ -81,8 +81,11 @@ impl Latchkey {
     }
 
     /// RFC 7009: revokes the session of a refresh or access token, if it is one of ours.
-    /// Unknown tokens are not an error.
-    pub async fn revoke_token(&self, token: &str) -> Result<(), AuthError> {
+    /// Unknown tokens are not an error. An app's token is revoked only by that app (`client`,
+    /// authenticated by the caller): without client authentication it is `InvalidClient`, and
+    /// from another app, or an app's request for a first-party token, nothing happens (as for
+    /// an unknown token).
+    pub async fn revoke_token(&self, token: &str, client: Option<&ClientId>) -> Result<(), AuthError> {
         let session = match RefreshToken::decode(token, &self.inner.server_secret) {
             Some(refresh) => Some(refresh.session_id),
             None => match self.verify_access_token(token, self.now()).await? {
@@ -90,9 +93,14 @@ impl Latchkey {
                 Err(_) => None,
             },
         };
-        if let Some(session) = session {
-            self.revoke(RevokeScope::One(session), RevocationCause::TokenRevoked).await?;
+        let Some(session) = session else { return Ok(()) };
+        let issued_to = self.inner.stores.sessions.get(session).await?.and_then(|session| session.app);
+        match (issued_to.as_ref().map(|app| &app.client_id), client) {
+            (Some(_), None) => return Err(AuthError::InvalidClient),
+            (issued_to, client) if issued_to != client => return Ok(()),
+            _ => {}
         }
+        self.revoke(RevokeScope::One(session), RevocationCause::TokenRevoked).await?;
         Ok(())
     }
 

@@ -61,6 +61,7 @@ impl Latchkey {
             idle_timeout: policy.idle_timeout(kind),
             client,
             revoked_at: None,
+            app: None,
         };
         self.inner.stores.sessions.insert(&session).await?;
         let credential = match cookie_secret {
@@ -81,7 +82,7 @@ impl Latchkey {
     /// Keeps a user within [`Policy::max_sessions_per_user`]: the sessions used longest ago
     /// (by recorded last use, then by creation) end, never the one just made. Audited as
     /// revocations with the cause `session_limit`.
-    async fn end_sessions_past_the_cap(&self, user: UserId, newest: SessionId) -> Result<(), AuthError> {
+    pub(crate) async fn end_sessions_past_the_cap(&self, user: UserId, newest: SessionId) -> Result<(), AuthError> {
         let cap = usize::try_from(self.inner.policy.max_sessions_per_user).unwrap_or(usize::MAX).max(1);
         let mut live = self.inner.stores.sessions.list_live(user, self.now()).await?;
         if live.len() <= cap {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 pub use crate::ids::SessionId;
-use crate::ids::UserId;
+use crate::ids::{ClientId, UserId};
 use crate::secret::TokenDigest;
 #[cfg(feature = "server")]
 pub use caller::{Caller, Profile};
@@ -121,6 +121,27 @@ pub struct Session {
     pub client: ClientInfo,
     /// Set once revoked; revoked sessions never come back.
     pub revoked_at: Option<OffsetDateTime>,
+    /// Set when this is an app's session under a sign-in at latchkey (single sign-on).
+    pub app: Option<AppSession>,
+}
+
+/// What makes a token session an app's (single sign-on): which app, the sign-in at latchkey
+/// (the SSO session) it was authorized under and ends with, and what the app may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSession {
+    /// The app.
+    pub client_id: ClientId,
+    /// The user's cookie session at latchkey that the app's authorization came from.
+    pub sso_session: SessionId,
+    /// The scopes granted, `openid` first.
+    pub scopes: Vec<String>,
+}
+
+impl AppSession {
+    /// The scopes as the `scope` claim and parameter spell them: space-separated.
+    pub fn scope(&self) -> String {
+        self.scopes.join(" ")
+    }
 }
 
 impl Session {

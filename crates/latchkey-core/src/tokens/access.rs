@@ -40,6 +40,12 @@ pub struct AccessClaims {
     pub sid: String,
     /// The user's name (usernames never change, so the claim cannot go stale).
     pub preferred_username: String,
+    /// The app the token was issued to, for an app's session (single sign-on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The scopes granted to that app, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl fmt::Debug for AccessClaims {

@@ -11,7 +11,7 @@ use crate::error::AuthError;
 use crate::ids::SessionId;
 use crate::latchkey::Latchkey;
 use crate::secret::{b64url, fill_random};
-use crate::sessions::Session;
+use crate::sessions::{AppSession, Session};
 
 /// A signed access token with its refresh token.
 pub struct TokenPair {
@@ -56,6 +56,8 @@ impl Latchkey {
             jti: b64url(&jti),
             sid: session.id.to_string(),
             preferred_username: username.as_str().to_owned(),
+            client_id: session.app.as_ref().map(|app| app.client_id.to_string()),
+            scope: session.app.as_ref().map(AppSession::scope),
         };
         let access_token = self.keys().sign(&claims)?;
         let refresh = RefreshToken { session_id: session.id, counter: session.refresh_counter };

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::TokenPair;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
-use crate::ids::SessionId;
+use crate::ids::{ClientId, SessionId};
 use crate::latchkey::Latchkey;
 use crate::revocation::{RevocationCause, RevokeScope};
 use crate::secret::{ServerSecret, b64url, b64url_decode};
@@ -81,7 +81,10 @@ impl Latchkey {
     /// Exchanges a refresh token for a new pair (RFC 9700 §4.14 rotation). The token retired by
     /// the most recent rotation is answered with the current pair within the grace window; any
     /// other retired token revokes the whole session.
-    pub async fn refresh(&self, presented: &str) -> Result<(Session, TokenPair), AuthError> {
+    ///
+    /// An app's session is refreshed only by its own app (`client`, authenticated by the
+    /// caller); a first-party session only without one.
+    pub async fn refresh(&self, presented: &str, client: Option<&ClientId>) -> Result<(Session, TokenPair), AuthError> {
         let token = RefreshToken::decode(presented, &self.inner.server_secret).ok_or(AuthError::InvalidGrant)?;
         let sessions = &self.inner.stores.sessions;
         // Two passes at most: losing the rotation race means another request rotated this very
@@ -100,6 +103,9 @@ impl Latchkey {
                 }
                 _ => return Err(AuthError::InvalidGrant),
             };
+            if session.app.as_ref().map(|app| &app.client_id) != client {
+                return Err(AuthError::InvalidGrant);
+            }
             let account = match self.inner.stores.accounts.by_id(session.user_id).await? {
                 Some(account) if !account.disabled => account,
                 _ => return Err(AuthError::InvalidGrant),

@@ -1,11 +1,13 @@
-//! `/account`: who is signed in, every device they are signed in on (both kinds), and the
-//! forms that end sessions and change the password.
+//! `/account`: who is signed in, every device they are signed in on (both kinds, and the apps
+//! signed in through latchkey), the apps they have allowed, and the forms that end sessions,
+//! withdraw an app's consent and change the password.
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::AuthError;
+use latchkey_core::clients::ClientId;
 use latchkey_core::sessions::SessionId;
 use serde::Deserialize;
 
@@ -23,16 +25,18 @@ enum Done {
     Revoked,
     OthersSignedOut,
     PasswordChanged,
+    Withdrawn,
 }
 
 impl Done {
-    const ALL: [Self; 3] = [Self::Revoked, Self::OthersSignedOut, Self::PasswordChanged];
+    const ALL: [Self; 4] = [Self::Revoked, Self::OthersSignedOut, Self::PasswordChanged, Self::Withdrawn];
 
     fn as_str(self) -> &'static str {
         match self {
             Self::Revoked => "revoked",
             Self::OthersSignedOut => "others_signed_out",
             Self::PasswordChanged => "password_changed",
+            Self::Withdrawn => "withdrawn",
         }
     }
 
@@ -41,6 +45,7 @@ impl Done {
             Self::Revoked => "That device is signed out.",
             Self::OthersSignedOut => "Every other device is signed out.",
             Self::PasswordChanged => "Your password is changed, and every other device is signed out.",
+            Self::Withdrawn => "The app may no longer sign you in, and its sessions are ended.",
         }
     }
 
@@ -57,6 +62,7 @@ struct AccountPage {
     user_id: String,
     member_since: Moment,
     devices: Vec<DeviceRow>,
+    apps: Vec<AppRow>,
     csrf_token: String,
     done: Option<&'static str>,
     errors: FormErrors,
@@ -69,12 +75,26 @@ impl AccountPage {
         let account =
             state.service.account(caller.user_id).await?.ok_or(ApiError::Unauthenticated { bad_bearer: false })?;
         let now = state.service.now();
-        let devices = state
-            .service
-            .sessions(caller.user_id)
-            .await?
+        let sessions = state.service.sessions(caller.user_id).await?;
+        let names = state.service.app_names(&sessions).await?;
+        let devices = sessions
             .iter()
-            .map(|session| DeviceRow::new(session, now, session.id == caller.session_id))
+            .map(|session| {
+                let app_name = session.app.as_ref().and_then(|app| names.get(&app.client_id)).map(String::as_str);
+                DeviceRow::new(session, now, session.id == caller.session_id, app_name)
+            })
+            .collect();
+        let apps = state
+            .service
+            .allowed_apps(caller.user_id)
+            .await?
+            .into_iter()
+            .map(|app| AppRow {
+                client_id: app.consent.client_id.to_string(),
+                name: app.name,
+                scopes: app.consent.scopes.join(", "),
+                allowed: Moment::new(app.consent.granted_at, now),
+            })
             .collect();
         Ok(Self {
             signed_in: Some(account.username.to_string()),
@@ -82,11 +102,20 @@ impl AccountPage {
             user_id: account.id.to_string(),
             member_since: Moment::new(account.created_at, now),
             devices,
+            apps,
             csrf_token: state.service.csrf_token(caller.session_id),
             done: None,
             errors: FormErrors::default(),
         })
     }
+}
+
+/// An app the user has allowed, on the account page.
+struct AppRow {
+    client_id: String,
+    name: String,
+    scopes: String,
+    allowed: Moment,
 }
 
 #[derive(Default, Deserialize)]
@@ -123,6 +152,20 @@ pub(super) async fn revoke(
         return Ok(signed_out(&state, Notice::SignedOut));
     }
     Ok(Done::Revoked.redirect())
+}
+
+/// `POST /account/apps/{client_id}/withdraw`: withdraws the consent to an app and signs the
+/// app out.
+pub(super) async fn withdraw(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    SignedInForm { auth, .. }: SignedInForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    let client = ClientId::parse(&client_id).ok_or(ApiError::NotFound)?;
+    if !state.service.withdraw_consent(&auth.caller, &client).await? {
+        return Err(ApiError::NotFound.into());
+    }
+    Ok(Done::Withdrawn.redirect())
 }
 
 #[derive(Deserialize)]

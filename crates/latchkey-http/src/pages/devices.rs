@@ -38,16 +38,19 @@ pub(crate) struct DeviceRow {
 }
 
 impl DeviceRow {
-    /// Describes `session` as of `now`; `current` marks the caller's own.
-    pub(crate) fn new(session: &Session, now: OffsetDateTime, current: bool) -> Self {
+    /// Describes `session` as of `now`; `current` marks the caller's own; `app_name` names
+    /// the app of an app's session.
+    pub(crate) fn new(session: &Session, now: OffsetDateTime, current: bool, app_name: Option<&str>) -> Self {
         let user_agent = session.client.user_agent.clone().unwrap_or_default();
+        let app = session.app.as_ref().map(|_| app_name.unwrap_or("A removed app"));
         Self {
             id: session.id.to_string(),
-            name: describe_user_agent(&user_agent),
+            name: app.map_or_else(|| describe_user_agent(&user_agent), |name| name.chars().take(MAX_NAME).collect()),
             user_agent,
-            kind: match session.kind {
-                SessionKind::Cookie => "Cookie session",
-                SessionKind::Token => "Tokens (access + refresh)",
+            kind: match (session.kind, app) {
+                (_, Some(_)) => "App (single sign-on)",
+                (SessionKind::Cookie, None) => "Cookie session",
+                (SessionKind::Token, None) => "Tokens (access + refresh)",
             },
             ip: session.client.ip.clone().unwrap_or_else(|| "unknown".into()),
             created: Moment::new(session.created_at, now),

@@ -10,9 +10,12 @@
 
 mod account;
 mod assets;
+mod authorize;
 mod devices;
 mod return_to;
 mod sign_in;
+
+pub(crate) use authorize::AUTHORIZE_PATH;
 
 use askama::Template;
 use axum::extract::{FromRequest, Request, State};
@@ -44,13 +47,22 @@ pub(crate) fn routes(config: &HttpConfig) -> Routes {
         .route("/account", get(account::account_page))
         .route("/account/sessions/{id}/revoke", post(account::revoke))
         .route("/account/logout", post(account::log_out))
+        .route("/account/apps/{client_id}/withdraw", post(account::withdraw))
         .route("/account/password", post(account::change_password))
+        .route(authorize::AUTHORIZE_PATH, get(authorize::authorize_get).post(authorize::authorize_post))
+        .route("/oauth2/consent", post(authorize::consent))
         .route("/playground", get(playground))
         .route("/assets/{name}", get(assets::asset));
     routes.map_router(|mut router| {
         router = router.method_not_allowed_fallback(method_not_allowed);
         for (name, value) in security_headers(config) {
-            router = router.layer(SetResponseHeaderLayer::overriding(name, value));
+            // A page may widen its own policy's `form-action` (see `authorize`); the rest is
+            // the same for every page.
+            router = if name == header::CONTENT_SECURITY_POLICY {
+                router.layer(SetResponseHeaderLayer::if_not_present(name, value))
+            } else {
+                router.layer(SetResponseHeaderLayer::overriding(name, value))
+            };
         }
         router
     })

@@ -9,6 +9,7 @@ use latchkey_core::sessions::SessionKind;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::authorize;
 use super::return_to::{ReturnTo, ReturnToError};
 use super::{CarriesCsrfToken, PageError, SignedInForm, check_form, render, sentence, signed_in};
 use crate::body::{FormBody, body_of};
@@ -33,10 +34,13 @@ pub(crate) enum Notice {
     SignedOutEverywhere,
     /// The browser's session was revoked or expired.
     SessionEnded,
+    /// An app asks for the password again (`prompt=login`, `max_age`).
+    Reauthenticate,
 }
 
 impl Notice {
-    const ALL: [Self; 4] = [Self::Created, Self::SignedOut, Self::SignedOutEverywhere, Self::SessionEnded];
+    const ALL: [Self; 5] =
+        [Self::Created, Self::SignedOut, Self::SignedOutEverywhere, Self::SessionEnded, Self::Reauthenticate];
 
     /// The parameter's value.
     pub(crate) fn as_str(self) -> &'static str {
@@ -45,6 +49,7 @@ impl Notice {
             Self::SignedOut => "signed_out",
             Self::SignedOutEverywhere => "signed_out_everywhere",
             Self::SessionEnded => "session_ended",
+            Self::Reauthenticate => "reauthenticate",
         }
     }
 
@@ -58,6 +63,7 @@ impl Notice {
             Self::SignedOut => "You are signed out on this device.",
             Self::SignedOutEverywhere => "You are signed out on every device.",
             Self::SessionEnded => "Your session on this device has ended. Sign in again.",
+            Self::Reauthenticate => "The app you came from asks you to confirm your password.",
         }
     }
 }
@@ -183,11 +189,22 @@ pub(super) async fn log_in_page(
         Err(refused) => return Ok(render(StatusCode::BAD_REQUEST, &LogInPage::refusing(&refused))),
     };
     let notice = Notice::parse(&params.notice);
-    if notice != Some(Notice::SessionEnded) && signed_in(&state, &headers).await?.is_some() {
+    let show_form = matches!(notice, Some(Notice::SessionEnded | Notice::Reauthenticate));
+    if !show_form && signed_in(&state, &headers).await?.is_some() {
         return Ok(Redirect::to(return_to.as_ref().map_or(HOME, ReturnTo::as_str)).into_response());
     }
     let page = LogInPage { notice: notice.map(Notice::message), ..LogInPage::new(return_to.as_ref()) };
-    Ok(render(StatusCode::OK, &page))
+    Ok(login_page(&state, StatusCode::OK, &page, return_to.as_ref()))
+}
+
+/// Renders the sign-in page; when it signs in for an app's authorization request, its form's
+/// redirects may end at the app.
+fn login_page(state: &AppState, status: StatusCode, page: &LogInPage, return_to: Option<&ReturnTo>) -> Response {
+    let mut response = render(status, page);
+    if let Some(redirect_uri) = return_to.and_then(|return_to| authorize::redirect_uri_of(return_to.as_str())) {
+        authorize::allow_form_to_reach(state, &mut response, &redirect_uri);
+    }
+    response
 }
 
 #[derive(Deserialize)]
@@ -244,7 +261,7 @@ pub(super) async fn log_in(State(state): State<AppState>, request: Request) -> R
                 errors: FormErrors::on("form", sentence(&err.public_detail())),
                 ..LogInPage::new(return_to.as_ref())
             };
-            let mut response = render(err.status(), &page);
+            let mut response = login_page(&state, err.status(), &page, return_to.as_ref());
             err.add_retry_after(response.headers_mut());
             response
         }

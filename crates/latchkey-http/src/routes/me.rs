@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use latchkey_core::sessions::SessionId;
+use latchkey_core::sessions::{Session, SessionId};
 
 use crate::auth::{Auth, Via};
 use crate::body::OptionalJsonBody;
@@ -59,7 +59,11 @@ pub(super) async fn me(State(state): State<AppState>, Auth(auth): Auth) -> Resul
 )]
 pub(super) async fn sessions(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
     let sessions = state.service.sessions(auth.caller.user_id).await?;
-    let list: Vec<Device> = sessions.iter().map(|session| Device::new(session, auth.caller.session_id)).collect();
+    let names = state.service.app_names(&sessions).await?;
+    let app_name =
+        |session: &Session| session.app.as_ref().and_then(|app| names.get(&app.client_id)).map(String::as_str);
+    let list: Vec<Device> =
+        sessions.iter().map(|session| Device::new(session, auth.caller.session_id, app_name(session))).collect();
     Ok(([NO_STORE], Json(list)).into_response())
 }
 

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod me;
+mod oidc;
 mod ops;
 mod revocations;
 pub(crate) mod session;
@@ -60,6 +61,8 @@ pub fn router(state: AppState) -> App {
         .route("/v1/sessions", cors(get(me::sessions), &[Method::GET]))
         .route("/v1/sessions/{id}", cors(delete(me::revoke_one), &[Method::DELETE]))
         .route("/v1/logout", cors(post(me::logout), &[Method::POST]))
+        .route(oidc::USERINFO_PATH, cors(get(oidc::userinfo).post(oidc::userinfo_post), &[Method::GET, Method::POST]))
+        .route(oidc::INTROSPECTION_PATH, plain(post(oidc::introspect)))
         .route("/v1/verify", plain(get(verify::verify)))
         .route("/v1/revocations", plain(get(revocations::revocations)))
         .route("/.well-known/jwks.json", cors(get(wellknown::jwks), &[Method::GET]))
@@ -92,6 +95,9 @@ pub fn router(state: AppState) -> App {
         session_data::read,
         session_data::replace,
         session_data::patch,
+        oidc::userinfo,
+        oidc::userinfo_post,
+        oidc::introspect,
         verify::verify,
         revocations::revocations,
         wellknown::jwks,

@@ -1,16 +1,18 @@
-//! `POST /v1/token` (RFC 6749 §5 shape; password and refresh_token grants; `?delivery=cookie`
-//! for the hybrid) and `POST /v1/token/revoke` (RFC 7009). Every error uses RFC 6749 §5.2.
+//! `POST /v1/token` (RFC 6749 §5 shape; password, refresh_token and, for apps signing in through
+//! latchkey, authorization_code grants; `?delivery=cookie` for the hybrid) and
+//! `POST /v1/token/revoke` (RFC 7009). Every error uses RFC 6749 §5.2.
 
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use latchkey_core::sessions::{Credential, Session, SessionKind};
+use latchkey_core::sessions::{AppSession, Credential, Session, SessionKind};
 use latchkey_core::tokens::TokenPair;
 
 use crate::auth::{CSRF_HEADER, check_origin};
 use crate::body::OAuthParams;
+use crate::client_auth::authenticated_client;
 use crate::cookies::request_cookie;
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
@@ -44,8 +46,9 @@ fn invalid_request(description: &'static str) -> Response {
     request_body(content((crate::wire::TokenRequest = "application/x-www-form-urlencoded"), (crate::wire::TokenRequest = "application/json"))),
     params(("delivery" = Option<crate::wire::Delivery>, Query, description = "body (default) or cookie")),
     responses(
-        (status = 200, description = "A token pair, in the body or (delivery=cookie) in cookies", body = crate::wire::TokenResponse),
+        (status = 200, description = "A token pair, in the body or (delivery=cookie) in cookies; an app's tokens with its ID token", body = crate::wire::TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 401, description = "invalid_client", body = crate::wire::OAuthError, content_type = "application/json"),
         (status = 403, description = "CSRF rule (cookie delivery)", body = crate::wire::OAuthError, content_type = "application/json"),
         (status = 413, description = "Body over 64 KiB", body = crate::wire::OAuthError, content_type = "application/json"),
         (status = 415, description = "Neither a form nor JSON", body = crate::wire::OAuthError, content_type = "application/json"),
@@ -68,6 +71,7 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, Response>
         check_origin(state, &headers).map_err(ApiError::into_oauth)?;
     }
     let kind = SessionKind::Token.as_str();
+    let app = authenticated_client(state, &headers, &params).await.map_err(ApiError::into_oauth)?;
     match params.get("grant_type") {
         None => Err(invalid_request("grant_type is required")),
         Some("password") => {
@@ -103,12 +107,49 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, Response>
                     );
                 }
             }
-            let (session, pair) =
-                state.service.refresh(&presented).await.map_err(|err| ApiError::from(err).into_oauth())?;
-            Ok(respond(state, delivery, &session, pair))
+            let (session, pair) = state
+                .service
+                .refresh(&presented, app.as_ref().map(|app| &app.id))
+                .await
+                .map_err(|err| ApiError::from(err).into_oauth())?;
+            match &session.app {
+                Some(granted) if delivery == Delivery::Body => Ok(app_tokens(pair, None, granted.scope())),
+                _ => Ok(respond(state, delivery, &session, pair)),
+            }
+        }
+        Some("authorization_code") => {
+            if delivery == Delivery::Cookie {
+                return Err(invalid_request("an app's tokens are delivered in the body"));
+            }
+            let Some(app) = app else { return Err(ApiError::InvalidClient.into_oauth()) };
+            let (Some(code), Some(redirect_uri), Some(verifier)) =
+                (params.get("code"), params.get("redirect_uri"), params.get("code_verifier"))
+            else {
+                return Err(invalid_request("the authorization_code grant needs code, redirect_uri and code_verifier"));
+            };
+            let issued = state
+                .service
+                .redeem_code(&app, code, redirect_uri, verifier, client)
+                .await
+                .map_err(|err| ApiError::from(err).into_oauth())?;
+            let scope = issued.session.app.as_ref().map(AppSession::scope).unwrap_or_default();
+            Ok(app_tokens(issued.pair, Some(issued.id_token), scope))
         }
         Some(_) => Err(ApiError::UnsupportedGrantType.into_oauth()),
     }
+}
+
+/// An app's tokens in the body.
+fn app_tokens(pair: TokenPair, id_token: Option<String>, scope: String) -> Response {
+    let body = wire::AppTokens {
+        access_token: pair.access_token,
+        token_type: "Bearer",
+        expires_in: pair.expires_in,
+        refresh_token: pair.refresh_token.to_string(),
+        id_token,
+        scope,
+    };
+    (StatusCode::OK, [NO_STORE, PRAGMA_NO_CACHE], Json(body)).into_response()
 }
 
 fn respond(state: &AppState, delivery: Delivery, session: &Session, pair: TokenPair) -> Response {
@@ -150,20 +191,26 @@ fn respond(state: &AppState, delivery: Delivery, session: &Session, pair: TokenP
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),
         (status = 400, description = "invalid_request", body = crate::wire::OAuthError, content_type = "application/json"),
+        (status = 401, description = "invalid_client: an app's token without its app's authentication", body = crate::wire::OAuthError, content_type = "application/json"),
         (status = 413, description = "Body over 64 KiB", body = crate::wire::OAuthError, content_type = "application/json"),
         (status = 415, description = "Neither a form nor JSON", body = crate::wire::OAuthError, content_type = "application/json"),
         (status = 503, description = "temporarily_unavailable", body = crate::wire::OAuthError, content_type = "application/json")
     )
 )]
 pub(super) async fn revoke(State(state): State<AppState>, request: Request) -> Response {
+    let headers = request.headers().clone();
     let params = match OAuthParams::from_request(request, &()).await {
         Ok(params) => params,
+        Err(err) => return err.into_oauth(),
+    };
+    let app = match authenticated_client(&state, &headers, &params).await {
+        Ok(app) => app,
         Err(err) => return err.into_oauth(),
     };
     let Some(token) = params.get("token") else {
         return invalid_request("token is required");
     };
-    match state.service.revoke_token(token).await {
+    match state.service.revoke_token(token, app.as_ref().map(|app| &app.id)).await {
         Ok(()) => (StatusCode::OK, [NO_STORE]).into_response(),
         Err(err) => ApiError::from(err).into_oauth(),
     }

@@ -5,6 +5,11 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use latchkey_core::authorization::SUPPORTED_SCOPES;
+use latchkey_core::clients::IdTokenAlg;
+
+use super::oidc::{INTROSPECTION_PATH, USERINFO_PATH};
+use crate::pages::AUTHORIZE_PATH;
 use crate::state::AppState;
 use crate::wire::Discovery;
 
@@ -39,19 +44,45 @@ pub(super) async fn jwks(State(state): State<AppState>) -> Response {
 )]
 pub(super) async fn discovery(State(state): State<AppState>) -> Response {
     let base = &state.config.public_url;
-    let alg = state.service.keys().signer_alg().as_str();
+    let access_alg = state.service.keys().signer_alg().as_str();
+    let app_auth = vec!["client_secret_basic", "client_secret_post", "none"];
     let body = Discovery {
         issuer: state.service.policy().issuer.clone(),
-        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        authorization_endpoint: format!("{base}{AUTHORIZE_PATH}"),
         token_endpoint: format!("{base}/v1/token"),
+        userinfo_endpoint: format!("{base}{USERINFO_PATH}"),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
         revocation_endpoint: format!("{base}/v1/token/revoke"),
-        grant_types_supported: vec!["password", "refresh_token"],
-        response_types_supported: vec![],
-        token_endpoint_auth_methods_supported: vec!["none"],
-        revocation_endpoint_auth_methods_supported: vec!["none"],
-        id_token_signing_alg_values_supported: vec![alg],
-        access_token_signing_alg_values_supported: vec![alg],
+        introspection_endpoint: format!("{base}{INTROSPECTION_PATH}"),
+        scopes_supported: SUPPORTED_SCOPES.to_vec(),
+        claims_supported: vec![
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "sid",
+            "at_hash",
+            "azp",
+            "preferred_username",
+        ],
+        grant_types_supported: vec!["authorization_code", "refresh_token", "password"],
+        response_types_supported: vec!["code"],
+        response_modes_supported: vec!["query"],
+        code_challenge_methods_supported: vec!["S256"],
+        prompt_values_supported: vec!["none", "login", "consent", "select_account"],
+        token_endpoint_auth_methods_supported: app_auth.clone(),
+        revocation_endpoint_auth_methods_supported: app_auth,
+        introspection_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
+        id_token_signing_alg_values_supported: IdTokenAlg::ALL.iter().map(IdTokenAlg::as_str).collect(),
+        access_token_signing_alg_values_supported: vec![access_alg],
         subject_types_supported: vec!["public"],
+        authorization_response_iss_parameter_supported: true,
+        // Back-channel logout is not delivered yet; discovery says so until it is.
+        backchannel_logout_supported: false,
+        backchannel_logout_session_supported: false,
     };
     ([(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))], Json(body)).into_response()
 }

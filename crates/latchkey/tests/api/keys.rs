@@ -38,8 +38,13 @@ async fn the_jwks_publishes_the_signing_key_and_discovery_points_to_it() {
     assert_eq!(discovery["jwks_uri"], format!("{ORIGIN}/.well-known/jwks.json"));
     assert_eq!(discovery["token_endpoint"], format!("{ORIGIN}/v1/token"));
     assert_eq!(discovery["revocation_endpoint"], format!("{ORIGIN}/v1/token/revoke"));
-    assert_eq!(discovery["grant_types_supported"], serde_json::json!(["password", "refresh_token"]));
-    assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!(["EdDSA"]));
+    assert_eq!(
+        discovery["grant_types_supported"],
+        serde_json::json!(["authorization_code", "refresh_token", "password"])
+    );
+    assert_eq!(discovery["access_token_signing_alg_values_supported"], serde_json::json!(["EdDSA"]));
+    // Apps' ID tokens: RS256 first (OIDC Core §15.1), whatever signs access tokens.
+    assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!(["RS256", "ES256", "EdDSA"]));
     assert!(discovery["token_endpoint_auth_methods_supported"].is_array());
 }
 

@@ -20,6 +20,7 @@ mod pages;
 mod revocation_feed;
 mod session_attacks;
 mod session_data;
+mod sso;
 mod throttling;
 mod token_sessions;
 mod transport;
