@@ -54,11 +54,14 @@ pub enum AuditKind {
     AppAuthorized,
     /// A code was refused at the token endpoint (the reason is the detail).
     CodeRefused,
+    /// An app did not accept a back-channel logout token (the app, attempt and reason are the
+    /// detail).
+    LogoutDeliveryFailed,
 }
 
 impl AuditKind {
     /// Every kind, for listings and parsing.
-    pub const ALL: [AuditKind; 15] = [
+    pub const ALL: [AuditKind; 16] = [
         Self::SignUp,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -74,6 +77,7 @@ impl AuditKind {
         Self::ConsentWithdrawn,
         Self::AppAuthorized,
         Self::CodeRefused,
+        Self::LogoutDeliveryFailed,
     ];
 
     /// The stable name stores and the CLI use.
@@ -94,6 +98,7 @@ impl AuditKind {
             Self::ConsentWithdrawn => "consent_withdrawn",
             Self::AppAuthorized => "app_authorized",
             Self::CodeRefused => "code_refused",
+            Self::LogoutDeliveryFailed => "logout_delivery_failed",
         }
     }
 

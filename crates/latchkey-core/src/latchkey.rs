@@ -13,6 +13,7 @@ use crate::accounts::PasswordHasher;
 use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::keys::{KeyCustody, Keyring};
+use crate::logout::DeliveryCounts;
 use crate::policy::Policy;
 use crate::revocation::LocalRevocations;
 use crate::secret::ServerSecret;
@@ -38,6 +39,7 @@ pub(crate) struct Inner {
     pub(crate) sessions: SessionCaches,
     pub(crate) bearer: BearerChecks,
     pub(crate) revocations: LocalRevocations,
+    pub(crate) deliveries: DeliveryCounts,
 }
 
 impl fmt::Debug for Latchkey {
@@ -65,6 +67,7 @@ impl Latchkey {
                 bearer: BearerChecks::new(&policy),
                 keyring: Keyring::new(custody, key_set),
                 revocations: LocalRevocations::new(),
+                deliveries: DeliveryCounts::default(),
                 stores,
                 clock,
                 hasher,
@@ -101,13 +104,16 @@ impl Latchkey {
         self.rotate_keys_when_due().await
     }
 
-    /// Deletes sessions that ended more than a day ago, keys whose tokens have all expired, and
-    /// authorization codes issued more than a day ago (a replay of one is then just unknown).
+    /// Deletes sessions that ended more than a day ago, keys whose tokens have all expired,
+    /// authorization codes issued more than a day ago (a replay of one is then just unknown),
+    /// and apps' sign-ins that ended more than a week ago with their deliveries settled.
     pub async fn purge(&self) -> Result<u64, AuthError> {
         let now = self.now();
         let sessions = self.inner.stores.sessions.purge(now - Duration::days(1)).await?;
         let keys = self.inner.stores.keys.delete_retired_before(now - self.inner.policy.access_token_window()).await?;
         let codes = self.inner.stores.codes.purge_codes(now - Duration::days(1)).await?;
-        Ok(sessions + keys + codes)
+        // Settled deliveries stay a week for the operator to see.
+        let sign_ins = self.inner.stores.sign_ins.purge_sign_ins(now - Duration::days(7)).await?;
+        Ok(sessions + keys + codes + sign_ins)
     }
 }

@@ -14,17 +14,16 @@
 //! - [`audit`]: the trail of security events.
 //! - [`clients`]: apps that sign their users in through latchkey (OpenID Connect relying
 //!   parties), their redirect URIs and secrets.
-//! - [`authorization`]: PKCE, authorization codes and users' consent to apps.
+//! - [`authorization`]: PKCE, authorization codes and users' consent to apps; the
+//!   authorization request, the consent decision, redeeming a code for an app's session.
+//! - [`logout`]: apps' sign-ins under sign-ins at latchkey, and the back-channel logout
+//!   deliveries their ends make.
 //!
 //! Shared by all of them: [`policy`] (the deployment's settings and the rules derived from
 //! them), [`error`] (the service's one error enum), [`ids`], [`secret`] (random secrets,
 //! digests, the server secret's MACs), [`clock`], and [`store`] (the bundle of store traits
 //! the backends implement). [`Latchkey`] is the one entry point the HTTP layer and the CLI
 //! call.
-//!
-//! Single sign-on for other apps adds its concepts beside these: [`clients`] and
-//! [`authorization`] now, then `logout` (back-channel deliveries), each with its store trait
-//! and its `impl Latchkey` block.
 //!
 //! This crate knows nothing of HTTP, SQL or Redis. Without its default `server` feature it is
 //! only what verifying an access token needs ([`tokens`]' access part, [`keys`]' material and
@@ -47,6 +46,8 @@ pub mod ids;
 pub mod keys;
 #[cfg(feature = "server")]
 mod latchkey;
+#[cfg(feature = "server")]
+pub mod logout;
 #[cfg(feature = "server")]
 pub mod policy;
 pub mod revocation;

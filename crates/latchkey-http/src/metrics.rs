@@ -91,6 +91,24 @@ pub struct Metrics {
     open_connections: Gauge,
     refused_connections: Counter,
     unknown_kid_reloads: Counter,
+    logout_deliveries: Family<DeliveryLabels, Counter>,
+}
+
+/// Labels of the back-channel logout delivery counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DeliveryLabels {
+    outcome: &'static str,
+}
+
+/// What the service counts itself, read at each scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServiceFigures {
+    /// Sessions live now, where the store counts them.
+    pub active_sessions: Option<u64>,
+    /// Key-set reloads caused by unknown `kid`s so far.
+    pub unknown_kid_reloads: u64,
+    /// Back-channel logout attempts so far: accepted, to be retried, given up.
+    pub logout_deliveries: (u64, u64, u64),
 }
 
 impl Default for Metrics {
@@ -125,7 +143,14 @@ impl Metrics {
             "Key-set reloads from the store caused by tokens naming an unknown kid (at most one a second)",
             unknown_kid_reloads.clone(),
         );
+        let logout_deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "backchannel_logout_deliveries",
+            "Back-channel logout attempts made by this instance: delivered, retried (the app did not accept; tried again later), failed (given up)",
+            logout_deliveries.clone(),
+        );
         Self {
+            logout_deliveries,
             registry,
             requests,
             latency,
@@ -166,10 +191,15 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text format, with the figures the service keeps given by the
-    /// caller: the live-session count and the unknown-`kid` reloads so far.
-    pub fn render(&self, active_sessions: Option<u64>, unknown_kid_reloads: u64) -> String {
-        self.unknown_kid_reloads.inc_by(unknown_kid_reloads.saturating_sub(self.unknown_kid_reloads.get()));
-        if let Some(count) = active_sessions {
+    /// caller.
+    pub fn render(&self, figures: ServiceFigures) -> String {
+        let catch_up = |counter: &Counter, total: u64| counter.inc_by(total.saturating_sub(counter.get()));
+        catch_up(&self.unknown_kid_reloads, figures.unknown_kid_reloads);
+        let (delivered, retried, failed) = figures.logout_deliveries;
+        for (outcome, total) in [("delivered", delivered), ("retried", retried), ("failed", failed)] {
+            catch_up(&self.logout_deliveries.get_or_create(&DeliveryLabels { outcome }), total);
+        }
+        if let Some(count) = figures.active_sessions {
             self.active_sessions.get_or_create(&Vec::new()).set(i64::try_from(count).unwrap_or(i64::MAX));
         }
         let mut out = String::new();
@@ -186,9 +216,9 @@ mod tests {
     #[test]
     fn the_session_gauge_shows_a_count_or_no_sample() {
         let metrics = Metrics::new();
-        let uncounted = metrics.render(None, 0);
+        let uncounted = metrics.render(ServiceFigures::default());
         assert!(!uncounted.contains("latchkey_active_sessions{"), "{uncounted}");
-        let counted = metrics.render(Some(2), 0);
+        let counted = metrics.render(ServiceFigures { active_sessions: Some(2), ..ServiceFigures::default() });
         assert!(counted.contains("\nlatchkey_active_sessions{} 2\n"), "{counted}");
     }
 
@@ -201,7 +231,7 @@ mod tests {
             metrics.observe_request("unmatched", method_label(&method), 405, 0.001);
         }
         metrics.observe_request("/v1/me", method_label(&Method::GET), 200, 0.001);
-        let rendered = metrics.render(None, 0);
+        let rendered = metrics.render(ServiceFigures::default());
         assert!(!rendered.contains("MADEUP"), "{rendered}");
         assert!(rendered.contains("method=\"other\",status=\"405\"} 50"), "{rendered}");
         assert!(rendered.contains("method=\"GET\""), "{rendered}");

@@ -416,6 +416,7 @@ pub(crate) struct Discovery {
     pub(crate) jwks_uri: String,
     pub(crate) revocation_endpoint: String,
     pub(crate) introspection_endpoint: String,
+    pub(crate) end_session_endpoint: String,
     pub(crate) scopes_supported: Vec<&'static str>,
     pub(crate) claims_supported: Vec<&'static str>,
     pub(crate) grant_types_supported: Vec<&'static str>,

@@ -344,6 +344,9 @@ impl SessionStore for RedisSessionStore {
             RevokeScope::One(id) => one(id, None).await?,
             RevokeScope::OneOf { user, session } => one(session, Some(user)).await?,
             RevokeScope::AllOf(user) => self.indexed_sessions(user, at).await?,
+            RevokeScope::UnderSignIn { user, sign_in } => {
+                self.indexed_sessions(user, at).await?.into_iter().filter(|s| under(s, sign_in)).collect()
+            }
             RevokeScope::AllOfExcept(user, keep) => {
                 self.indexed_sessions(user, at).await?.into_iter().filter(|s| s.id != keep && !under(s, keep)).collect()
             }

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 mod authorization;
 mod clients;
+mod sign_ins;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -331,6 +332,7 @@ impl SqlStore {
             clients: store.clone(),
             codes: store.clone(),
             consents: store.clone(),
+            sign_ins: store.clone(),
             health: store,
             throttle,
         }
@@ -634,6 +636,9 @@ impl SessionStore for SqlStore {
                 vec![user.to_string(), session.to_string(), session.to_string()],
             ),
             RevokeScope::AllOf(user) => ("user_id = ?", vec![user.to_string()]),
+            RevokeScope::UnderSignIn { user, sign_in } => {
+                ("user_id = ? AND sso_session_id = ?", vec![user.to_string(), sign_in.to_string()])
+            }
             RevokeScope::AllOfExcept(user, keep) => (
                 "user_id = ? AND id <> ? AND (sso_session_id IS NULL OR sso_session_id <> ?)",
                 vec![user.to_string(), keep.to_string(), keep.to_string()],

@@ -10,6 +10,7 @@ use latchkey_core::accounts::{Account, PasswordHash, UserId, Username};
 use latchkey_core::audit::{AuditEvent, AuditFilter, AuditKind};
 use latchkey_core::authorization::{AuthorizationCode, CodeChallenge, Consent, Redemption};
 use latchkey_core::clients::{Client, ClientId, IdTokenAlg, RegisteredUri};
+use latchkey_core::logout::{DeliveryState, Settlement};
 use latchkey_core::secret::{SecretToken, ServerSecret};
 use latchkey_core::sessions::{AppSession, ClientInfo, DataWrite, Session, SessionId, SessionKind, StoredData};
 use latchkey_core::store::{CreateAccount, RevokeScope, Rotation, StoreError, StoredKey, Stores};
@@ -63,6 +64,9 @@ where
         ("health_answers", |s| Box::pin(health_answers(s))),
         ("a_code_is_redeemed_once_and_a_replay_learns_what_it_issued", |s| {
             Box::pin(a_code_is_redeemed_once_and_a_replay_learns_what_it_issued(s))
+        }),
+        ("an_ended_sign_in_makes_one_delivery_per_notified_app_claimed_once", |s| {
+            Box::pin(an_ended_sign_in_makes_one_delivery_per_notified_app_claimed_once(s))
         }),
         ("consent_is_granted_replaced_listed_and_withdrawn", |s| {
             Box::pin(consent_is_granted_replaced_listed_and_withdrawn(s))
@@ -841,5 +845,78 @@ async fn consent_is_granted_replaced_listed_and_withdrawn(stores: Stores) -> Che
     ensure!(stores.consents.withdraw(alice.id, &clients[1]).await.map_err(store)?, "withdrawal reported nothing");
     ensure!(!stores.consents.withdraw(alice.id, &clients[1]).await.map_err(store)?, "a second withdrawal reported one");
     ensure!(stores.consents.consents_of(alice.id).await.map_err(store)? == vec![widened], "the other consent went too");
+    Ok(())
+}
+
+async fn an_ended_sign_in_makes_one_delivery_per_notified_app_claimed_once(stores: Stores) -> CheckResult {
+    let alice = with_account(&stores, "alice").await?;
+    let (notes, board) = (ClientId::generate(), ClientId::generate());
+    let (sso, other) = (SessionId::generate(), SessionId::generate());
+    let sign_ins = &stores.sign_ins;
+    for _ in 0..2 {
+        sign_ins.record_sign_in(&notes, sso, alice.id, true, t0()).await.map_err(store)?;
+    }
+    sign_ins.record_sign_in(&board, sso, alice.id, false, t0()).await.map_err(store)?;
+    sign_ins.record_sign_in(&notes, other, alice.id, true, t0()).await.map_err(store)?;
+    let mut open = sign_ins.open_sign_ins().await.map_err(store)?;
+    open.sort();
+    let mut expected = vec![(sso, alice.id), (other, alice.id)];
+    expected.sort();
+    ensure!(open == expected, "open sign-ins {open:?}");
+
+    let ended = t0() + Duration::minutes(1);
+    let pending = sign_ins.end_sign_ins(&[sso], ended).await.map_err(store)?;
+    ensure!(pending == 1, "{pending} deliveries pending, not the notified app's one");
+    ensure!(sign_ins.end_sign_ins(&[sso], ended).await.map_err(store)? == 0, "a sign-in ended twice");
+    ensure!(sign_ins.open_sign_ins().await.map_err(store)? == vec![(other, alice.id)], "the ended sign-in is open");
+
+    // Claimed once under a lease; claimable again when the lease runs out.
+    let lease = ended + Duration::seconds(60);
+    let claimed = sign_ins.claim_due(ended, lease, 10).await.map_err(store)?;
+    ensure!(
+        claimed.len() == 1 && claimed[0].client_id == notes && claimed[0].sso_session == sso,
+        "claimed {claimed:?}"
+    );
+    ensure!(claimed[0].attempts == 1 && claimed[0].state == DeliveryState::Pending, "claimed {:?}", claimed[0]);
+    ensure!(claimed[0].ended_at == ended && claimed[0].user_id == alice.id, "claimed {:?}", claimed[0]);
+    ensure!(sign_ins.claim_due(ended, lease, 10).await.map_err(store)?.is_empty(), "claimed twice under a lease");
+    let again = sign_ins.claim_due(lease, lease + Duration::seconds(60), 10).await.map_err(store)?;
+    ensure!(again.len() == 1 && again[0].attempts == 2, "after the lease: {again:?}");
+
+    // A retry is due at its time; a settled delivery is never claimed again.
+    let retry = lease + Duration::seconds(10);
+    sign_ins.settle(&notes, sso, Settlement::RetryAt(retry)).await.map_err(store)?;
+    ensure!(sign_ins.claim_due(retry - Duration::seconds(1), retry, 10).await.map_err(store)?.is_empty(), "early");
+    ensure!(sign_ins.claim_due(retry, retry + Duration::seconds(60), 10).await.map_err(store)?.len() == 1, "retry");
+    sign_ins.settle(&notes, sso, Settlement::Delivered).await.map_err(store)?;
+    sign_ins.settle(&notes, sso, Settlement::Failed).await.map_err(store)?;
+    let far = retry + Duration::days(2);
+    ensure!(sign_ins.claim_due(far, far, 10).await.map_err(store)?.is_empty(), "a delivered one claimed");
+    let listed = sign_ins.deliveries_of(&notes).await.map_err(store)?;
+    ensure!(listed.len() == 1, "deliveries of notes: {listed:?}");
+    ensure!(
+        listed[0].state == DeliveryState::Delivered && listed[0].attempts == 3 && listed[0].next_attempt_at.is_none(),
+        "a settled delivery reads {:?}",
+        listed[0]
+    );
+    ensure!(sign_ins.deliveries_of(&board).await.map_err(store)?.is_empty(), "an app without a URI got a delivery");
+
+    // Concurrent claims take different deliveries.
+    let many: Vec<SessionId> = (0..6).map(|_| SessionId::generate()).collect();
+    for id in &many {
+        sign_ins.record_sign_in(&board, *id, alice.id, true, t0()).await.map_err(store)?;
+    }
+    sign_ins.end_sign_ins(&many, ended).await.map_err(store)?;
+    let (first, second) = tokio::join!(sign_ins.claim_due(ended, lease, 4), sign_ins.claim_due(ended, lease, 4));
+    let mut taken: Vec<SessionId> =
+        first.map_err(store)?.iter().chain(second.map_err(store)?.iter()).map(|d| d.sso_session).collect();
+    let count = taken.len();
+    taken.sort();
+    taken.dedup();
+    ensure!(count == 6 && taken.len() == 6, "concurrent claims took {count}, {} distinct", taken.len());
+
+    // Settled deliveries are purged once old; pending ones never.
+    let purged = sign_ins.purge_sign_ins(ended + Duration::seconds(1)).await.map_err(store)?;
+    ensure!(purged == 2, "purged {purged}: the delivered one and the silent app's");
     Ok(())
 }

@@ -199,7 +199,8 @@ pub struct AuditArgs {
     user: Option<String>,
     /// Only events of this kind (sign_up, login_succeeded, login_failed, throttled, logout,
     /// session_revoked, refresh_reuse_detected, password_changed, user_disabled, key_rotated,
-    /// consent_given, consent_denied, consent_withdrawn, app_authorized, code_refused).
+    /// consent_given, consent_denied, consent_withdrawn, app_authorized, code_refused,
+    /// logout_delivery_failed).
     #[arg(long)]
     kind: Option<String>,
     /// Only events at or after this: an RFC 3339 time, or a duration ago (`1h`, `7d`).

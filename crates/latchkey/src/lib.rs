@@ -2,6 +2,7 @@
 //! tests can build the same application the binary runs.
 
 pub mod admin;
+pub mod backchannel;
 pub mod settings;
 pub mod startup;
 

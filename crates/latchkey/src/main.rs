@@ -118,6 +118,14 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show an app's back-channel logout deliveries (pending, delivered, failed), newest first.
+    Deliveries {
+        /// Its client_id.
+        id: String,
+        /// Print `[{"sid", "state", "attempts", "next_attempt_at"}]`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +197,9 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
         Command::Client(ClientCommand::Add(args)) => admin::clients::add(&service, args, &mut out).await,
         Command::Client(ClientCommand::List { json }) => admin::clients::list(&service, json, &mut out).await,
         Command::Client(ClientCommand::Remove { id }) => admin::clients::remove(&service, &id, &mut out).await,
+        Command::Client(ClientCommand::Deliveries { id, json }) => {
+            admin::clients::deliveries(&service, &id, json, &mut out).await
+        }
         Command::Client(ClientCommand::RotateSecret { id, json }) => {
             admin::clients::rotate_secret(&service, &id, json, &mut out).await
         }

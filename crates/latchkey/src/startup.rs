@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::backchannel;
 use crate::settings::{Database, Settings};
 
 /// Why the server could not start.
@@ -240,6 +241,15 @@ impl Application {
         let address = self.local_addr()?;
         let service = self.state.service.clone();
         let sync = tokio::spawn(keep_in_sync(service.clone(), self.sync_interval));
+        // The sweep runs ten times slower than the sync: each pass reads every open sign-in.
+        let sweep = tokio::spawn(backchannel::sweep_sign_ins(service.clone(), self.sync_interval * 10));
+        let deliver = match backchannel::HttpLogoutTransport::new() {
+            Ok(transport) => Some(tokio::spawn(backchannel::deliver_logouts(service.clone(), transport))),
+            Err(err) => {
+                warn!(error = %err, "no HTTP client for back-channel logout: no logout token will be delivered");
+                None
+            }
+        };
         let listen = self.changes.map(|changes| tokio::spawn(follow_changes(service.clone(), changes)));
         let announcements = self
             .redis_announcements
@@ -255,7 +265,8 @@ impl Application {
         };
         let served = latchkey_http::serve(self.listener, self.state, limits, signal).await;
         sync.abort();
-        for task in [listen, announcements].into_iter().flatten() {
+        sweep.abort();
+        for task in [listen, announcements, deliver].into_iter().flatten() {
             task.abort();
         }
         info!("stopped");

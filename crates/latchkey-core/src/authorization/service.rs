@@ -8,10 +8,9 @@ use url::Url;
 use super::request::{AuthorizationError, AuthorizationErrorCode, AuthorizationParams, AuthorizationRequest, Prompt};
 use super::{AuthorizationCode, Consent, Redemption};
 use crate::audit::{AuditEvent, AuditKind};
-use crate::clients::{Client, ClientId, IdTokenAlg};
+use crate::clients::{Client, ClientId};
 use crate::error::AuthError;
 use crate::ids::UserId;
-use crate::keys::KeyError;
 use crate::latchkey::Latchkey;
 use crate::revocation::{RevocationCause, RevokeScope};
 use crate::secret::{SecretToken, b64url, b64url_decode};
@@ -61,6 +60,9 @@ pub struct AppTokens {
 /// The address an authorization answer goes to: the redirect URI with `params` added to its
 /// query (keeping a query it has).
 pub fn answer_location(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    if params.is_empty() {
+        return redirect_uri.to_owned();
+    }
     match Url::parse(redirect_uri) {
         Ok(mut url) => {
             url.query_pairs_mut().extend_pairs(params);
@@ -231,19 +233,6 @@ impl Latchkey {
         Ok(answer_location(&request.redirect_uri, &params))
     }
 
-    /// Signs an ID token with the key of `alg`. A client registered a moment ago by the CLI
-    /// may use an algorithm whose key this instance has not loaded yet (it would at the next
-    /// sync): the keys are reloaded once rather than the redemption failing.
-    async fn sign_id_token(&self, alg: IdTokenAlg, claims: &IdTokenClaims) -> Result<String, AuthError> {
-        match self.keys().sign_as(alg.signing(), ID_TOKEN_TYP, claims) {
-            Err(KeyError::NoSigningKey(_)) => {
-                self.reload_keys().await?;
-                Ok(self.keys().sign_as(alg.signing(), ID_TOKEN_TYP, claims)?)
-            }
-            signed => Ok(signed?),
-        }
-    }
-
     /// A mark for a request sent through the sign-in page: the time, and its MAC.
     fn sign_in_mark(&self, now: OffsetDateTime) -> String {
         // Microseconds, the stores' precision for a session's creation: a sign-in in the same
@@ -346,6 +335,8 @@ impl Latchkey {
         };
         stores.sessions.insert(&session).await?;
         stores.codes.record_issued(&digest, session.id).await?;
+        let notify = client.backchannel_logout_uri.is_some();
+        stores.sign_ins.record_sign_in(&client.id, code.sso_session, account.id, notify, now).await?;
         let pair = self.issue_tokens(&session, &account.username)?;
         let alg = client.id_token_alg;
         let claims = IdTokenClaims {
@@ -365,7 +356,7 @@ impl Latchkey {
                 .any(|scope| scope == "profile")
                 .then(|| account.username.as_str().to_owned()),
         };
-        let id_token = self.sign_id_token(alg, &claims).await?;
+        let id_token = self.sign_for_app(alg, ID_TOKEN_TYP, &claims).await?;
         let event = AuditEvent::new(AuditKind::AppAuthorized, now)
             .user(account.id, &account.username)
             .session(session.id)

@@ -3,15 +3,18 @@
 
 use std::sync::{Arc, RwLock};
 
+use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::info;
 use zeroize::Zeroizing;
 
 use super::custody::{opened, sealed};
 use super::{
-    KeyCustody, KeySet, KeyStore, MasterKey, SERVER_SECRET_ALG, SigningAlgorithm, StoredKey, generate, jwks_max_age,
+    KeyCustody, KeyError, KeySet, KeyStore, MasterKey, SERVER_SECRET_ALG, SigningAlgorithm, StoredKey, generate,
+    jwks_max_age,
 };
 use crate::audit::{AuditEvent, AuditKind};
+use crate::clients::IdTokenAlg;
 use crate::error::AuthError;
 use crate::latchkey::Latchkey;
 use crate::policy::Policy;
@@ -218,6 +221,25 @@ impl Latchkey {
             }
         }
         self.reload_keys().await
+    }
+
+    /// Signs what an app is given (an ID token, a logout token) with the key of the app's
+    /// algorithm. A client registered a moment ago by the CLI may use an algorithm whose key
+    /// this instance has not loaded yet (it would at the next sync): the keys are reloaded
+    /// once rather than the request failing.
+    pub(crate) async fn sign_for_app(
+        &self,
+        alg: IdTokenAlg,
+        typ: &str,
+        claims: &(impl Serialize + Sync),
+    ) -> Result<String, AuthError> {
+        match self.keys().sign_as(alg.signing(), typ, claims) {
+            Err(KeyError::NoSigningKey(_)) => {
+                self.reload_keys().await?;
+                Ok(self.keys().sign_as(alg.signing(), typ, claims)?)
+            }
+            signed => Ok(signed?),
+        }
     }
 
     pub(crate) async fn reload_keys(&self) -> Result<(), AuthError> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use jsonwebtoken::Header;
 use jsonwebtoken::jwk::Jwk;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::material::LoadedKey;
@@ -151,6 +152,12 @@ impl KeySet {
     /// Verifies an access token against every key still inside its overlap window.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenRejection> {
         self.verifying.verify(token, now)
+    }
+
+    /// A token of another kind (`typ`) that one of these keys signed for this issuer, with its
+    /// claims unjudged (see [`VerifyingKeys::verify_signed`]).
+    pub fn verify_signed<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Option<T> {
+        self.verifying.verify_signed(token, typ)
     }
 }
 

@@ -55,7 +55,8 @@ impl RevocationCause {
     }
 }
 
-/// Which sessions a revocation ends.
+/// Which sessions a revocation ends. Ending a session ends the apps' sessions under it too
+/// (single sign-on), on every backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeScope {
     /// One session, whoever owns it.
@@ -69,8 +70,16 @@ pub enum RevokeScope {
     },
     /// Every session of a user.
     AllOf(UserId),
-    /// Every session of a user except one.
+    /// Every session of a user except one (and the apps' sessions under it).
     AllOfExcept(UserId, SessionId),
+    /// The apps' sessions of a user under one sign-in, not the sign-in itself (it ended
+    /// already: expired, or gone from its store).
+    UnderSignIn {
+        /// The user.
+        user: UserId,
+        /// The sign-in.
+        sign_in: SessionId,
+    },
 }
 
 /// A revocation as recorded: the revocation feed, the local denylists and instances that start

@@ -48,9 +48,10 @@ impl Latchkey {
         // The owner's id comes with the scope; no lookup on the revocation path for the trail.
         let owner = match scope {
             RevokeScope::One(_) => None,
-            RevokeScope::OneOf { user, .. } | RevokeScope::AllOf(user) | RevokeScope::AllOfExcept(user, _) => {
-                Some(user)
-            }
+            RevokeScope::OneOf { user, .. }
+            | RevokeScope::AllOf(user)
+            | RevokeScope::AllOfExcept(user, _)
+            | RevokeScope::UnderSignIn { user, .. } => Some(user),
         };
         for entry in &revoked {
             self.inner.revocations.denylist.insert(entry.session_id, entry.until);
@@ -70,6 +71,8 @@ impl Latchkey {
                 warn!(error = %err, "publishing revocations failed; the next sync will");
             }
         }
+        // After the feed: apps that verify tokens themselves learn of the revocation first.
+        self.sign_ins_ended(&revoked).await;
         Ok(revoked)
     }
 

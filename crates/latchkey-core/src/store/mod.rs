@@ -1,5 +1,5 @@
 //! The stores a service runs on, as one bundle, and readiness. Each store trait is defined with
-//! its concept (accounts, sessions, keys, revocation, throttle, audit, clients, authorization) and gathered here for
+//! its concept (accounts, sessions, keys, revocation, throttle, audit, clients, authorization, logout) and gathered here for
 //! the backends (SQLite, PostgreSQL, Redis), which one conformance suite checks alike.
 //!
 //! `Ok(None)` means "not found"; `Err` means the infrastructure failed and maps to 503.
@@ -15,6 +15,7 @@ pub use crate::audit::AuditLog;
 pub use crate::authorization::{CodeStore, ConsentStore};
 pub use crate::clients::ClientStore;
 pub use crate::keys::{KeyStore, StoredKey};
+pub use crate::logout::AppSignInStore;
 pub use crate::revocation::{Revocation, RevocationLog, RevokeScope};
 pub use crate::sessions::{DataWrite, Rotation, SessionStore, StoredData};
 pub use crate::throttle::ThrottleStore;
@@ -41,6 +42,8 @@ pub struct Stores {
     pub codes: Arc<dyn CodeStore>,
     /// Users' consent to apps (single sign-on).
     pub consents: Arc<dyn ConsentStore>,
+    /// Apps' sign-ins and their logout deliveries (single sign-on).
+    pub sign_ins: Arc<dyn AppSignInStore>,
     /// Whether the stores answer (for `/readyz`).
     pub health: Arc<dyn StoreHealth>,
 }

@@ -6,6 +6,7 @@ use std::fmt;
 
 use jsonwebtoken::jwk::KeyAlgorithm;
 use jsonwebtoken::{DecodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -231,5 +232,31 @@ impl VerifyingKeys {
             return Err(TokenRejection::NotYetValid);
         }
         Ok(claims)
+    }
+
+    /// Checks a token of another kind that latchkey signed (`typ`: an ID token presented back
+    /// as a logout hint, say): the header rules, the `kid` with its pinned algorithm, the
+    /// signature and the issuer. Its audience, expiry and other claims are the caller's to
+    /// judge (an expired ID token is still a good logout hint).
+    pub fn verify_signed<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Option<T> {
+        if token.len() > MAX_TOKEN_BYTES || token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return None;
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let typ_ok = header.typ.as_deref().is_some_and(|found| found.eq_ignore_ascii_case(typ));
+        if !typ_ok || header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() {
+            return None;
+        }
+        if changes_processing(&header) {
+            return None;
+        }
+        let key = self.by_kid.get(header.kid.as_deref()?)?;
+        if header.alg != key.alg.jwt() {
+            return None;
+        }
+        let mut validation = key.validation.clone();
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["iss", "sub"]);
+        jsonwebtoken::decode::<T>(token, &key.decoding, &validation).ok().map(|data| data.claims)
     }
 }

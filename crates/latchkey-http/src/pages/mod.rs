@@ -12,10 +12,12 @@ mod account;
 mod assets;
 mod authorize;
 mod devices;
+mod end_session;
 mod return_to;
 mod sign_in;
 
 pub(crate) use authorize::AUTHORIZE_PATH;
+pub(crate) use end_session::END_SESSION_PATH;
 
 use askama::Template;
 use axum::extract::{FromRequest, Request, State};
@@ -51,6 +53,8 @@ pub(crate) fn routes(config: &HttpConfig) -> Routes {
         .route("/account/password", post(account::change_password))
         .route(authorize::AUTHORIZE_PATH, get(authorize::authorize_get).post(authorize::authorize_post))
         .route("/oauth2/consent", post(authorize::consent))
+        .route(END_SESSION_PATH, get(end_session::end_session_get).post(end_session::end_session_post))
+        .route("/oauth2/logout/confirm", post(end_session::confirm))
         .route("/playground", get(playground))
         .route("/assets/{name}", get(assets::asset));
     routes.map_router(|mut router| {

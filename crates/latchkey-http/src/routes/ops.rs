@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::metrics::ServiceFigures;
 use crate::state::AppState;
 use crate::wire::Status;
 
@@ -48,7 +49,12 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
 )]
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let live = state.service.count_live_sessions().await.ok().flatten();
-    let body = state.metrics.render(live, state.service.unknown_kid_reloads());
+    let figures = ServiceFigures {
+        active_sessions: live,
+        unknown_kid_reloads: state.service.unknown_kid_reloads(),
+        logout_deliveries: state.service.delivery_counts().snapshot(),
+    };
+    let body = state.metrics.render(figures);
     let content_type = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

@@ -9,7 +9,7 @@ use latchkey_core::authorization::SUPPORTED_SCOPES;
 use latchkey_core::clients::IdTokenAlg;
 
 use super::oidc::{INTROSPECTION_PATH, USERINFO_PATH};
-use crate::pages::AUTHORIZE_PATH;
+use crate::pages::{AUTHORIZE_PATH, END_SESSION_PATH};
 use crate::state::AppState;
 use crate::wire::Discovery;
 
@@ -54,6 +54,7 @@ pub(super) async fn discovery(State(state): State<AppState>) -> Response {
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         revocation_endpoint: format!("{base}/v1/token/revoke"),
         introspection_endpoint: format!("{base}{INTROSPECTION_PATH}"),
+        end_session_endpoint: format!("{base}{END_SESSION_PATH}"),
         scopes_supported: SUPPORTED_SCOPES.to_vec(),
         claims_supported: vec![
             "iss",
@@ -80,9 +81,8 @@ pub(super) async fn discovery(State(state): State<AppState>) -> Response {
         access_token_signing_alg_values_supported: vec![access_alg],
         subject_types_supported: vec!["public"],
         authorization_response_iss_parameter_supported: true,
-        // Back-channel logout is not delivered yet; discovery says so until it is.
-        backchannel_logout_supported: false,
-        backchannel_logout_session_supported: false,
+        backchannel_logout_supported: true,
+        backchannel_logout_session_supported: true,
     };
     ([(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))], Json(body)).into_response()
 }

@@ -133,3 +133,41 @@ pub async fn rotate_secret(
     }
     Ok(())
 }
+
+/// `latchkey client deliveries ID [--json]`: the app's logout deliveries, newest first.
+pub async fn deliveries(service: &Latchkey, id: &str, as_json: bool, out: &mut impl Write) -> Result<(), AdminError> {
+    let client = client_id(id)?;
+    if service.client(&client).await?.is_none() {
+        return Err(AdminError::NotFound(format!("no client {id}")));
+    }
+    let deliveries = service.deliveries(&client).await?;
+    if as_json {
+        let listed: Vec<Value> = deliveries
+            .iter()
+            .map(|delivery| {
+                json!({
+                    "sid": delivery.sso_session.to_string(),
+                    "state": delivery.state.as_str(),
+                    "attempts": delivery.attempts,
+                    "next_attempt_at": delivery.next_attempt_at.map(stamp),
+                    "ended_at": stamp(delivery.ended_at),
+                })
+            })
+            .collect();
+        writeln!(out, "{}", Value::Array(listed))?;
+        return Ok(());
+    }
+    writeln!(out, "{:<36}  {:<9}  {:>8}  {:<20}  next attempt", "sid (sign-in)", "state", "attempts", "ended")?;
+    for delivery in &deliveries {
+        let next = delivery.next_attempt_at.map(stamp).unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{:<36}  {:<9}  {:>8}  {:<20}  {next}",
+            delivery.sso_session,
+            delivery.state.as_str(),
+            delivery.attempts,
+            stamp(delivery.ended_at)
+        )?;
+    }
+    Ok(())
+}

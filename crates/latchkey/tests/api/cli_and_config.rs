@@ -97,21 +97,37 @@ async fn serve_help_lists_every_setting_with_its_default() {
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_login_finish_then_exits_cleanly() {
     // Costly hashing (about a second) makes the login slow enough to be in flight when the
-    // signal lands, with a margin for a loaded machine: the signal waits 200 ms, so that the
-    // request has reached the server (a request not yet read when shutdown begins is refused,
-    // which is not what this test is about).
+    // signal lands. The signal waits until the server holds the login's connection (its own
+    // gauge counts it beside the scrape's), then 200 ms more, so that the request has been
+    // read (a request not yet read when shutdown begins is refused, which is not what this
+    // test is about; a fixed wait alone was too short on a loaded machine).
     let mut server =
         Server::with(&[("LATCHKEY_ARGON2_MEMORY_KIB", "65536"), ("LATCHKEY_ARGON2_ITERATIONS", "16")]).await;
     server.sign_up("alice").await;
+    // The login on a connection of its own; the gauge read on fresh connections each time.
+    let fresh = || reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let open_connections = || async {
+        let metrics = fresh().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let open = metrics.lines().find_map(|line| line.strip_prefix("latchkey_http_connections "));
+        open.and_then(|value| value.parse::<i64>().ok()).unwrap_or_default()
+    };
+    let before = open_connections().await;
     let credentials = serde_json::json!({ "username": "alice", "password": PASSWORD });
-    let login = server.post_json("/v1/session", &credentials);
+    let login_client = fresh();
+    let login = login_client.post(server.url("/v1/session")).json(&credentials).send();
     let signal = async {
+        for _ in 0..500 {
+            if open_connections().await > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let status = std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
         assert!(status.success());
     };
     let (response, ()) = tokio::join!(login, signal);
-    assert_eq!(response.status(), StatusCode::OK, "the in-flight login finished");
+    assert_eq!(response.unwrap().status(), StatusCode::OK, "the in-flight login finished");
     let exit = server.wait_for_exit(Duration::from_secs(10)).expect("the server exits after SIGTERM");
     assert!(exit.success(), "{exit:?}");
     assert!(server.logs().contains("shutting down"));

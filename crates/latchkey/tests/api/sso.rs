@@ -634,6 +634,295 @@ async fn discovery_lists_the_provider() {
     assert_eq!(body["id_token_signing_alg_values_supported"], serde_json::json!(["RS256", "ES256", "EdDSA"]));
     assert_eq!(body["subject_types_supported"], serde_json::json!(["public"]));
     assert_eq!(body["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(body["end_session_endpoint"], format!("{ORIGIN}/oauth2/logout"));
+    assert_eq!(body["backchannel_logout_supported"], true);
+    assert_eq!(body["backchannel_logout_session_supported"], true);
     assert!(body["grant_types_supported"].as_array().expect("grants").contains(&"authorization_code".into()));
     assert!(body["scopes_supported"].as_array().expect("scopes").contains(&"openid".into()));
+}
+
+/// An app's back-channel logout endpoint on a random loopback port: records every logout token
+/// posted, and answers 503 while told to be down.
+struct BackChannel {
+    uri: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BackChannel {
+    async fn start() -> Self {
+        use axum::extract::{Form, State as Shared};
+        use std::collections::HashMap;
+        type Shared2 = (std::sync::Arc<std::sync::Mutex<Vec<String>>>, std::sync::Arc<std::sync::atomic::AtomicBool>);
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let app = axum::Router::new()
+            .route(
+                "/backchannel",
+                axum::routing::post(
+                    |Shared((received, down)): Shared<Shared2>, Form(form): Form<HashMap<String, String>>| async move {
+                        let token = form.get("logout_token").cloned().unwrap_or_default();
+                        received.lock().expect("lock").push(token);
+                        if down.load(std::sync::atomic::Ordering::SeqCst) {
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            axum::http::StatusCode::OK
+                        }
+                    },
+                ),
+            )
+            .with_state((received.clone(), down.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let uri = format!("http://{}/backchannel", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { uri, received, down }
+    }
+
+    fn tokens(&self) -> Vec<String> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Waits up to `limit` for `count` tokens.
+    async fn wait_for(&self, count: usize, limit: std::time::Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + limit;
+        while self.tokens().len() < count && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.tokens()
+    }
+}
+
+/// A confidential app with a back-channel endpoint, allowed by a signed-in user; (app, its
+/// tokens' body) after one code flow.
+async fn app_with_back_channel(server: &Server, name: &str, channel: &BackChannel, cookie: &str) -> (App, Value) {
+    let (ok, out, why) = server.cli(
+        &[
+            "client",
+            "add",
+            name,
+            "--redirect-uri",
+            CALLBACK,
+            "--post-logout-redirect-uri",
+            "https://notes.example/bye",
+            "--backchannel-logout-uri",
+            &channel.uri,
+            "--skip-consent",
+            "--json",
+        ],
+        "",
+    );
+    assert!(ok, "{why}");
+    let added: Value = serde_json::from_str(out.trim()).expect("json");
+    let app = App {
+        id: added["client_id"].as_str().expect("id").to_owned(),
+        secret: added["client_secret"].as_str().map(str::to_owned),
+    };
+    let code = code_for(server, &app, cookie, &[]).await;
+    let tokens: Value = redeem(server, &app, &code, VERIFIER).await.json().await.expect("json");
+    (app, tokens)
+}
+
+/// Checks a logout token against the JWKS with an independent JOSE library: its type, its
+/// signature, and the claims Back-Channel Logout 1.0 §2.4 requires (and no nonce).
+async fn check_logout_token(server: &Server, token: &str, app: &App, sso: &str, user: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        server.client.get(server.url("/.well-known/jwks.json")).send().await.expect("jwks").json().await.expect("json");
+    let jwk = jwks.find(header.kid.as_deref().expect("kid")).expect("the key is published");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[app.id.as_str()]);
+    validation.set_issuer(&[ORIGIN]);
+    let claims = jsonwebtoken::decode::<Value>(token, &key, &validation).expect("a valid logout token").claims;
+    assert_eq!(claims["sid"], sso);
+    assert_eq!(claims["sub"], user);
+    assert!(claims["jti"].as_str().is_some_and(|jti| !jti.is_empty()));
+    assert!(claims["iat"].is_i64());
+    assert_eq!(claims["events"], serde_json::json!({ "http://schemas.openid.net/event/backchannel-logout": {} }));
+    assert!(claims.get("nonce").is_none(), "a logout token never carries a nonce");
+    claims
+}
+
+#[tokio::test]
+async fn a_sign_out_at_latchkey_reaches_every_apps_back_channel_once() {
+    let server = Server::start().await;
+    let user = server.sign_up("ssoivy").await;
+    let cookie = browser_sign_in(&server, "ssoivy").await;
+    let sso = server.sessions_by_cookie(&cookie).await[0]["id"].as_str().expect("id").to_owned();
+    let (notes_channel, board_channel) = (BackChannel::start().await, BackChannel::start().await);
+    let (notes, notes_tokens) = app_with_back_channel(&server, "Notes", &notes_channel, &cookie).await;
+    let (board, _) = app_with_back_channel(&server, "Board", &board_channel, &cookie).await;
+    // A second code for the same app under the same sign-in: still one delivery.
+    let code = code_for(&server, &notes, &cookie, &[]).await;
+    assert_eq!(redeem(&server, &notes, &code, VERIFIER).await.status(), StatusCode::OK);
+
+    let csrf = {
+        let page = get(&server, "/logout", Some(&cookie)).await.text().await.expect("html");
+        consent_fields(&page).into_iter().find(|(name, _)| name == "csrf_token").expect("csrf").1
+    };
+    let out = post_form(&server, "/logout", Some(&cookie), &[("csrf_token", &csrf)]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+
+    let limit = std::time::Duration::from_secs(15);
+    let (to_notes, to_board) = (notes_channel.wait_for(1, limit).await, board_channel.wait_for(1, limit).await);
+    assert_eq!((to_notes.len(), to_board.len()), (1, 1), "one token each within 15 s");
+    let user_id = user["id"].as_str().expect("id");
+    check_logout_token(&server, &to_notes[0], &notes, &sso, user_id).await;
+    check_logout_token(&server, &to_board[0], &board, &sso, user_id).await;
+    // The app's tokens ended with the sign-in.
+    let access = notes_tokens["access_token"].as_str().expect("access");
+    assert_eq!(server.me_bearer(access).await.status(), StatusCode::UNAUTHORIZED);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(notes_channel.tokens().len(), 1, "exactly one token per app and sign-in");
+    let (ok, listed, why) = server.cli(&["client", "deliveries", &notes.id, "--json"], "");
+    assert!(ok, "{why}");
+    let listed: Value = serde_json::from_str(listed.trim()).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["sid"], sso.as_str());
+    assert_eq!(listed[0]["state"], "delivered");
+    assert_eq!(listed[0]["attempts"], 1);
+    assert!(listed[0]["next_attempt_at"].is_null());
+    let metrics = server.client.get(server.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("latchkey_backchannel_logout_deliveries_total{outcome=\"delivered\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn an_app_that_is_down_is_retried_with_the_same_token_id_until_it_accepts() {
+    let server = Server::start().await;
+    let user = server.sign_up("ssojack").await;
+    let cookie = browser_sign_in(&server, "ssojack").await;
+    let sso = server.sessions_by_cookie(&cookie).await[0]["id"].as_str().expect("id").to_owned();
+    let channel = BackChannel::start().await;
+    let (app, _) = app_with_back_channel(&server, "Notes", &channel, &cookie).await;
+    channel.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let response = server.client.post(server.url("/v1/logout")).header("cookie", &cookie).header("origin", ORIGIN);
+    let csrf = {
+        let page = get(&server, "/logout", Some(&cookie)).await.text().await.expect("html");
+        consent_fields(&page).into_iter().find(|(name, _)| name == "csrf_token").expect("csrf").1
+    };
+    assert_eq!(response.header("x-csrf-token", csrf).send().await.expect("logout").status(), StatusCode::NO_CONTENT);
+    let first = channel.wait_for(1, std::time::Duration::from_secs(15)).await;
+    assert_eq!(first.len(), 1);
+    let (ok, listed, _) = server.cli(&["client", "deliveries", &app.id, "--json"], "");
+    assert!(ok);
+    let listed: Value = serde_json::from_str(listed.trim()).expect("json");
+    assert_eq!(listed[0]["state"], "pending", "{listed}");
+    assert!(listed[0]["next_attempt_at"].is_string(), "{listed}");
+    channel.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    // The first retry comes within a minute (5 s after the first failure).
+    let both = channel.wait_for(2, std::time::Duration::from_secs(20)).await;
+    assert_eq!(both.len(), 2, "retried");
+    let user_id = user["id"].as_str().expect("id");
+    let (a, b) = (
+        check_logout_token(&server, &both[0], &app, &sso, user_id).await,
+        check_logout_token(&server, &both[1], &app, &sso, user_id).await,
+    );
+    assert_eq!(a["jti"], b["jti"], "a repeat carries the same jti");
+    let mut delivered = false;
+    for _ in 0..40 {
+        let (_, listed, _) = server.cli(&["client", "deliveries", &app.id, "--json"], "");
+        let listed: Value = serde_json::from_str(listed.trim()).expect("json");
+        if listed[0]["state"] == "delivered" {
+            assert_eq!(listed[0]["attempts"], 2);
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "the delivery is recorded as delivered");
+    let (ok, audit, _) = server.cli(&["audit", "--kind", "logout_delivery_failed", "--json"], "");
+    assert!(ok && audit.contains(&app.id) && audit.contains("503"), "{audit}");
+}
+
+#[tokio::test]
+async fn a_sign_in_that_expires_ends_its_apps_sessions_and_logs_them_out() {
+    let server = Server::with(&[("LATCHKEY_SESSION_IDLE_TIMEOUT", "3s"), ("LATCHKEY_SESSION_CACHE_TTL", "1s")]).await;
+    server.sign_up("ssokate").await;
+    let cookie = browser_sign_in(&server, "ssokate").await;
+    let channel = BackChannel::start().await;
+    let (_, tokens) = app_with_back_channel(&server, "Notes", &channel, &cookie).await;
+    let access = tokens["access_token"].as_str().expect("access");
+    assert_eq!(server.me_bearer(access).await.status(), StatusCode::OK);
+    // Nothing uses the sign-in: it expires after 3 s, and the sweep (every 2 s with this
+    // sync interval) ends the app's session and makes its delivery due.
+    let received = channel.wait_for(1, std::time::Duration::from_secs(20)).await;
+    assert_eq!(received.len(), 1, "the app was told");
+    assert_eq!(server.me_bearer(access).await.status(), StatusCode::UNAUTHORIZED, "the app's token is refused");
+}
+
+#[tokio::test]
+async fn rp_initiated_logout_with_a_hint_ends_the_sign_in_at_once_and_without_one_asks() {
+    let server = Server::start().await;
+    server.sign_up("ssoleo").await;
+    let channel = BackChannel::start().await;
+    let cookie = browser_sign_in(&server, "ssoleo").await;
+    let (app, tokens) = app_with_back_channel(&server, "Notes", &channel, &cookie).await;
+    let id_token = tokens["id_token"].as_str().expect("id_token").to_owned();
+    let logout = |params: Vec<(&str, String)>| {
+        let mut url = Url::parse(&server.url("/oauth2/logout")).expect("url");
+        url.query_pairs_mut().extend_pairs(params);
+        url.to_string()
+    };
+
+    // A post-logout URI the app did not register: an error page, nothing ended.
+    for bad in ["https://evil.example/bye", "https://notes.example/bye/"] {
+        let url = logout(vec![("id_token_hint", id_token.clone()), ("post_logout_redirect_uri", bad.into())]);
+        let response = server.client.get(url).header("cookie", &cookie).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(response.headers().get(LOCATION).is_none());
+    }
+    assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::OK, "still signed in");
+
+    // No hint (a link on any page): a confirmation page; its form needs the CSRF token.
+    let url = logout(vec![
+        ("client_id", app.id.clone()),
+        ("post_logout_redirect_uri", "https://notes.example/bye".into()),
+        ("state", "s-1".into()),
+    ]);
+    let page = server.client.get(&url).header("cookie", &cookie).send().await.expect("request");
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"].to_str().expect("csp").to_owned();
+    assert!(csp.contains("https://notes.example"), "{csp}");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("Sign out") && html.contains("Notes"), "{html}");
+    assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::OK, "a GET ends nothing");
+    let fields = consent_fields(&html);
+    let without_csrf: Vec<(&str, &str)> =
+        fields.iter().filter(|(name, _)| name != "csrf_token").map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let forged = post_form(&server, "/oauth2/logout/confirm", Some(&cookie), &without_csrf).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    // A forged hint is no hint: the page again.
+    let forged_hint = format!("{}x", &id_token[..id_token.len() - 1]);
+    let page = server.client.get(logout(vec![("id_token_hint", forged_hint)])).header("cookie", &cookie).send().await;
+    assert_eq!(page.expect("request").status(), StatusCode::OK);
+    assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::OK);
+
+    // With the app's ID token as the hint: the sign-in ends at once, back to the app with state.
+    let url = logout(vec![
+        ("id_token_hint", id_token.clone()),
+        ("post_logout_redirect_uri", "https://notes.example/bye".into()),
+        ("state", "s-2".into()),
+    ]);
+    let response = server.client.get(url).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "https://notes.example/bye?state=s-2");
+    assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::UNAUTHORIZED, "the sign-in ended");
+    assert_eq!(channel.wait_for(1, std::time::Duration::from_secs(15)).await.len(), 1, "the app was told");
+
+    // Confirmed by the user: a new sign-in ends, back to the app.
+    let cookie = browser_sign_in(&server, "ssoleo").await;
+    let page = server.client.get(logout(vec![
+        ("client_id", app.id.clone()),
+        ("post_logout_redirect_uri", "https://notes.example/bye".into()),
+    ]));
+    let html = page.header("cookie", &cookie).send().await.expect("request").text().await.expect("html");
+    let fields = consent_fields(&html);
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let confirmed = post_form(&server, "/oauth2/logout/confirm", Some(&cookie), &fields).await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&confirmed), "https://notes.example/bye");
+    assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::UNAUTHORIZED);
 }
