@@ -1,8 +1,9 @@
 // The browser tests' harness: the real `latchkey` binary on a free port with a fresh SQLite
 // file, Debian's Chromium driven by playwright-core, and the helpers the tests share.
 
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -79,6 +80,12 @@ export async function startLatchkey(env = {}) {
     origin,
     port,
     log: () => log,
+    /** Runs a `latchkey` admin command against this server's store; its standard output. */
+    cli(args) {
+      const run = spawnSync(BINARY, args, { env: childEnv, encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(`latchkey ${args.join(' ')}: ${run.stderr}`);
+      return run.stdout;
+    },
     async stop() {
       child.removeAllListeners('exit');
       child.kill('SIGTERM');
@@ -170,4 +177,27 @@ export async function createAccount(origin, stem) {
   });
   if (response.status !== 201) throw new Error(`sign-up of ${username}: ${response.status}`);
   return username;
+}
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** axe-core's violations on the page as it is now, one line each. */
+export async function violations(page) {
+  // Evaluated through the DevTools protocol, which the page's CSP does not govern.
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const result = await globalThis.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  });
+  return found;
+}
+
+/** Audits the page in light and dark colour schemes, adding each violation to `results`. */
+export async function audit(page, label, results) {
+  for (const scheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const violation of await violations(page)) results.push(`${label} [${scheme}] ${violation}`);
+  }
 }

@@ -2,35 +2,19 @@
 // ARIA) in its normal and its error states, and signing in works from the keyboard alone.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { test } from 'node:test';
 
-import { PASSWORD, createAccount, uniqueName, useLatchkeyAndBrowser, watchPage } from '../harness.mjs';
-
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+import {
+  PASSWORD,
+  audit,
+  createAccount,
+  uniqueName,
+  useLatchkeyAndBrowser,
+  violations,
+  watchPage,
+} from '../harness.mjs';
 
 const running = useLatchkeyAndBrowser();
-
-/** axe-core's violations on the page as it is now, one line each. */
-async function violations(page) {
-  // Evaluated through the DevTools protocol, which the page's CSP does not govern.
-  await page.evaluate(AXE);
-  const found = await page.evaluate(async () => {
-    const result = await globalThis.axe.run(document, {
-      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
-    });
-    return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-  });
-  return found;
-}
-
-async function audit(page, label, results) {
-  for (const scheme of ['light', 'dark']) {
-    await page.emulateMedia({ colorScheme: scheme });
-    for (const violation of await violations(page)) results.push(`${label} [${scheme}] ${violation}`);
-  }
-}
 
 test('every page, in its normal and error states, has no WCAG 2.1 AA violation', async () => {
   const username = uniqueName('a11y');

@@ -122,6 +122,11 @@ pub struct VerifiedUser {
     pub session_id: String,
     /// When the token expires.
     pub expires_at: OffsetDateTime,
+    /// For an app that signs its users in through latchkey (single sign-on): the app the token
+    /// was issued to (`client_id`).
+    pub client_id: Option<String>,
+    /// And the scopes it was granted, space-separated.
+    pub scope: Option<String>,
 }
 
 /// Why a request was refused: RFC 6750's `401` with `WWW-Authenticate`.
@@ -244,6 +249,8 @@ fn user_of(claims: AccessClaims) -> VerifiedUser {
         username: claims.preferred_username,
         session_id: claims.sid,
         expires_at: OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        client_id: claims.client_id,
+        scope: claims.scope,
     }
 }
 

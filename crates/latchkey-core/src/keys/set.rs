@@ -51,6 +51,10 @@ impl KeySet {
         let mut signers: Vec<(OffsetDateTime, Arc<LoadedKey>)> = Vec::new();
         let mut fingerprint = Vec::new();
         let mut next_change = None;
+        // Keys made after `now` that no retirement hands over to: the first key of an algorithm
+        // that another instance made a moment ago (its clock a little ahead, or its key made
+        // after this one read the time). With nothing else to sign their algorithm, they do.
+        let mut ahead: Vec<(OffsetDateTime, Arc<LoadedKey>)> = Vec::new();
         let signing_keys = stored.iter().filter(|key| key.alg != SERVER_SECRET_ALG);
         for key in signing_keys.chain(file_key) {
             fingerprint.push((key.kid.clone(), key.retired_at));
@@ -77,9 +81,17 @@ impl KeySet {
                     Some(_) => {}
                     None => signers.push((key.created_at, Arc::clone(&loaded))),
                 }
+            } else if key.created_at > now && key.retired_at.is_none() && !rivals_file_key {
+                ahead.push((key.created_at, Arc::clone(&loaded)));
             }
             verifying.insert(&key.kid, loaded.alg, loaded.decoding.clone(), &settings.issuer, &settings.audience);
             loaded_keys.push(loaded);
+        }
+        ahead.sort_by_key(|(created_at, _)| *created_at);
+        for (created_at, key) in ahead {
+            if !signers.iter().any(|(_, signer)| signer.alg == key.alg) {
+                signers.push((created_at, key));
+            }
         }
         // The file key has the configured algorithm, so it is that algorithm's signer when present.
         let signer = signers
@@ -315,6 +327,21 @@ mod tests {
             KeySet::build(&[stored_rsa.clone(), ec.clone()], Some(&file), SigningAlgorithm::RS256, settings(), now)?;
         assert_eq!(set.signer_kid(), "file-key");
         assert!(set.signs_with("file-key") && set.signs_with(&ec.kid) && !set.signs_with(&stored_rsa.kid));
+        Ok(())
+    }
+
+    #[test]
+    fn the_first_key_of_an_algorithm_made_after_now_signs_when_nothing_else_does() -> Result<(), KeyError> {
+        // Two instances starting at once: one read the time, the other then made the first key.
+        let now = OffsetDateTime::now_utc();
+        let made_later = generate(SigningAlgorithm::EdDSA, now + Duration::milliseconds(300))?;
+        let set = KeySet::build(std::slice::from_ref(&made_later), None, SigningAlgorithm::EdDSA, settings(), now)?;
+        assert_eq!(set.signer_kid(), made_later.kid);
+        // A successor published ahead of a hand-over still waits for its start.
+        let current = generate(SigningAlgorithm::EdDSA, now - Duration::days(1))?;
+        let keys = [current.clone(), made_later.clone()];
+        let set = KeySet::build(&keys, None, SigningAlgorithm::EdDSA, settings(), now)?;
+        assert_eq!(set.signer_kid(), current.kid);
         Ok(())
     }
 

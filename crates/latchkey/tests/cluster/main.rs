@@ -610,3 +610,110 @@ async fn failed_attempts_spread_over_instances_share_one_allowance_through_redis
         assert!(refused.headers().contains_key("retry-after"));
     }
 }
+
+/// Single sign-on across instances: a code issued by one instance is redeemed exactly once
+/// whichever instances it is presented to at once, and a sign-out on one instance makes exactly
+/// one back-channel delivery per app although every instance runs a deliverer.
+#[tokio::test]
+async fn codes_and_logout_deliveries_work_across_instances_exactly_once() {
+    use std::sync::{Arc, Mutex};
+
+    let cluster = Cluster::start(&[]).await;
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&received);
+    let receiver = axum::Router::new().route(
+        "/backchannel",
+        axum::routing::post(move |body: String| {
+            let sink = Arc::clone(&sink);
+            async move { sink.lock().unwrap().push(body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let back_channel = format!("http://{}/backchannel", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let env = vec![("LATCHKEY_DATABASE_URL".to_owned(), cluster._database.url().to_owned())];
+    let output = command(
+        &[
+            "client",
+            "add",
+            "Notes",
+            "--redirect-uri",
+            "https://notes.example/cb",
+            "--backchannel-logout-uri",
+            &back_channel,
+            "--skip-consent",
+            "--json",
+        ],
+        &env,
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let app: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (id, secret) =
+        (app["client_id"].as_str().unwrap().to_owned(), app["client_secret"].as_str().unwrap().to_owned());
+
+    cluster.api.sign_up("sso").await;
+    let browser = cluster.at(&cluster.instances[0]).cookie_login("sso").await;
+    let code_from = |base: String| {
+        let (client, cookie, id) = (cluster.api.client.clone(), browser.cookie.clone(), id.clone());
+        async move {
+            let response = client
+                .get(format!("{base}/oauth2/authorize"))
+                .query(&[
+                    ("response_type", "code"),
+                    ("client_id", id.as_str()),
+                    ("redirect_uri", "https://notes.example/cb"),
+                    ("scope", "openid"),
+                    ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                    ("code_challenge_method", "S256"),
+                ])
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            reqwest::Url::parse(&location).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned()
+        }
+    };
+    let redeem = |base: &str, code: &str| {
+        cluster
+            .api
+            .client
+            .post(format!("{base}/v1/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", "https://notes.example/cb"),
+                ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            ])
+            .send()
+    };
+    for round in 0..5 {
+        let code = code_from(cluster.instances[round % 3].clone()).await;
+        let attempts = cluster.instances.iter().flat_map(|base| [redeem(base, &code), redeem(base, &code)]);
+        let statuses: Vec<StatusCode> =
+            futures::future::join_all(attempts).await.into_iter().map(|r| r.unwrap().status()).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "round {round}: {statuses:?}");
+    }
+
+    let logout = cluster
+        .api
+        .client
+        .post(format!("{}/v1/logout", cluster.instances[1]))
+        .header("cookie", &browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while received.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every instance polls for due deliveries every second: give them time to repeat it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(received.lock().unwrap().len(), 1, "one logout token for one app and sign-in");
+}
