@@ -12,8 +12,9 @@ use latchkey_core::sessions::SessionId;
 use serde::Deserialize;
 
 use super::devices::{DeviceRow, Moment};
-use super::sign_in::{CsrfForm, FormErrors, Notice, query, signed_out};
-use super::{CarriesCsrfToken, PageError, SignedInForm, render, sentence, signed_in, to_login};
+use super::notice::{Notice, signed_out};
+use super::sign_in::{CsrfForm, FormErrors};
+use super::{CarriesCsrfToken, PageError, SignedInForm, query, render, sentence, signed_in, to_login};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::state::AppState;

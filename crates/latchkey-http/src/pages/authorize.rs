@@ -17,8 +17,8 @@ use latchkey_core::sessions::{Caller, SessionKind};
 use serde::Deserialize;
 use url::Url;
 
-use super::sign_in::{Notice, query};
-use super::{CarriesCsrfToken, PageError, SignedInForm, content_security_policy, render, signed_in};
+use super::notice::Notice;
+use super::{CarriesCsrfToken, PageError, SignedInForm, content_security_policy, query, render, signed_in};
 use crate::body::{FormBody, body_of};
 use crate::cookies::request_cookie;
 use crate::error::ApiError;

@@ -15,8 +15,8 @@ use latchkey_core::sessions::SessionKind;
 use serde::Deserialize;
 
 use super::authorize::allow_form_to_reach;
-use super::sign_in::{Notice, query, signed_out};
-use super::{CarriesCsrfToken, PageError, SignedInForm, render, signed_in};
+use super::notice::{Notice, signed_out};
+use super::{CarriesCsrfToken, PageError, SignedInForm, query, render, signed_in};
 use crate::body::{FormBody, body_of};
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -13,6 +13,7 @@ mod assets;
 mod authorize;
 mod devices;
 mod end_session;
+mod notice;
 mod return_to;
 mod sign_in;
 
@@ -249,6 +250,16 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Authe
     }
 }
 
+/// Parses a page's query string; the parameters are all optional.
+pub(crate) fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, PageError> {
+    match raw {
+        None => Ok(T::default()),
+        Some(raw) => {
+            serde_urlencoded::from_str(&raw).map_err(|err| PageError::from(ApiError::Malformed(err.to_string())))
+        }
+    }
+}
+
 /// Sends an anonymous browser to the sign-in page, to come back to `path` afterwards. A
 /// session cookie that no longer works (revoked, expired) is cleared, and the page says why.
 fn to_login(state: &AppState, headers: &HeaderMap, path: &str) -> Response {
@@ -256,7 +267,7 @@ fn to_login(state: &AppState, headers: &HeaderMap, path: &str) -> Response {
         || request_cookie(headers, &state.cookies.access).is_some();
     let mut params = vec![("return_to", path)];
     if stale {
-        params.push(("notice", sign_in::Notice::SessionEnded.as_str()));
+        params.push(("notice", notice::Notice::SessionEnded.as_str()));
     }
     let query = serde_urlencoded::to_string(&params).unwrap_or_default();
     let redirect = Redirect::to(&format!("/login?{query}"));

@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::revocation::LogoutScope;
 use latchkey_core::sessions::SessionKind;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use super::authorize;
+use super::notice::{Notice, signed_out};
 use super::return_to::{ReturnTo, ReturnToError};
-use super::{CarriesCsrfToken, PageError, SignedInForm, check_form, render, sentence, signed_in};
+use super::{CarriesCsrfToken, PageError, SignedInForm, check_form, query, render, sentence, signed_in};
 use crate::body::{FormBody, body_of};
 use crate::error::ApiError;
 use crate::metrics::LoginOutcome;
@@ -21,52 +21,6 @@ use crate::wire::NO_STORE;
 
 /// Where a signed-in browser goes when nobody said where.
 const HOME: &str = "/account";
-
-/// A message the sign-in page shows after a redirect, named in its `notice` parameter (never
-/// free text, so a link cannot put words in latchkey's mouth).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Notice {
-    /// After sign-up.
-    Created,
-    /// After "sign out".
-    SignedOut,
-    /// After "log out everywhere".
-    SignedOutEverywhere,
-    /// The browser's session was revoked or expired.
-    SessionEnded,
-    /// An app asks for the password again (`prompt=login`, `max_age`).
-    Reauthenticate,
-}
-
-impl Notice {
-    const ALL: [Self; 5] =
-        [Self::Created, Self::SignedOut, Self::SignedOutEverywhere, Self::SessionEnded, Self::Reauthenticate];
-
-    /// The parameter's value.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::SignedOut => "signed_out",
-            Self::SignedOutEverywhere => "signed_out_everywhere",
-            Self::SessionEnded => "session_ended",
-            Self::Reauthenticate => "reauthenticate",
-        }
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|notice| notice.as_str() == value)
-    }
-
-    fn message(self) -> &'static str {
-        match self {
-            Self::Created => "Your account is ready. Sign in to start.",
-            Self::SignedOut => "You are signed out on this device.",
-            Self::SignedOutEverywhere => "You are signed out on every device.",
-            Self::SessionEnded => "Your session on this device has ended. Sign in again.",
-            Self::Reauthenticate => "The app you came from asks you to confirm your password.",
-        }
-    }
-}
 
 /// Form errors, each tied to the field it is about (or to the whole form as `form`).
 #[derive(Debug, Default)]
@@ -95,16 +49,6 @@ impl FormErrors {
             ApiError::InvalidInput { field, detail } => Self::on(field, sentence(detail)),
             ApiError::UsernameTaken => Self::on("username", sentence(&err.public_detail())),
             _ => Self::on("form", sentence(&err.public_detail())),
-        }
-    }
-}
-
-/// Parses a page's query string; the parameters are all optional.
-pub(crate) fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, PageError> {
-    match raw {
-        None => Ok(T::default()),
-        Some(raw) => {
-            serde_urlencoded::from_str(&raw).map_err(|err| PageError::from(ApiError::Malformed(err.to_string())))
         }
     }
 }
@@ -381,11 +325,4 @@ pub(super) async fn log_out(
 ) -> Result<Response, PageError> {
     state.service.log_out(&auth.caller, LogoutScope::Current).await?;
     Ok(signed_out(&state, Notice::SignedOut))
-}
-
-/// After a session of this browser ended: its cookies cleared, and to the sign-in page, which
-/// says why.
-pub(crate) fn signed_out(state: &AppState, notice: Notice) -> Response {
-    let target = format!("/login?notice={}", notice.as_str());
-    (state.cookies.removals(), Redirect::to(&target)).into_response()
 }
