@@ -30,7 +30,7 @@ pub use request::{
     AuthorizationError, AuthorizationErrorCode, AuthorizationParams, AuthorizationRequest, Prompt, RedirectedError,
     SUPPORTED_SCOPES,
 };
-pub use service::{ActiveToken, AllowedApp, AppTokens, Decision, answer_location};
+pub use service::{AllowedApp, AppTokens, Decision, answer_location};
 pub use store::{CodeStore, ConsentStore, Redemption};
 
 /// How long a code can be redeemed after it was issued.

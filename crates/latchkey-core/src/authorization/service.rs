@@ -15,7 +15,7 @@ use crate::latchkey::Latchkey;
 use crate::revocation::{RevocationCause, RevokeScope};
 use crate::secret::{SecretToken, b64url, b64url_decode};
 use crate::sessions::{AppSession, Caller, ClientInfo, Profile, Session, SessionId, SessionKind};
-use crate::tokens::{ID_TOKEN_TYP, IdTokenClaims, RefreshToken, TokenPair, at_hash};
+use crate::tokens::{ID_TOKEN_TYP, IdTokenClaims, TokenPair, at_hash};
 
 /// The MAC purpose of the sign-in mark.
 const MARK_PURPOSE: &str = "latchkey sign-in mark";
@@ -365,59 +365,5 @@ impl Latchkey {
         self.audit(event).await;
         self.end_sessions_past_the_cap(account.id, session.id).await?;
         Ok(AppTokens { session, pair, id_token })
-    }
-}
-
-/// A token that is active: its session is live and not revoked (checked in the store, not only
-/// the local denylist: introspection and userinfo are the authoritative answer).
-#[derive(Debug, Clone)]
-pub struct ActiveToken {
-    /// The session it belongs to.
-    pub session: Session,
-    /// Its owner's name.
-    pub username: String,
-    /// Whether it is an access token (else the session's current refresh token).
-    pub access: bool,
-    /// When it expires, seconds since the epoch.
-    pub exp: i64,
-    /// When it was issued, seconds since the epoch.
-    pub iat: i64,
-}
-
-impl Latchkey {
-    /// What `token` (an access token, or a session's current refresh token) is, if it is
-    /// active: signed by latchkey, unexpired, of a live, unrevoked session of an enabled
-    /// account. `None` for anything else, whatever the reason.
-    pub async fn inspect_token(&self, token: &str) -> Result<Option<ActiveToken>, AuthError> {
-        let now = self.now();
-        let (session_id, access, exp, iat) = match RefreshToken::decode(token, &self.inner.server_secret) {
-            Some(refresh) => (refresh.session_id, false, None, None),
-            None => match self.verify_access_token(token, now).await? {
-                Ok(claims) => match SessionId::parse(&claims.sid) {
-                    Some(id) => (id, true, Some(claims.exp), Some(claims.iat)),
-                    None => return Ok(None),
-                },
-                Err(_) => return Ok(None),
-            },
-        };
-        if self.inner.revocations.denylist.denies(session_id, now) {
-            return Ok(None);
-        }
-        let stores = &self.inner.stores;
-        let Some(session) = stores.sessions.get(session_id).await?.filter(|session| session.is_live(now)) else {
-            return Ok(None);
-        };
-        if !access {
-            let current = RefreshToken { session_id, counter: session.refresh_counter };
-            if session.kind != SessionKind::Token || current.encode(&self.inner.server_secret) != token {
-                return Ok(None);
-            }
-        }
-        let Some(account) = stores.accounts.by_id(session.user_id).await?.filter(|account| !account.disabled) else {
-            return Ok(None);
-        };
-        let exp = exp.unwrap_or_else(|| session.expires_at().unix_timestamp());
-        let iat = iat.unwrap_or_else(|| session.rotated_at.unwrap_or(session.created_at).unix_timestamp());
-        Ok(Some(ActiveToken { username: account.username.as_str().to_owned(), session, access, exp, iat }))
     }
 }

@@ -317,6 +317,16 @@ async fn an_app_refreshes_only_with_its_own_authentication_and_ends_with_the_sig
     assert_eq!(active["token_type"], "Bearer");
     let foreign: Value = introspect(&other, &access).await.expect("request").json().await.expect("json");
     assert_eq!(foreign, serde_json::json!({ "active": false }), "another app's token");
+    // A first-party token is no app's: refused at userinfo, inactive to an app's introspection.
+    let own_tokens = server.token_login("ssobob").await;
+    let info = server.client.get(server.url("/oauth2/userinfo")).bearer_auth(&own_tokens.access).send().await;
+    let info = info.expect("request");
+    assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(info.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+    let first_party: Value = introspect(&app, &own_tokens.access).await.expect("request").json().await.expect("json");
+    assert_eq!(first_party, serde_json::json!({ "active": false }));
+    let garbage: Value = introspect(&app, "not-a-token").await.expect("request").json().await.expect("json");
+    assert_eq!(garbage, serde_json::json!({ "active": false }));
     let unauthenticated =
         server.client.post(server.url("/oauth2/introspect")).form(&[("token", access.as_str())]).send().await;
     expect_oauth_error(unauthenticated.expect("request"), StatusCode::UNAUTHORIZED, "invalid_client").await;
