@@ -864,11 +864,16 @@ async fn an_ended_sign_in_makes_one_delivery_per_notified_app_claimed_once(store
     expected.sort();
     ensure!(open == expected, "open sign-ins {open:?}");
 
+    let users = sign_ins.users_signed_in_to(&notes).await.map_err(store)?;
+    ensure!(users == vec![alice.id, alice.id], "users signed in to notes: {users:?}");
+
     let ended = t0() + Duration::minutes(1);
     let pending = sign_ins.end_sign_ins(&[sso], ended).await.map_err(store)?;
     ensure!(pending == 1, "{pending} deliveries pending, not the notified app's one");
     ensure!(sign_ins.end_sign_ins(&[sso], ended).await.map_err(store)? == 0, "a sign-in ended twice");
     ensure!(sign_ins.open_sign_ins().await.map_err(store)? == vec![(other, alice.id)], "the ended sign-in is open");
+    let users = sign_ins.users_signed_in_to(&board).await.map_err(store)?;
+    ensure!(users.is_empty(), "board's only sign-in ended, yet: {users:?}");
 
     // Claimed once under a lease; claimable again when the lease runs out.
     let lease = ended + Duration::seconds(60);

@@ -181,12 +181,7 @@ impl Latchkey {
     /// there was a consent.
     pub async fn withdraw_consent(&self, caller: &Caller, client: &ClientId) -> Result<bool, AuthError> {
         let withdrawn = self.inner.stores.consents.withdraw(caller.user_id, client).await?;
-        for session in self.sessions(caller.user_id).await? {
-            if session.app.as_ref().is_some_and(|app| &app.client_id == client) {
-                let scope = RevokeScope::OneOf { user: caller.user_id, session: session.id };
-                self.revoke(scope, RevocationCause::ConsentWithdrawn).await?;
-            }
-        }
+        self.end_app_sessions(caller.user_id, client, RevocationCause::ConsentWithdrawn).await?;
         if withdrawn {
             let event = AuditEvent::new(AuditKind::ConsentWithdrawn, self.now())
                 .user(caller.user_id, &caller.username)
@@ -194,6 +189,21 @@ impl Latchkey {
             self.audit(event).await;
         }
         Ok(withdrawn)
+    }
+
+    /// Ends every live session of `user` in the app `client`.
+    pub(crate) async fn end_app_sessions(
+        &self,
+        user: UserId,
+        client: &ClientId,
+        cause: RevocationCause,
+    ) -> Result<(), AuthError> {
+        for session in self.sessions(user).await? {
+            if session.app.as_ref().is_some_and(|app| &app.client_id == client) {
+                self.revoke(RevokeScope::OneOf { user, session: session.id }, cause).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The apps `user` has allowed, newest consent first, with their names (an app removed
@@ -363,7 +373,7 @@ impl Latchkey {
             .ip(session.client.ip.as_deref())
             .detail(client.id.as_str());
         self.audit(event).await;
-        self.end_sessions_past_the_cap(account.id, session.id).await?;
+        self.end_sessions_past_the_cap(account.id, &session).await?;
         Ok(AppTokens { session, pair, id_token })
     }
 }

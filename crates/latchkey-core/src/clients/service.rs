@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::{Client, ClientError, ClientId, NewClient, Registered, RegisteredUri};
 use crate::error::AuthError;
 use crate::latchkey::Latchkey;
+use crate::revocation::RevocationCause;
 use crate::secret::SecretToken;
 use crate::sessions::Session;
 
@@ -69,9 +70,16 @@ impl Latchkey {
         Ok(names)
     }
 
-    /// Removes a client; `NotFound` for an unknown id.
+    /// Removes a client and ends its sessions (their access tokens are refused at once,
+    /// wherever they are checked); `NotFound` for an unknown id.
     pub async fn remove_client(&self, id: &ClientId) -> Result<(), AuthError> {
         if self.inner.stores.clients.remove(id).await? {
+            let mut users = self.inner.stores.sign_ins.users_signed_in_to(id).await?;
+            users.sort();
+            users.dedup();
+            for user in users {
+                self.end_app_sessions(user, id, RevocationCause::ClientRemoved).await?;
+            }
             Ok(())
         } else {
             Err(ClientError::NotFound(id.to_string()).into())

@@ -33,6 +33,9 @@ pub trait AppSignInStore: Send + Sync + 'static {
         notify: bool,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// The users with a sign-in to `client` that has not been seen to end (one entry per
+    /// sign-in).
+    async fn users_signed_in_to(&self, client: &ClientId) -> Result<Vec<UserId>, StoreError>;
     /// The sign-ins with apps under them that have not been seen to end, with their users.
     async fn open_sign_ins(&self) -> Result<Vec<(SessionId, UserId)>, StoreError>;
     /// Records that the sign-ins `sso` ended at `at`; the apps that take logout tokens get a

@@ -34,6 +34,8 @@ pub enum RevocationCause {
     CodeReplayed,
     /// The sign-in at latchkey that an app's session came from expired (single sign-on).
     SignInExpired,
+    /// The operator removed the app (`latchkey client remove`).
+    ClientRemoved,
 }
 
 impl RevocationCause {
@@ -51,6 +53,7 @@ impl RevocationCause {
             Self::ConsentWithdrawn => "consent_withdrawn",
             Self::CodeReplayed => "code_replayed",
             Self::SignInExpired => "sign_in_expired",
+            Self::ClientRemoved => "client_removed",
         }
     }
 }

@@ -75,22 +75,24 @@ impl Latchkey {
             .ip(session.client.ip.as_deref())
             .detail(kind.as_str());
         self.audit(event).await;
-        self.end_sessions_past_the_cap(account.id, session.id).await?;
+        self.end_sessions_past_the_cap(account.id, &session).await?;
         Ok(Login { account, session, credential, csrf_token })
     }
 
     /// Keeps a user within [`Policy::max_sessions_per_user`]: the sessions used longest ago
-    /// (by recorded last use, then by creation) end, never the one just made. Audited as
-    /// revocations with the cause `session_limit`.
-    pub(crate) async fn end_sessions_past_the_cap(&self, user: UserId, newest: SessionId) -> Result<(), AuthError> {
+    /// (by recorded last use, then by creation) end, never the one just made nor, for an app's
+    /// session, the sign-in it belongs to (ending that would end the new session with it).
+    /// Audited as revocations with the cause `session_limit`.
+    pub(crate) async fn end_sessions_past_the_cap(&self, user: UserId, newest: &Session) -> Result<(), AuthError> {
         let cap = usize::try_from(self.inner.policy.max_sessions_per_user).unwrap_or(usize::MAX).max(1);
         let mut live = self.inner.stores.sessions.list_live(user, self.now()).await?;
         if live.len() <= cap {
             return Ok(());
         }
-        live.retain(|session| session.id != newest);
+        let excess = live.len() - cap;
+        let sign_in = newest.app.as_ref().map(|app| app.sso_session);
+        live.retain(|session| session.id != newest.id && Some(session.id) != sign_in);
         live.sort_by_key(|session| (session.last_seen_at, session.created_at));
-        let excess = live.len() + 1 - cap;
         for session in live.iter().take(excess) {
             self.revoke(RevokeScope::OneOf { user, session: session.id }, RevocationCause::SessionLimit).await?;
         }

@@ -61,6 +61,14 @@ impl AppSignInStore for SqlStore {
         Ok(())
     }
 
+    async fn users_signed_in_to(&self, client: &ClientId) -> Result<Vec<UserId>, StoreError> {
+        let sql = self.sql("SELECT user_id FROM app_sign_ins WHERE client_id = ? AND ended_at IS NULL");
+        let rows = sqlx::query(&sql).bind(client.to_string()).fetch_all(&self.pool).await.map_err(fail)?;
+        rows.iter()
+            .map(|row| Ok(UserId::from_uuid(uuid(&row.try_get::<String, _>("user_id").map_err(fail)?)?)))
+            .collect()
+    }
+
     async fn open_sign_ins(&self) -> Result<Vec<(SessionId, UserId)>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT sso_session_id, user_id FROM app_sign_ins WHERE ended_at IS NULL")
             .fetch_all(&self.pool)

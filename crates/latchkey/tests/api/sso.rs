@@ -936,3 +936,43 @@ async fn rp_initiated_logout_with_a_hint_ends_the_sign_in_at_once_and_without_on
     assert_eq!(location(&confirmed), "https://notes.example/bye");
     assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn removing_an_app_ends_its_sessions_and_its_credentials() {
+    let server = Server::start().await;
+    let (app, cookie) = allowed(&server, "ssomia").await;
+    let code = code_for(&server, &app, &cookie, &[]).await;
+    let tokens: Value = redeem(&server, &app, &code, VERIFIER).await.json().await.expect("json");
+    let access = tokens["access_token"].as_str().expect("access");
+    let (ok, _, why) = server.cli(&["client", "remove", &app.id], "");
+    assert!(ok, "{why}");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(server.me_bearer(access).await.status(), StatusCode::UNAUTHORIZED, "its access token is refused");
+    assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::OK, "the sign-in at latchkey stays");
+    let refresh = server
+        .client
+        .post(server.url("/v1/token"))
+        .basic_auth(&app.id, app.secret.as_deref())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))])
+        .send()
+        .await
+        .expect("request");
+    expect_oauth_error(refresh, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let response = get(&server, &authorize_path(&app, &[]), Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "an unknown app now: an error page");
+}
+
+#[tokio::test]
+async fn the_session_cap_never_ends_the_sign_in_a_new_apps_session_belongs_to() {
+    let server = Server::with(&[("LATCHKEY_MAX_SESSIONS_PER_USER", "2")]).await;
+    let app = register(&server, &["--skip-consent"]).await;
+    server.sign_up("ssonoa").await;
+    let cookie = browser_sign_in(&server, "ssonoa").await;
+    let older = server.token_login("ssonoa").await;
+    // The sign-in was used longest ago, yet the cap ends the token session instead.
+    let code = code_for(&server, &app, &cookie, &[]).await;
+    let tokens: Value = redeem(&server, &app, &code, VERIFIER).await.json().await.expect("json");
+    assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::OK, "the sign-in stays");
+    assert_eq!(server.me_bearer(tokens["access_token"].as_str().expect("access")).await.status(), StatusCode::OK);
+    assert_eq!(server.me_bearer(&older.access).await.status(), StatusCode::UNAUTHORIZED, "the cap ended this one");
+}
