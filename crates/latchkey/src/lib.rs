@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod backchannel;
+pub mod compare;
 pub mod settings;
 pub mod startup;
 

@@ -44,6 +44,9 @@ enum Command {
     /// Measure what the configuration costs on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Measure session login against token login on this machine and write a report (Markdown
+    /// and SVG charts).
+    Compare(latchkey::compare::CompareArgs),
 }
 
 #[derive(Subcommand)]
@@ -176,6 +179,11 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
     if let Command::Bench(BenchCommand::Argon2 { samples }) = command {
         return bench_argon2(settings, samples);
     }
+    if let Command::Compare(args) = &command {
+        let report = latchkey::compare::run(args).await.map_err(|err| err.to_string())?;
+        println!("{}", report.display());
+        return Ok(());
+    }
     if let Command::Serve = command {
         let app = startup::Application::build(settings).await.map_err(|err| err.to_string())?;
         return app.run_until(startup::shutdown_signal()).await.map_err(|err| err.to_string());
@@ -183,7 +191,7 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
     let service = startup::start_service(settings).await.map_err(|err| err.to_string())?;
     let mut out = std::io::stdout().lock();
     let result = match command {
-        Command::Serve | Command::Bench(_) => Ok(()),
+        Command::Serve | Command::Bench(_) | Command::Compare(_) => Ok(()),
         Command::User(UserCommand::Add { username }) => admin::user_add(&service, &username, &mut out).await,
         Command::User(UserCommand::List) => admin::user_list(&service, &mut out).await,
         Command::User(UserCommand::Collisions) => admin::user_collisions(&service, &mut out).await,

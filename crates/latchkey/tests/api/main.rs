@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod cli_and_config;
 mod clients;
+mod compare;
 mod contract;
 mod cookie_sessions;
 mod either_kind;

@@ -1,0 +1,131 @@
+//! A latchkey instance for one measurement: this binary, `serve`d on a free loopback port with
+//! a scratch data directory, stopped and removed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode, redirect};
+use serde_json::{Value, json};
+
+use super::CompareError;
+
+/// The password of every account the comparison makes.
+pub(crate) const PASSWORD: &str = "correct horse battery";
+/// Cheap password hashing, for instances whose logins are set-up rather than measured.
+pub(crate) const CHEAP_HASHING: [(&str, &str); 2] =
+    [("LATCHKEY_ARGON2_MEMORY_KIB", "256"), ("LATCHKEY_ARGON2_ITERATIONS", "1")];
+/// The service token of instances that serve the revocation feed.
+pub(crate) const SERVICE_TOKEN: &str = "latchkey-compare-service-token-0123456789";
+
+/// A running instance.
+pub(crate) struct LocalServer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, also its public URL and issuer.
+    pub(crate) base: String,
+    /// A client that follows no redirects.
+    pub(crate) http: Client,
+    data: std::path::PathBuf,
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+impl LocalServer {
+    /// Starts `binary serve` with `settings` over the defaults (the measurements' own settings
+    /// win over anything in the caller's environment).
+    pub(crate) fn start(binary: &Path, settings: &[(&str, &str)]) -> Result<Self, CompareError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let base = format!("http://127.0.0.1:{port}");
+        let data = std::env::temp_dir().join(format!("latchkey-compare-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&data)?;
+        let mut env: Vec<(String, String)> = vec![
+            ("LATCHKEY_LISTEN".into(), format!("127.0.0.1:{port}")),
+            ("LATCHKEY_PUBLIC_URL".into(), base.clone()),
+            ("LATCHKEY_DATA_DIR".into(), data.display().to_string()),
+            ("LATCHKEY_LOG".into(), "info,sqlx=warn".into()),
+        ];
+        env.extend(settings.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+        let mut command = Command::new(binary);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("LATCHKEY_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child =
+            command.arg("serve").envs(env.iter().cloned()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+        let stderr = child.stderr.take().ok_or_else(|| CompareError::Run("no standard error".into()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut log = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(Ok(()));
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+            let _ = tx.send(Err(log));
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => {}
+            Ok(Err(log)) => return Err(CompareError::Run(format!("latchkey did not start:\n{log}"))),
+            Err(_) => return Err(CompareError::Run("latchkey did not start within 30 s".into())),
+        }
+        let http = Client::builder().redirect(redirect::Policy::none()).build()?;
+        Ok(Self { child, base, http, data })
+    }
+
+    /// Creates an account.
+    pub(crate) async fn sign_up(&self, username: &str) -> Result<(), CompareError> {
+        let body = json!({ "username": username, "password": PASSWORD });
+        let response = self.http.post(format!("{}/v1/accounts", self.base)).json(&body).send().await?;
+        expect(response.status(), StatusCode::CREATED, "sign-up")
+    }
+
+    /// A cookie login: the `Cookie` header's value and the CSRF token.
+    pub(crate) async fn cookie_login(&self, username: &str) -> Result<(String, String), CompareError> {
+        let body = json!({ "username": username, "password": PASSWORD });
+        let response = self.http.post(format!("{}/v1/session", self.base)).json(&body).send().await?;
+        expect(response.status(), StatusCode::OK, "cookie login")?;
+        let cookie = set_cookie(response.headers(), "latchkey_session")?;
+        let body: Value = response.json().await?;
+        Ok((cookie, body["csrf_token"].as_str().unwrap_or_default().to_owned()))
+    }
+
+    /// A token login (password grant): the token endpoint's answer.
+    pub(crate) async fn token_login(&self, username: &str) -> Result<Value, CompareError> {
+        let form = [("grant_type", "password"), ("username", username), ("password", PASSWORD)];
+        let response = self.http.post(format!("{}/v1/token", self.base)).form(&form).send().await?;
+        expect(response.status(), StatusCode::OK, "token login")?;
+        Ok(response.json().await?)
+    }
+
+    /// The status of `GET /v1/me` with a header.
+    pub(crate) async fn me_with(&self, header: &str, value: &str) -> Result<StatusCode, CompareError> {
+        Ok(self.http.get(format!("{}/v1/me", self.base)).header(header, value).send().await?.status())
+    }
+}
+
+/// Fails unless `found` is `expected`.
+pub(crate) fn expect(found: StatusCode, expected: StatusCode, what: &str) -> Result<(), CompareError> {
+    if found == expected { Ok(()) } else { Err(CompareError::Run(format!("{what} answered {found}"))) }
+}
+
+/// `name=value` of the cookie `name` a response set.
+pub(crate) fn set_cookie(headers: &reqwest::header::HeaderMap, name: &str) -> Result<String, CompareError> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|line| line.starts_with(&format!("{name}=")))
+        .and_then(|line| line.split(';').next())
+        .map(str::to_owned)
+        .ok_or_else(|| CompareError::Run(format!("no {name} cookie")))
+}
