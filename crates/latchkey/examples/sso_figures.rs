@@ -12,24 +12,21 @@
 //! cargo run --release --locked -p latchkey --example sso_figures
 //! ```
 //!
-//! Settings: LATCHKEY_BIN (the release binary), DURATION (seconds per round, 5), ROUNDS (3),
+//! Settings: LATCHKEY_BIN (the release binary, run as `latchkey compare` runs it), DURATION (seconds per round, 5), ROUNDS (3),
 //! WORKERS (16 concurrent clients), LOGOUTS (200); LATCHKEY_DATABASE_URL, LATCHKEY_REDIS_URL and
 //! LATCHKEY_REDIS_PREFIX pass through to measure a scaled-out store.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Form, State};
+use latchkey::compare::{CHEAP_HASHING, LocalServer, PASSWORD, SERVICE_TOKEN};
 use latchkey_verifier::{Rejection, Verifier, VerifierConfig};
 use reqwest::{Client, StatusCode, redirect};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-const PASSWORD: &str = "correct horse battery";
-const SERVICE_TOKEN: &str = "sso-figures-service-token-0123456789abcdef";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const CALLBACK: &str = "https://bench.example/callback";
@@ -63,71 +60,6 @@ async fn back_channel(State(received): State<Arc<Received>>, Form(form): Form<Ha
 fn base64_url(text: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    env: Vec<(String, String)>,
-    binary: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start() -> Self {
-        let binary = std::env::var("LATCHKEY_BIN").unwrap_or_else(|_| {
-            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-            format!("{target}/release/latchkey")
-        });
-        let data = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut env: Vec<(String, String)> = vec![
-            ("LATCHKEY_LISTEN".into(), format!("127.0.0.1:{port}")),
-            ("LATCHKEY_PUBLIC_URL".into(), base.clone()),
-            ("LATCHKEY_DATA_DIR".into(), data.path().display().to_string()),
-            ("LATCHKEY_SERVICE_TOKEN".into(), SERVICE_TOKEN.into()),
-            // Sign-ins are set up, not measured: cheap hashing keeps the set-up short.
-            ("LATCHKEY_ARGON2_MEMORY_KIB".into(), "256".into()),
-            ("LATCHKEY_ARGON2_ITERATIONS".into(), "1".into()),
-            ("LATCHKEY_LOG".into(), "warn".into()),
-        ];
-        for name in ["LATCHKEY_DATABASE_URL", "LATCHKEY_REDIS_URL", "LATCHKEY_REDIS_PREFIX"] {
-            if let Ok(value) = std::env::var(name) {
-                env.push((name.into(), value));
-            }
-        }
-        let mut child = Command::new(&binary)
-            .arg("serve")
-            .envs(env.iter().cloned())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("{binary}: {err} (build it: cargo build --release -p latchkey)"));
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(30)).expect("latchkey did not start");
-        Self { child, base, env, binary, _data: data }
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new(&self.binary).args(args).envs(self.env.iter().cloned()).output().expect("cli");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
 }
 
 /// One browser signed in at latchkey, and one app's credentials.
@@ -250,7 +182,22 @@ fn summary(label: &str, mut samples: Vec<Duration>) {
 async fn main() {
     let (seconds, rounds, workers, logouts) =
         (setting("DURATION", 5), setting("ROUNDS", 3), setting("WORKERS", 16) as usize, setting("LOGOUTS", 200));
-    let server = Server::start();
+    let binary = std::env::var("LATCHKEY_BIN").unwrap_or_else(|_| {
+        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+        format!("{target}/release/latchkey")
+    });
+    // Sign-ins are set up, not measured: cheap hashing keeps the set-up short. A scaled-out
+    // store is measured when its settings are in the environment.
+    let mut settings: Vec<(&str, String)> = vec![("LATCHKEY_SERVICE_TOKEN", SERVICE_TOKEN.into())];
+    settings.extend(CHEAP_HASHING.iter().map(|(name, value)| (*name, (*value).to_owned())));
+    for name in ["LATCHKEY_DATABASE_URL", "LATCHKEY_REDIS_URL", "LATCHKEY_REDIS_PREFIX"] {
+        if let Ok(value) = std::env::var(name) {
+            settings.push((name, value));
+        }
+    }
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let server = LocalServer::start(std::path::Path::new(&binary), &settings)
+        .unwrap_or_else(|err| panic!("{binary}: {err} (build it: cargo build --release -p latchkey)"));
     let base = server.base.clone();
 
     let received = Arc::new(Received::default());
@@ -260,17 +207,19 @@ async fn main() {
     let back_channel_uri = format!("http://{}/backchannel", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, receiver).await });
 
-    let added = server.cli(&[
-        "client",
-        "add",
-        "Bench",
-        "--redirect-uri",
-        CALLBACK,
-        "--backchannel-logout-uri",
-        &back_channel_uri,
-        "--skip-consent",
-        "--json",
-    ]);
+    let added = server
+        .cli(&[
+            "client",
+            "add",
+            "Bench",
+            "--redirect-uri",
+            CALLBACK,
+            "--backchannel-logout-uri",
+            &back_channel_uri,
+            "--skip-consent",
+            "--json",
+        ])
+        .expect("client add");
     let added: Value = serde_json::from_str(added.trim()).expect("json");
     let app = (
         added["client_id"].as_str().expect("id").to_owned(),

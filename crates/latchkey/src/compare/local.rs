@@ -12,20 +12,22 @@ use serde_json::{Value, json};
 use super::CompareError;
 
 /// The password of every account the comparison makes.
-pub(crate) const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 /// Cheap password hashing, for instances whose logins are set-up rather than measured.
-pub(crate) const CHEAP_HASHING: [(&str, &str); 2] =
+pub const CHEAP_HASHING: [(&str, &str); 2] =
     [("LATCHKEY_ARGON2_MEMORY_KIB", "256"), ("LATCHKEY_ARGON2_ITERATIONS", "1")];
 /// The service token of instances that serve the revocation feed.
-pub(crate) const SERVICE_TOKEN: &str = "latchkey-compare-service-token-0123456789";
+pub const SERVICE_TOKEN: &str = "latchkey-compare-service-token-0123456789";
 
 /// A running instance.
-pub(crate) struct LocalServer {
+pub struct LocalServer {
     child: Child,
     /// `http://127.0.0.1:PORT`, also its public URL and issuer.
-    pub(crate) base: String,
+    pub base: String,
     /// A client that follows no redirects.
-    pub(crate) http: Client,
+    pub http: Client,
+    env: Vec<(String, String)>,
+    binary: std::path::PathBuf,
     data: std::path::PathBuf,
 }
 
@@ -40,7 +42,7 @@ impl Drop for LocalServer {
 impl LocalServer {
     /// Starts `binary serve` with `settings` over the defaults (the measurements' own settings
     /// win over anything in the caller's environment).
-    pub(crate) fn start(binary: &Path, settings: &[(&str, &str)]) -> Result<Self, CompareError> {
+    pub fn start(binary: &Path, settings: &[(&str, &str)]) -> Result<Self, CompareError> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let base = format!("http://127.0.0.1:{port}");
         let data = std::env::temp_dir().join(format!("latchkey-compare-{}-{port}", std::process::id()));
@@ -79,18 +81,27 @@ impl LocalServer {
             Err(_) => return Err(CompareError::Run("latchkey did not start within 30 s".into())),
         }
         let http = Client::builder().redirect(redirect::Policy::none()).build()?;
-        Ok(Self { child, base, http, data })
+        Ok(Self { child, base, http, env, binary: binary.to_owned(), data })
+    }
+
+    /// Runs an admin command against this instance's store; its standard output.
+    pub fn cli(&self, args: &[&str]) -> Result<String, CompareError> {
+        let output = Command::new(&self.binary).args(args).envs(self.env.iter().cloned()).output()?;
+        if !output.status.success() {
+            return Err(CompareError::Run(String::from_utf8_lossy(&output.stderr).into_owned()));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Creates an account.
-    pub(crate) async fn sign_up(&self, username: &str) -> Result<(), CompareError> {
+    pub async fn sign_up(&self, username: &str) -> Result<(), CompareError> {
         let body = json!({ "username": username, "password": PASSWORD });
         let response = self.http.post(format!("{}/v1/accounts", self.base)).json(&body).send().await?;
         expect(response.status(), StatusCode::CREATED, "sign-up")
     }
 
     /// A cookie login: the `Cookie` header's value and the CSRF token.
-    pub(crate) async fn cookie_login(&self, username: &str) -> Result<(String, String), CompareError> {
+    pub async fn cookie_login(&self, username: &str) -> Result<(String, String), CompareError> {
         let body = json!({ "username": username, "password": PASSWORD });
         let response = self.http.post(format!("{}/v1/session", self.base)).json(&body).send().await?;
         expect(response.status(), StatusCode::OK, "cookie login")?;
@@ -100,7 +111,7 @@ impl LocalServer {
     }
 
     /// A token login (password grant): the token endpoint's answer.
-    pub(crate) async fn token_login(&self, username: &str) -> Result<Value, CompareError> {
+    pub async fn token_login(&self, username: &str) -> Result<Value, CompareError> {
         let form = [("grant_type", "password"), ("username", username), ("password", PASSWORD)];
         let response = self.http.post(format!("{}/v1/token", self.base)).form(&form).send().await?;
         expect(response.status(), StatusCode::OK, "token login")?;
@@ -108,7 +119,7 @@ impl LocalServer {
     }
 
     /// The status of `GET /v1/me` with a header.
-    pub(crate) async fn me_with(&self, header: &str, value: &str) -> Result<StatusCode, CompareError> {
+    pub async fn me_with(&self, header: &str, value: &str) -> Result<StatusCode, CompareError> {
         Ok(self.http.get(format!("{}/v1/me", self.base)).header(header, value).send().await?.status())
     }
 }

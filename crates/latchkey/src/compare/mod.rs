@@ -18,6 +18,7 @@ mod wire;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use local::{CHEAP_HASHING, LocalServer, PASSWORD, SERVICE_TOKEN};
 pub use report::{Report, Section, Verdict};
 
 /// What `latchkey compare` is asked for.
