@@ -4,7 +4,8 @@
 //! a Markdown report with SVG charts beside it. Every figure in the report is a measurement of
 //! this run; each assertion of the articles gets the figure that tests it and a verdict.
 //!
-//! Built so far: the data on the wire, revocation, and the cost of logging in and refreshing.
+//! Built so far: the data on the wire, revocation, the cost of logging in and refreshing, and
+//! the attacks with the tests that prove latchkey's defences.
 //! The server's state per session, the load of a check and scale-out are sections still to
 //! come (issue 15).
 
@@ -13,6 +14,7 @@ mod costs;
 mod local;
 mod report;
 mod revocation;
+mod security;
 mod wire;
 
 use std::path::PathBuf;
@@ -90,6 +92,8 @@ pub async fn run(args: &CompareArgs) -> Result<PathBuf, CompareError> {
     report.push(revocation::measure(&binary, effort, started).await?);
     progress(started, "login and refresh against their bare cryptography");
     report.push(costs::measure(&binary, effort, started).await?);
+    progress(started, "security: the attacks the articles name, and the tests that prove the defences");
+    report.push(security::measure());
     let path = report.write(&args.out, started.elapsed())?;
     progress(started, &format!("report written to {}", path.display()));
     Ok(path)
