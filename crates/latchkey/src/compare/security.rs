@@ -34,10 +34,8 @@ fn test_names(source: &str) -> Vec<String> {
             }
             after_attribute = false;
         }
-        if let Some(rest) = line.strip_prefix("test('") {
-            if let Some(name) = rest.split("', ").next() {
-                names.push(name.replace("\\'", "'"));
-            }
+        if let Some(name) = line.strip_prefix("test('").and_then(|rest| rest.split("', ").next()) {
+            names.push(name.replace("\\'", "'"));
         }
     }
     names
