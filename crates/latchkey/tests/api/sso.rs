@@ -125,6 +125,24 @@ fn html_unescape(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// The CSRF token a page put in its forms for the browser with `cookie`.
+async fn page_csrf(server: &Server, path: &str, cookie: &str) -> String {
+    let page = get(server, path, Some(cookie)).await.text().await.expect("html");
+    consent_fields(&page).into_iter().find(|(name, _)| name == "csrf_token").expect("csrf").1
+}
+
+/// A refresh by `app`, authenticated with Basic.
+async fn refresh_as(server: &Server, app: &App, refresh_token: &str) -> Response {
+    server
+        .client
+        .post(server.url("/v1/token"))
+        .basic_auth(&app.id, app.secret.as_deref())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+        .send()
+        .await
+        .expect("request")
+}
+
 /// Answers the consent page for `path` with `decision`; the response.
 async fn consent(server: &Server, path: &str, cookie: &str, decision: &str) -> Response {
     let page = get(server, path, Some(cookie)).await;
@@ -275,14 +293,7 @@ async fn an_app_refreshes_only_with_its_own_authentication_and_ends_with_the_sig
     // Without the app's authentication, or as another app: refused, and nothing rotates.
     let first_party = server.refresh(&refresh).await;
     expect_oauth_error(first_party, StatusCode::BAD_REQUEST, "invalid_grant").await;
-    let as_other = server
-        .client
-        .post(server.url("/v1/token"))
-        .basic_auth(&other.id, other.secret.as_deref())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())])
-        .send()
-        .await
-        .expect("request");
+    let as_other = refresh_as(&server, &other, &refresh).await;
     expect_oauth_error(as_other, StatusCode::BAD_REQUEST, "invalid_grant").await;
     let own = server
         .client
@@ -332,10 +343,7 @@ async fn an_app_refreshes_only_with_its_own_authentication_and_ends_with_the_sig
     expect_oauth_error(unauthenticated.expect("request"), StatusCode::UNAUTHORIZED, "invalid_client").await;
 
     // Signing out at latchkey ends the app's session: its tokens are refused everywhere.
-    let csrf = {
-        let page = get(&server, "/logout", Some(&cookie)).await.text().await.expect("html");
-        consent_fields(&page).into_iter().find(|(name, _)| name == "csrf_token").expect("csrf").1
-    };
+    let csrf = page_csrf(&server, "/logout", &cookie).await;
     let out = post_form(&server, "/logout", Some(&cookie), &[("csrf_token", &csrf)]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     let inactive: Value = introspect(&app, &access).await.expect("request").json().await.expect("json");
@@ -344,14 +352,7 @@ async fn an_app_refreshes_only_with_its_own_authentication_and_ends_with_the_sig
     let info = server.client.get(server.url("/oauth2/userinfo")).bearer_auth(&access).send().await.expect("request");
     assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(info.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
-    let after = server
-        .client
-        .post(server.url("/v1/token"))
-        .basic_auth(&app.id, app.secret.as_deref())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())])
-        .send()
-        .await
-        .expect("request");
+    let after = refresh_as(&server, &app, &refresh).await;
     expect_oauth_error(after, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
@@ -586,7 +587,7 @@ async fn withdrawing_consent_ends_the_apps_sessions_and_asks_again() {
     let access = tokens["access_token"].as_str().expect("access");
     let page = get(&server, "/account", Some(&cookie)).await.text().await.expect("html");
     assert!(page.contains("Apps you have allowed") && page.contains("Withdraw"), "{page}");
-    let csrf = consent_fields(&page).into_iter().find(|(name, _)| name == "csrf_token").expect("csrf").1;
+    let csrf = page_csrf(&server, "/account", &cookie).await;
     let path = format!("/account/apps/{}/withdraw", app.id);
     let forged = post_form(&server, &path, Some(&cookie), &[]).await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
@@ -768,10 +769,7 @@ async fn a_sign_out_at_latchkey_reaches_every_apps_back_channel_once() {
     let code = code_for(&server, &notes, &cookie, &[]).await;
     assert_eq!(redeem(&server, &notes, &code, VERIFIER).await.status(), StatusCode::OK);
 
-    let csrf = {
-        let page = get(&server, "/logout", Some(&cookie)).await.text().await.expect("html");
-        consent_fields(&page).into_iter().find(|(name, _)| name == "csrf_token").expect("csrf").1
-    };
+    let csrf = page_csrf(&server, "/logout", &cookie).await;
     let out = post_form(&server, "/logout", Some(&cookie), &[("csrf_token", &csrf)]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
 
@@ -809,10 +807,7 @@ async fn an_app_that_is_down_is_retried_with_the_same_token_id_until_it_accepts(
     let (app, _) = app_with_back_channel(&server, "Notes", &channel, &cookie).await;
     channel.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let response = server.client.post(server.url("/v1/logout")).header("cookie", &cookie).header("origin", ORIGIN);
-    let csrf = {
-        let page = get(&server, "/logout", Some(&cookie)).await.text().await.expect("html");
-        consent_fields(&page).into_iter().find(|(name, _)| name == "csrf_token").expect("csrf").1
-    };
+    let csrf = page_csrf(&server, "/logout", &cookie).await;
     assert_eq!(response.header("x-csrf-token", csrf).send().await.expect("logout").status(), StatusCode::NO_CONTENT);
     let first = channel.wait_for(1, std::time::Duration::from_secs(15)).await;
     assert_eq!(first.len(), 1);
@@ -949,14 +944,7 @@ async fn removing_an_app_ends_its_sessions_and_its_credentials() {
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(server.me_bearer(access).await.status(), StatusCode::UNAUTHORIZED, "its access token is refused");
     assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::OK, "the sign-in at latchkey stays");
-    let refresh = server
-        .client
-        .post(server.url("/v1/token"))
-        .basic_auth(&app.id, app.secret.as_deref())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))])
-        .send()
-        .await
-        .expect("request");
+    let refresh = refresh_as(&server, &app, tokens["refresh_token"].as_str().expect("rt")).await;
     expect_oauth_error(refresh, StatusCode::UNAUTHORIZED, "invalid_client").await;
     let response = get(&server, &authorize_path(&app, &[]), Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "an unknown app now: an error page");
