@@ -964,3 +964,40 @@ async fn the_session_cap_never_ends_the_sign_in_a_new_apps_session_belongs_to() 
     assert_eq!(server.me_bearer(tokens["access_token"].as_str().expect("access")).await.status(), StatusCode::OK);
     assert_eq!(server.me_bearer(&older.access).await.status(), StatusCode::UNAUTHORIZED, "the cap ended this one");
 }
+
+#[tokio::test]
+async fn a_password_change_elsewhere_and_disabling_the_user_end_the_apps_sessions_and_tell_the_apps() {
+    let server = Server::start().await;
+    server.sign_up("ssoomar").await;
+    let channel = BackChannel::start().await;
+    let first = browser_sign_in(&server, "ssoomar").await;
+    let (app, tokens) = app_with_back_channel(&server, "Notes", &channel, &first).await;
+    let access = tokens["access_token"].as_str().expect("access").to_owned();
+
+    // The password changed from another device: the first sign-in ends, and its app with it.
+    let other = server.cookie_login("ssoomar").await;
+    let changed = server
+        .client
+        .post(server.url("/v1/account/password"))
+        .header("cookie", &other.cookie)
+        .header("x-csrf-token", &other.csrf)
+        .header("origin", ORIGIN)
+        .json(&serde_json::json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(server.me_bearer(&access).await.status(), StatusCode::UNAUTHORIZED, "the app's token is refused");
+    assert_eq!(channel.wait_for(1, std::time::Duration::from_secs(15)).await.len(), 1, "the app was told");
+
+    // The app signed in again under the sign-in that stayed: disabling the user ends it too.
+    let code = code_for(&server, &app, &other.cookie, &[]).await;
+    let tokens: Value = redeem(&server, &app, &code, VERIFIER).await.json().await.expect("json");
+    let access = tokens["access_token"].as_str().expect("access");
+    assert_eq!(server.me_bearer(access).await.status(), StatusCode::OK);
+    let (ok, _, why) = server.cli(&["user", "disable", "ssoomar"], "");
+    assert!(ok, "{why}");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(server.me_bearer(access).await.status(), StatusCode::UNAUTHORIZED, "refused after disabling");
+    assert_eq!(channel.wait_for(2, std::time::Duration::from_secs(15)).await.len(), 2, "the app was told again");
+}
