@@ -49,9 +49,12 @@ pub(super) async fn authorize_post(State(state): State<AppState>, request: Reque
 }
 
 /// The browser's sign-in at latchkey, if it has one: a cookie session (a hybrid token in a
-/// cookie is a first-party app's session, not a sign-in other apps can rely on).
-async fn sign_in_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>, PageError> {
-    Ok(signed_in(state, headers).await?.map(|auth| auth.caller).filter(|caller| caller.kind == SessionKind::Cookie))
+/// cookie is a first-party app's session, not a sign-in other apps can rely on); and whether
+/// it is signed in at all (then the sign-in page must show its form rather than pass it on).
+async fn sign_in_of(state: &AppState, headers: &HeaderMap) -> Result<(Option<Caller>, bool), PageError> {
+    let caller = signed_in(state, headers).await?.map(|auth| auth.caller);
+    let signed_in = caller.is_some();
+    Ok((caller.filter(|caller| caller.kind == SessionKind::Cookie), signed_in))
 }
 
 async fn authorize(state: &AppState, headers: &HeaderMap, params: AuthorizationParams) -> Response {
@@ -59,12 +62,12 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: AuthorizationP
         Ok(request) => request,
         Err(refused) => return refusal(state, refused),
     };
-    let browser = match sign_in_of(state, headers).await {
-        Ok(browser) => browser,
+    let (browser, signed_in) = match sign_in_of(state, headers).await {
+        Ok(found) => found,
         Err(err) => return err.into_response(),
     };
     let decision = state.service.authorize(&request, browser.as_ref()).await;
-    next_step(state, headers, &request, params, browser.as_ref(), decision)
+    next_step(state, headers, &request, params, (browser.as_ref(), signed_in), decision)
 }
 
 /// Takes the browser where `decision` says.
@@ -73,7 +76,7 @@ fn next_step(
     headers: &HeaderMap,
     request: &AuthorizationRequest,
     mut params: AuthorizationParams,
-    browser: Option<&Caller>,
+    (browser, signed_in): (Option<&Caller>, bool),
     decision: Result<Decision, AuthorizationError>,
 ) -> Response {
     match (decision, browser) {
@@ -81,15 +84,18 @@ fn next_step(
         (Ok(Decision::Consent), Some(browser)) => consent_page(state, request, &params, browser),
         (Ok(Decision::SignIn { mark }), _) => {
             params.signed_in_after = Some(mark);
-            to_sign_in(state, headers, &params, browser.is_some())
+            to_sign_in(state, headers, &params, signed_in)
         }
         // Consent is only asked of a signed-in browser.
-        (Ok(Decision::Consent), None) => to_sign_in(state, headers, &params, false),
+        (Ok(Decision::Consent), None) => to_sign_in(state, headers, &params, signed_in),
         (Err(refused), _) => refusal(state, refused),
     }
 }
 
-/// Sends the browser to sign in (again), to come back to the request afterwards.
+/// Sends the browser to sign in (again), to come back to the request afterwards. A browser
+/// that is signed in (not recently enough, or only with a first-party app's hybrid cookies)
+/// is asked for its password on the form; other cookies it carries no longer work and are
+/// cleared.
 fn to_sign_in(state: &AppState, headers: &HeaderMap, params: &AuthorizationParams, again: bool) -> Response {
     let request = serde_urlencoded::to_string(params.pairs()).unwrap_or_default();
     let return_to = format!("{AUTHORIZE_PATH}?{request}");
@@ -203,10 +209,10 @@ pub(super) async fn consent(
         Err(refused) => return refusal(&state, refused),
     };
     if auth.caller.kind != SessionKind::Cookie {
-        return to_sign_in(&state, &headers, &form.request, false);
+        return to_sign_in(&state, &headers, &form.request, true);
     }
     let decision = state.service.answer_consent(&request, &auth.caller, allow).await;
-    next_step(&state, &headers, &request, form.request, Some(&auth.caller), decision)
+    next_step(&state, &headers, &request, form.request, (Some(&auth.caller), true), decision)
 }
 
 /// Lets a page's forms end at `uri`'s origin: browsers hold the redirects that follow a form's

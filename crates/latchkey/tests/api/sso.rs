@@ -1001,3 +1001,22 @@ async fn a_password_change_elsewhere_and_disabling_the_user_end_the_apps_session
     assert_eq!(server.me_bearer(access).await.status(), StatusCode::UNAUTHORIZED, "refused after disabling");
     assert_eq!(channel.wait_for(2, std::time::Duration::from_secs(15)).await.len(), 2, "the app was told again");
 }
+
+#[tokio::test]
+async fn a_browser_with_only_a_first_party_apps_hybrid_cookies_is_asked_to_sign_in_and_keeps_them() {
+    let server = Server::start().await;
+    let app = register(&server, &["--skip-consent"]).await;
+    server.sign_up("ssopia").await;
+    let hybrid = server.password_grant("/v1/token?delivery=cookie", "ssopia", &[("origin", ORIGIN)]).await;
+    assert_eq!(hybrid.status(), StatusCode::OK);
+    let access_cookie = cookie_pair(hybrid.headers(), "latchkey_at").expect("access cookie");
+    // A hybrid token is a first-party app's session, not a sign-in other apps rely on.
+    let response = get(&server, &authorize_path(&app, &[]), Some(&access_cookie)).await;
+    let to_login = location(&response);
+    assert!(to_login.starts_with("/login?") && to_login.contains("notice=reauthenticate"), "{to_login}");
+    assert!(response.headers().get("set-cookie").is_none(), "the first-party app's cookies are kept");
+    let page = get(&server, &to_login, Some(&access_cookie)).await;
+    assert_eq!(page.status(), StatusCode::OK, "the form, not a redirect back (no loop)");
+    let response = get(&server, &authorize_path(&app, &[("prompt", "none")]), Some(&access_cookie)).await;
+    assert_eq!(param(&answer(&location(&response)), "error"), Some("login_required"));
+}
