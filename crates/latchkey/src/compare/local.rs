@@ -75,10 +75,17 @@ impl LocalServer {
             }
             let _ = tx.send(Err(log));
         });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(())) => {}
-            Ok(Err(log)) => return Err(CompareError::Run(format!("latchkey did not start:\n{log}"))),
-            Err(_) => return Err(CompareError::Run("latchkey did not start within 30 s".into())),
+        let failed = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => None,
+            Ok(Err(log)) => Some(format!("latchkey did not start:\n{log}")),
+            Err(_) => Some("latchkey did not start within 30 s".into()),
+        };
+        if let Some(why) = failed {
+            // Nothing owns the instance yet: stop it here rather than leave it running.
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&data);
+            return Err(CompareError::Run(why));
         }
         let http = Client::builder().redirect(redirect::Policy::none()).build()?;
         Ok(Self { child, base, http, env, binary: binary.to_owned(), data })
