@@ -29,13 +29,17 @@ pub struct LocalServer {
     env: Vec<(String, String)>,
     binary: std::path::PathBuf,
     data: std::path::PathBuf,
+    /// Whether the data directory is the caller's (kept) rather than this instance's own.
+    keep_data: bool,
 }
 
 impl Drop for LocalServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
+        if !self.keep_data {
+            let _ = std::fs::remove_dir_all(&self.data);
+        }
     }
 }
 
@@ -43,9 +47,23 @@ impl LocalServer {
     /// Starts `binary serve` with `settings` over the defaults (the measurements' own settings
     /// win over anything in the caller's environment).
     pub fn start(binary: &Path, settings: &[(&str, &str)]) -> Result<Self, CompareError> {
+        Self::launch(binary, settings, None)
+    }
+
+    /// Starts an instance on the data directory `data`, which outlives it (to be measured, or
+    /// started on again).
+    pub fn start_in(binary: &Path, settings: &[(&str, &str)], data: &Path) -> Result<Self, CompareError> {
+        Self::launch(binary, settings, Some(data))
+    }
+
+    fn launch(binary: &Path, settings: &[(&str, &str)], kept: Option<&Path>) -> Result<Self, CompareError> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let base = format!("http://127.0.0.1:{port}");
-        let data = std::env::temp_dir().join(format!("latchkey-compare-{}-{port}", std::process::id()));
+        let keep_data = kept.is_some();
+        let data = match kept {
+            Some(data) => data.to_owned(),
+            None => std::env::temp_dir().join(format!("latchkey-compare-{}-{port}", std::process::id())),
+        };
         std::fs::create_dir_all(&data)?;
         let mut env: Vec<(String, String)> = vec![
             ("LATCHKEY_LISTEN".into(), format!("127.0.0.1:{port}")),
@@ -84,11 +102,24 @@ impl LocalServer {
             // Nothing owns the instance yet: stop it here rather than leave it running.
             let _ = child.kill();
             let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&data);
+            if !keep_data {
+                let _ = std::fs::remove_dir_all(&data);
+            }
             return Err(CompareError::Run(why));
         }
         let http = Client::builder().redirect(redirect::Policy::none()).build()?;
-        Ok(Self { child, base, http, env, binary: binary.to_owned(), data })
+        Ok(Self { child, base, http, env, binary: binary.to_owned(), data, keep_data })
+    }
+
+    /// Stops the instance as an operator would (SIGTERM) and waits for it to exit, so that its
+    /// store is closed and its files complete.
+    pub fn stop(mut self) -> Result<(), CompareError> {
+        let signalled = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        if !signalled.success() {
+            return Err(CompareError::Run("could not signal latchkey".into()));
+        }
+        self.child.wait()?;
+        Ok(())
     }
 
     /// Runs an admin command against this instance's store; its standard output.

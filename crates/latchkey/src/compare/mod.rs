@@ -4,8 +4,9 @@
 //! a Markdown report with SVG charts beside it. Every figure in the report is a measurement of
 //! this run; each assertion of the articles gets the figure that tests it and a verdict.
 //!
-//! Built so far: the data on the wire, revocation, the cost of logging in and refreshing, and
-//! the attacks with the tests that prove latchkey's defences.
+//! Built so far: the data on the wire, the server's state per session (embedded store and
+//! memory), revocation, the cost of logging in and refreshing, and the attacks with the tests
+//! that prove latchkey's defences.
 //! The server's state per session, the load of a check and scale-out are sections still to
 //! come (issue 15).
 
@@ -15,6 +16,7 @@ mod local;
 mod report;
 mod revocation;
 mod security;
+mod state;
 mod wire;
 
 use std::path::PathBuf;
@@ -45,14 +47,16 @@ pub(crate) struct Effort {
     pub(crate) revocations: usize,
     /// Access-token lifetime while measuring revocation (the JWKS-only verifier waits it out).
     pub(crate) access_ttl: Duration,
+    /// Sessions of each kind whose cost to the server is measured.
+    pub(crate) sessions: usize,
 }
 
 impl Effort {
     fn of(quick: bool) -> Self {
         if quick {
-            Self { quick, logins: 8, revocations: 4, access_ttl: Duration::from_secs(6) }
+            Self { quick, logins: 8, revocations: 4, access_ttl: Duration::from_secs(6), sessions: 300 }
         } else {
-            Self { quick, logins: 60, revocations: 30, access_ttl: Duration::from_secs(60) }
+            Self { quick, logins: 60, revocations: 30, access_ttl: Duration::from_secs(60), sessions: 10_000 }
         }
     }
 }
@@ -88,6 +92,8 @@ pub async fn run(args: &CompareArgs) -> Result<PathBuf, CompareError> {
     let mut report = Report::new(args.quick);
     progress(started, "data on the wire: a server per signing algorithm");
     report.push(wire::measure(&binary, started).await?);
+    progress(started, "server state: what a session of each kind costs on disk and in memory");
+    report.push(state::measure(&binary, effort, started).await?);
     progress(started, "revocation: log out everywhere, then follow every credential");
     report.push(revocation::measure(&binary, effort, started).await?);
     progress(started, "login and refresh against their bare cryptography");

@@ -23,9 +23,14 @@ fn the_quick_comparison_writes_every_section_with_measured_figures_and_charts() 
     assert!(output.status.success(), "{progress}");
     assert!(progress.contains("compare [") && progress.contains("report written"), "progress is shown: {progress}");
     let report = std::fs::read_to_string(out.path().join("report.md")).expect("report.md");
-    for heading in
-        ["## The articles' assertions", "## Data on the wire", "## Revocation", "## Login and refresh", "## Security"]
-    {
+    for heading in [
+        "## The articles' assertions",
+        "## Data on the wire",
+        "## Server state",
+        "## Revocation",
+        "## Login and refresh",
+        "## Security",
+    ] {
         assert!(report.contains(heading), "{heading} is missing:\n{report}");
     }
     let mut figures = 0;
@@ -41,8 +46,8 @@ fn the_quick_comparison_writes_every_section_with_measured_figures_and_charts() 
     }
     assert!(figures >= 30, "only {figures} figures in:\n{report}");
     let verdicts = report.lines().filter(|line| line.contains("| holds") || line.contains("| does not hold")).count();
-    assert!(verdicts >= 7, "every assertion has a verdict:\n{report}");
-    for chart in ["wire.svg", "revocation.svg", "costs.svg"] {
+    assert!(verdicts >= 9, "every assertion has a verdict:\n{report}");
+    for chart in ["wire.svg", "state.svg", "revocation.svg", "costs.svg"] {
         let svg = std::fs::read_to_string(out.path().join(chart)).expect(chart);
         assert!(svg.starts_with("<svg") && svg.contains("<rect"), "{chart} is a chart");
         assert!(report.contains(&format!("]({chart})")), "{chart} is linked from the report");
