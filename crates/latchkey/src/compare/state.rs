@@ -31,14 +31,25 @@ async fn store_bytes(data: &Path) -> Result<u64, CompareError> {
     Ok(u64::try_from(pages * size).unwrap_or_default())
 }
 
-/// `n` logins of `kind` (`cookie` or `token`), each followed by a check of its credential
-/// (`GET /v1/me`), which puts the session in latchkey's caches.
+/// Sessions per user: many users with a few devices each, as in life (a login lists its user's
+/// sessions for the per-user cap, so one user with every session would measure that instead).
+const SESSIONS_PER_USER: usize = 20;
+
+/// The users the measurement logs in as.
+fn users(n: usize) -> Vec<String> {
+    (0..n.div_ceil(SESSIONS_PER_USER)).map(|index| format!("state{index}")).collect()
+}
+
+/// `n` logins of `kind` (`cookie` or `token`) spread over the users, each followed by a check
+/// of its credential (`GET /v1/me`), which puts the session in latchkey's caches.
 async fn log_in_and_check(server: &LocalServer, kind: &str, n: usize) -> Result<(), CompareError> {
-    for _ in 0..n {
+    let users = users(n);
+    for index in 0..n {
+        let user = &users[index % users.len()];
         let (header, value) = if kind == "cookie" {
-            ("cookie", server.cookie_login("state").await?.0)
+            ("cookie", server.cookie_login(user).await?.0)
         } else {
-            let tokens = server.token_login("state").await?;
+            let tokens = server.token_login(user).await?;
             ("authorization", format!("Bearer {}", tokens["access_token"].as_str().unwrap_or_default()))
         };
         expect(server.me_with(header, &value).await?, StatusCode::OK, "a check")?;
@@ -49,13 +60,15 @@ async fn log_in_and_check(server: &LocalServer, kind: &str, n: usize) -> Result<
 pub(crate) async fn measure(binary: &Path, effort: Effort, started: Instant) -> Result<Section, CompareError> {
     let n = effort.sessions;
     let [memory, iterations] = CHEAP_HASHING;
-    let settings = [memory, iterations, ("LATCHKEY_MAX_SESSIONS_PER_USER", "100000000")];
+    let settings = [memory, iterations];
 
     // On disk: the store's files after a clean stop, before and after n logins of each kind.
     let data = std::env::temp_dir().join(format!("latchkey-compare-state-{}", std::process::id()));
     let on_disk = async {
         let server = LocalServer::start_in(binary, &settings, &data)?;
-        server.sign_up("state").await?;
+        for user in users(n) {
+            server.sign_up(&user).await?;
+        }
         server.stop()?;
         let mut sizes = vec![store_bytes(&data).await?];
         for kind in ["cookie", "token"] {
@@ -87,10 +100,11 @@ pub(crate) async fn measure(binary: &Path, effort: Effort, started: Instant) -> 
     Ok(Section {
         title: "Server state".into(),
         method: format!(
-            "{n} logins of each kind by one user on the embedded store (SQLite), each credential checked once \
+            "{n} logins of each kind by {} users on the embedded store (SQLite), each credential checked once \
              (`GET /v1/me`): the store's pages after a clean stop, before and after the logins of each kind. A \
              login's audit record is part of what it costs. Still to come (issue 15): latchkey's memory per \
-             session, PostgreSQL and Redis, and 100k and 1M sessions."
+             session, PostgreSQL and Redis, and 100k and 1M sessions.",
+            users(n).len()
         ),
         table,
         charts: vec![BarChart {
