@@ -1020,3 +1020,31 @@ async fn a_browser_with_only_a_first_party_apps_hybrid_cookies_is_asked_to_sign_
     let response = get(&server, &authorize_path(&app, &[("prompt", "none")]), Some(&access_cookie)).await;
     assert_eq!(param(&answer(&location(&response)), "error"), Some("login_required"));
 }
+
+#[tokio::test]
+async fn the_authorization_userinfo_and_logout_endpoints_also_take_their_requests_as_posted_forms() {
+    let server = Server::start().await;
+    let (app, cookie) = allowed(&server, "ssoquinn").await;
+    let path = authorize_path(&app, &[]);
+    let query = path.split_once('?').expect("query").1;
+    let fields: Vec<(String, String)> = Url::parse(&format!("http://x/?{query}"))
+        .expect("url")
+        .query_pairs()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let response = post_form(&server, "/oauth2/authorize", Some(&cookie), &fields).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let code = param(&answer(&location(&response)), "code").expect("a code").to_owned();
+    let tokens: Value = redeem(&server, &app, &code, VERIFIER).await.json().await.expect("json");
+
+    let info =
+        server.client.post(server.url("/oauth2/userinfo")).bearer_auth(tokens["access_token"].as_str().expect("at"));
+    let info: Value = info.send().await.expect("request").json().await.expect("json");
+    assert_eq!(info["preferred_username"], "ssoquinn");
+
+    let hint = tokens["id_token"].as_str().expect("id_token");
+    let response = post_form(&server, "/oauth2/logout", None, &[("id_token_hint", hint)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(server.me_cookie(&cookie).await.status(), StatusCode::UNAUTHORIZED, "the sign-in ended");
+}
