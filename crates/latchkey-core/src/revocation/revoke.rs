@@ -89,16 +89,19 @@ impl Latchkey {
     /// from another app, or an app's request for a first-party token, nothing happens (as for
     /// an unknown token).
     pub async fn revoke_token(&self, token: &str, client: Option<&ClientId>) -> Result<(), AuthError> {
-        let session = match RefreshToken::decode(token, &self.inner.server_secret) {
-            Some(refresh) => Some(refresh.session_id),
+        // An access token names its app itself; a refresh token's app is in its session.
+        let (session, issued_to) = match RefreshToken::decode(token, &self.inner.server_secret) {
+            Some(refresh) => {
+                let app = self.inner.stores.sessions.get(refresh.session_id).await?.and_then(|session| session.app);
+                (Some(refresh.session_id), app.map(|app| app.client_id))
+            }
             None => match self.verify_access_token(token, self.now()).await? {
-                Ok(claims) => SessionId::parse(&claims.sid),
-                Err(_) => None,
+                Ok(claims) => (SessionId::parse(&claims.sid), claims.client_id.as_deref().and_then(ClientId::parse)),
+                Err(_) => (None, None),
             },
         };
         let Some(session) = session else { return Ok(()) };
-        let issued_to = self.inner.stores.sessions.get(session).await?.and_then(|session| session.app);
-        match (issued_to.as_ref().map(|app| &app.client_id), client) {
+        match (issued_to.as_ref(), client) {
             (Some(_), None) => return Err(AuthError::InvalidClient),
             (issued_to, client) if issued_to != client => return Ok(()),
             _ => {}
