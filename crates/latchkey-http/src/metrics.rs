@@ -92,6 +92,13 @@ pub struct Metrics {
     refused_connections: Counter,
     unknown_kid_reloads: Counter,
     logout_deliveries: Family<DeliveryLabels, Counter>,
+    store_operations: Family<StoreLabels, Counter>,
+}
+
+/// Labels of the store operations counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StoreLabels {
+    store: &'static str,
 }
 
 /// Labels of the back-channel logout delivery counter.
@@ -101,7 +108,7 @@ struct DeliveryLabels {
 }
 
 /// What the service counts itself, read at each scrape.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ServiceFigures {
     /// Sessions live now, where the store counts them.
     pub active_sessions: Option<u64>,
@@ -109,6 +116,8 @@ pub struct ServiceFigures {
     pub unknown_kid_reloads: u64,
     /// Back-channel logout attempts so far: accepted, to be retried, given up.
     pub logout_deliveries: (u64, u64, u64),
+    /// Operations sent to each store so far, by the store's name.
+    pub store_operations: Vec<(&'static str, u64)>,
 }
 
 impl Default for Metrics {
@@ -149,8 +158,15 @@ impl Metrics {
             "Back-channel logout attempts made by this instance: delivered, retried (the app did not accept; tried again later), failed (given up)",
             logout_deliveries.clone(),
         );
+        let store_operations = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_operations",
+            "Operations this instance sent to each store: SQL queries or transactions (connections taken from the pool), Redis requests (a command, script or pipeline)",
+            store_operations.clone(),
+        );
         Self {
             logout_deliveries,
+            store_operations,
             registry,
             requests,
             latency,
@@ -198,6 +214,9 @@ impl Metrics {
         let (delivered, retried, failed) = figures.logout_deliveries;
         for (outcome, total) in [("delivered", delivered), ("retried", retried), ("failed", failed)] {
             catch_up(&self.logout_deliveries.get_or_create(&DeliveryLabels { outcome }), total);
+        }
+        for (store, total) in figures.store_operations {
+            catch_up(&self.store_operations.get_or_create(&StoreLabels { store }), total);
         }
         if let Some(count) = figures.active_sessions {
             self.active_sessions.get_or_create(&Vec::new()).set(i64::try_from(count).unwrap_or(i64::MAX));

@@ -1,6 +1,8 @@
 //! One connection type for standalone Redis and Redis Cluster, so the store's code is the same
 //! for both.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -33,14 +35,33 @@ impl RedisTarget {
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The connection, and a count of the requests sent over it (a command, a script or a
+/// pipeline each), shared by its clones.
 #[derive(Clone)]
-pub(crate) enum Connection {
+pub(crate) struct Connection {
+    link: Link,
+    requests: Arc<AtomicU64>,
+}
+
+#[derive(Clone)]
+enum Link {
     Standalone(ConnectionManager),
     Cluster(ClusterConnection),
 }
 
 impl Connection {
     pub(crate) async fn open(target: &RedisTarget) -> redis::RedisResult<Self> {
+        Ok(Self { link: Link::open(target).await?, requests: Arc::new(AtomicU64::new(0)) })
+    }
+
+    /// Requests sent so far, by this connection and its clones.
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Link {
+    async fn open(target: &RedisTarget) -> redis::RedisResult<Self> {
         match target {
             RedisTarget::Standalone(url) => {
                 // No retries inside a reconnection: the manager's backoff starts at a second
@@ -69,9 +90,10 @@ impl Connection {
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Connection::Standalone(manager) => manager.req_packed_command(cmd),
-            Connection::Cluster(cluster) => cluster.req_packed_command(cmd),
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match &mut self.link {
+            Link::Standalone(manager) => manager.req_packed_command(cmd),
+            Link::Cluster(cluster) => cluster.req_packed_command(cmd),
         }
     }
 
@@ -81,16 +103,17 @@ impl ConnectionLike for Connection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Connection::Standalone(manager) => manager.req_packed_commands(cmd, offset, count),
-            Connection::Cluster(cluster) => cluster.req_packed_commands(cmd, offset, count),
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match &mut self.link {
+            Link::Standalone(manager) => manager.req_packed_commands(cmd, offset, count),
+            Link::Cluster(cluster) => cluster.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Connection::Standalone(manager) => manager.get_db(),
-            Connection::Cluster(cluster) => cluster.get_db(),
+        match &self.link {
+            Link::Standalone(manager) => manager.get_db(),
+            Link::Cluster(cluster) => cluster.get_db(),
         }
     }
 }

@@ -397,4 +397,8 @@ impl StoreHealth for RedisSessionStore {
         let _: String = redis::cmd("PING").query_async(&mut self.connection.clone()).await.map_err(fail)?;
         Ok(())
     }
+
+    fn operations(&self) -> Vec<(&'static str, u64)> {
+        vec![("redis", self.connection.requests())]
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration as StdDuration;
 
@@ -94,6 +95,8 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    // Connections taken from the pool and given back: one per query or transaction.
+    operations: Arc<AtomicU64>,
     // Kept for the change listener's own connection. May hold a password: never printed.
     url: Arc<str>,
 }
@@ -145,6 +148,8 @@ impl SqlStore {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Backend::of_url(url)?;
+        let operations = Arc::new(AtomicU64::new(0));
+        let released = Arc::clone(&operations);
         let options = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 8,
@@ -155,6 +160,10 @@ impl SqlStore {
             .acquire_timeout(match backend {
                 Backend::Sqlite => StdDuration::from_secs(5),
                 Backend::Postgres => StdDuration::from_secs(1),
+            })
+            .after_release(move |_, _| {
+                released.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async { Ok(true) })
             })
             .after_connect(move |connection, _| {
                 Box::pin(async move {
@@ -180,7 +189,7 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrations.run(&pool).await.map_err(|source| SqlError::Migrate { backend, source })?;
-        let store = Self { pool, backend, url: url.into() };
+        let store = Self { pool, backend, operations, url: url.into() };
         store.fill_in_skeletons().await.map_err(|source| SqlError::Open { backend, source })?;
         Ok(store)
     }
@@ -913,6 +922,14 @@ impl StoreHealth for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(fail)?;
         Ok(())
+    }
+
+    fn operations(&self) -> Vec<(&'static str, u64)> {
+        let name = match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        vec![(name, self.operations.load(Ordering::Relaxed))]
     }
 }
 

@@ -58,6 +58,10 @@ enum BenchCommand {
         #[arg(long, default_value_t = 30)]
         samples: usize,
     },
+    /// Serve the HTTP ceiling on the listen address: a bare axum handler answering a fixed
+    /// JSON body, without latchkey's middleware (the baseline a check's throughput is compared
+    /// with).
+    Ceiling,
 }
 
 #[derive(Subcommand)]
@@ -178,6 +182,9 @@ async fn main() -> ExitCode {
 async fn run(command: Command, settings: &Settings) -> Result<(), String> {
     if let Command::Bench(BenchCommand::Argon2 { samples }) = command {
         return bench_argon2(settings, samples);
+    }
+    if let Command::Bench(BenchCommand::Ceiling) = command {
+        return latchkey::compare::serve_ceiling(settings.listen).await.map_err(|err| err.to_string());
     }
     if let Command::Compare(args) = &command {
         let report = latchkey::compare::run(args).await.map_err(|err| err.to_string())?;

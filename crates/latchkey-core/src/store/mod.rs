@@ -53,6 +53,10 @@ pub struct Stores {
 pub trait StoreHealth: Send + Sync + 'static {
     /// `Ok` when the backend answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The operations this process has sent to each backend so far, by the backend's name
+    /// (`sqlite`, `postgres`, `redis`): what a request or a background task costs a store.
+    fn operations(&self) -> Vec<(&'static str, u64)>;
 }
 
 /// Ready only when every one of several backends is (SQL and Redis, say).
@@ -65,5 +69,9 @@ impl StoreHealth for AllHealthy {
             backend.ping().await?;
         }
         Ok(())
+    }
+
+    fn operations(&self) -> Vec<(&'static str, u64)> {
+        self.0.iter().flat_map(|backend| backend.operations()).collect()
     }
 }

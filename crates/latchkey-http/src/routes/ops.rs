@@ -53,6 +53,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         active_sessions: live,
         unknown_kid_reloads: state.service.unknown_kid_reloads(),
         logout_deliveries: state.service.delivery_counts().snapshot(),
+        store_operations: state.service.stores().health.operations(),
     };
     let body = state.metrics.render(figures);
     let content_type = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");

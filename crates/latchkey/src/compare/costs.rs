@@ -75,7 +75,7 @@ fn uuid_like() -> String {
     "00000000-0000-4000-8000-000000000000".into()
 }
 
-pub(crate) async fn measure(binary: &Path, effort: Effort, started: Instant) -> Result<Section, CompareError> {
+pub(crate) async fn measure(binary: &Path, effort: &Effort, started: Instant) -> Result<Section, CompareError> {
     // The default password hashing: this is what a login costs (`--quick`, meant for debug
     // builds in CI, hashes cheaply: the comparison with a bare hash holds for any parameters).
     let hashing: &[(&str, &str)] = if effort.quick { &CHEAP_HASHING } else { &[] };

@@ -47,16 +47,26 @@ impl LocalServer {
     /// Starts `binary serve` with `settings` over the defaults (the measurements' own settings
     /// win over anything in the caller's environment).
     pub fn start(binary: &Path, settings: &[(&str, &str)]) -> Result<Self, CompareError> {
-        Self::launch(binary, settings, None)
+        Self::launch(binary, &["serve"], settings, None)
+    }
+
+    /// Starts the HTTP ceiling (`binary bench ceiling`): a bare handler at `/`.
+    pub fn ceiling(binary: &Path) -> Result<Self, CompareError> {
+        Self::launch(binary, &["bench", "ceiling"], &[], None)
     }
 
     /// Starts an instance on the data directory `data`, which outlives it (to be measured, or
     /// started on again).
     pub fn start_in(binary: &Path, settings: &[(&str, &str)], data: &Path) -> Result<Self, CompareError> {
-        Self::launch(binary, settings, Some(data))
+        Self::launch(binary, &["serve"], settings, Some(data))
     }
 
-    fn launch(binary: &Path, settings: &[(&str, &str)], kept: Option<&Path>) -> Result<Self, CompareError> {
+    fn launch(
+        binary: &Path,
+        command_line: &[&str],
+        settings: &[(&str, &str)],
+        kept: Option<&Path>,
+    ) -> Result<Self, CompareError> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let base = format!("http://127.0.0.1:{port}");
         let keep_data = kept.is_some();
@@ -78,8 +88,12 @@ impl LocalServer {
                 command.env_remove(name);
             }
         }
-        let mut child =
-            command.arg("serve").envs(env.iter().cloned()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+        let mut child = command
+            .args(command_line)
+            .envs(env.iter().cloned())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
         let stderr = child.stderr.take().ok_or_else(|| CompareError::Run("no standard error".into()))?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -109,6 +123,36 @@ impl LocalServer {
         }
         let http = Client::builder().redirect(redirect::Policy::none()).build()?;
         Ok(Self { child, base, http, env, binary: binary.to_owned(), data, keep_data })
+    }
+
+    /// Its data directory (the embedded store, unless it was given another).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> Result<std::net::SocketAddr, CompareError> {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .map_err(|_| CompareError::Run(format!("{} is not an address", self.base)))
+    }
+
+    /// The operations it has sent to `store` (`sqlite`, `postgres`, `redis`) so far: its
+    /// metric `latchkey_store_operations_total`.
+    pub async fn store_operations(&self, store: &str) -> Result<u64, CompareError> {
+        let text = self.http.get(format!("{}/metrics", self.base)).send().await?.text().await?;
+        let series = format!("latchkey_store_operations_total{{store=\"{store}\"}} ");
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or_default())
     }
 
     /// Stops the instance as an operator would (SIGTERM) and waits for it to exit, so that its

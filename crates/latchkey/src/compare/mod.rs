@@ -10,18 +10,25 @@
 //! The server's state per session, the load of a check and scale-out are sections still to
 //! come (issue 15).
 
+mod capacity;
+mod ceiling;
 mod chart;
+mod checks;
 mod costs;
+mod load;
 mod local;
 mod report;
 mod revocation;
+mod scale;
 mod security;
 mod state;
+mod stores;
 mod wire;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use ceiling::serve_ceiling;
 pub use local::{CHEAP_HASHING, LocalServer, PASSWORD, SERVICE_TOKEN};
 pub use report::{Report, Section, Verdict};
 
@@ -34,10 +41,21 @@ pub struct CompareArgs {
     /// Where the report goes (`report.md` and its charts).
     #[arg(long, default_value = "latchkey-comparison")]
     pub out: PathBuf,
+    /// Sessions of each kind whose cost to the server is measured, one size or several
+    /// (`10000,100000,1000000`) [default: 10000; 300 with --quick].
+    #[arg(long, value_delimiter = ',')]
+    pub sessions: Vec<usize>,
+    /// A PostgreSQL server to measure too (scratch databases are created and dropped on it):
+    /// a URL whose user may create databases.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// A Redis server to measure too (keys under a scratch prefix, deleted after).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 /// How much each measurement does: `--quick` or the full run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Effort {
     /// Whether this is `--quick`.
     pub(crate) quick: bool,
@@ -47,16 +65,22 @@ pub(crate) struct Effort {
     pub(crate) revocations: usize,
     /// Access-token lifetime while measuring revocation (the JWKS-only verifier waits it out).
     pub(crate) access_ttl: Duration,
-    /// Sessions of each kind whose cost to the server is measured.
-    pub(crate) sessions: usize,
+    /// Sessions of each kind whose cost to the server is measured, for each size.
+    pub(crate) sessions: Vec<usize>,
 }
 
 impl Effort {
-    fn of(quick: bool) -> Self {
+    fn of(args: &CompareArgs) -> Self {
+        let quick = args.quick;
+        let sessions = match (&args.sessions[..], quick) {
+            ([], true) => vec![300],
+            ([], false) => vec![10_000],
+            (sizes, _) => sizes.iter().map(|&n| n.max(1)).collect(),
+        };
         if quick {
-            Self { quick, logins: 8, revocations: 4, access_ttl: Duration::from_secs(6), sessions: 300 }
+            Self { quick, logins: 8, revocations: 4, access_ttl: Duration::from_secs(6), sessions }
         } else {
-            Self { quick, logins: 60, revocations: 30, access_ttl: Duration::from_secs(60), sessions: 10_000 }
+            Self { quick, logins: 60, revocations: 30, access_ttl: Duration::from_secs(60), sessions }
         }
     }
 }
@@ -86,23 +110,67 @@ pub(crate) fn progress(started: Instant, what: &str) {
 /// Runs every section and writes the report to `args.out`; the report's path.
 pub async fn run(args: &CompareArgs) -> Result<PathBuf, CompareError> {
     let binary = std::env::current_exe()?;
-    let effort = Effort::of(args.quick);
+    // Read before any pinning narrows it.
+    load::cores();
+    let effort = Effort::of(args);
+    let stores = stores::SharedStores { postgres: args.postgres.clone(), redis: args.redis.clone() };
     let started = Instant::now();
     std::fs::create_dir_all(&args.out)?;
     let mut report = Report::new(args.quick);
     progress(started, "data on the wire: a server per signing algorithm");
     report.push(wire::measure(&binary, started).await?);
     progress(started, "server state: what a session of each kind costs on disk and in memory");
-    report.push(state::measure(&binary, effort, started).await?);
+    let (section, state) = state::measure(&binary, &effort, &stores, started).await?;
+    report.push(section);
+    progress(started, "server load: what a check costs for each kind of credential");
+    let (section, checks) = checks::measure(&binary, &effort, started).await?;
+    report.push(section);
+    progress(started, "scalability: 1, 2 and 3 instances on shared PostgreSQL and Redis");
+    let (section, scale) = scale::measure(&binary, &effort, &stores, started).await?;
+    report.push(section);
+    report.push(capacity_model(&state, &checks, scale.as_ref()));
     progress(started, "revocation: log out everywhere, then follow every credential");
-    report.push(revocation::measure(&binary, effort, started).await?);
+    report.push(revocation::measure(&binary, &effort, started).await?);
     progress(started, "login and refresh against their bare cryptography");
-    report.push(costs::measure(&binary, effort, started).await?);
+    report.push(costs::measure(&binary, &effort, started).await?);
     progress(started, "security: the attacks the articles name, and the tests that prove the defences");
     report.push(security::measure());
     let path = report.write(&args.out, started.elapsed())?;
     progress(started, &format!("report written to {}", path.display()));
     Ok(path)
+}
+
+/// The capacity model, where the shared stores were measured; otherwise what it needs.
+fn capacity_model(
+    state: &state::StateFigures,
+    checks: &checks::CheckCosts,
+    scale: Option<&scale::ScaleFigures>,
+) -> Section {
+    let (Some(redis), Some(postgres), Some(scale)) = (state.redis, state.postgres, scale) else {
+        return Section {
+            title: "Capacity model".into(),
+            method: "Not built in this run: its inputs include what a session costs PostgreSQL and Redis and what a \
+                     check asks of them. Give `--postgres URL` and `--redis URL`."
+                .into(),
+            ..Section::default()
+        };
+    };
+    let policy = latchkey_core::policy::Policy::default();
+    capacity::model(&capacity::Inputs {
+        cookie: capacity::ModeInputs {
+            redis_bytes: redis.0,
+            postgres_bytes: postgres.0,
+            latchkey_micros: checks.cookie_micros,
+        },
+        token: capacity::ModeInputs {
+            redis_bytes: redis.1,
+            postgres_bytes: postgres.1,
+            latchkey_micros: checks.bearer_micros,
+        },
+        scale: *scale,
+        touch_interval: policy.touch_interval.as_seconds_f64(),
+        access_ttl: policy.access_token_ttl.as_seconds_f64(),
+    })
 }
 
 /// The `p`-th percentile of `samples` (nearest rank).

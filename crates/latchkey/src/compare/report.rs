@@ -84,7 +84,7 @@ impl Report {
             took.as_secs_f64(),
             std::env::consts::OS,
             std::env::consts::ARCH,
-            std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            super::load::cores(),
         );
         let _ = writeln!(md, "## The articles' assertions\n");
         let _ = writeln!(md, "| assertion | measured | verdict |\n|---|---|---|");

@@ -39,7 +39,7 @@ where
     }
 }
 
-pub(crate) async fn measure(binary: &Path, effort: Effort, started: Instant) -> Result<Section, CompareError> {
+pub(crate) async fn measure(binary: &Path, effort: &Effort, started: Instant) -> Result<Section, CompareError> {
     let ttl = format!("{}s", effort.access_ttl.as_secs());
     let [memory, iterations] = CHEAP_HASHING;
     let server = LocalServer::start(
