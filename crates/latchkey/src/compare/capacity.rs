@@ -135,3 +135,49 @@ pub(crate) fn model(inputs: &Inputs) -> Section {
         }],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::scale::StoreWork;
+
+    fn inputs() -> Inputs {
+        let work = |redis_commands, redis_cpu_micros| StoreWork {
+            rate: 1.0,
+            latchkey_cpu_micros: 10.0,
+            redis_commands,
+            redis_cpu_micros,
+            postgres_transactions: 0.0,
+        };
+        Inputs {
+            cookie: ModeInputs { redis_bytes: 250.0, postgres_bytes: 800.0, latchkey_micros: 8.0 },
+            token: ModeInputs { redis_bytes: 200.0, postgres_bytes: 700.0, latchkey_micros: 10.0 },
+            scale: ScaleFigures { cookie: work(0.5, 1.0), cookie_uncached: work(1.0, 5.0), bearer: work(0.0, 0.1) },
+            touch_interval: 60.0,
+            access_ttl: 600.0,
+        }
+    }
+
+    #[test]
+    fn the_model_follows_its_formulas_from_the_measured_inputs() {
+        let section = model(&inputs());
+        let row = |live: &str, checks: &str, mode: &str| {
+            section
+                .table
+                .iter()
+                .find(|row| row[0] == live && row[1] == checks && row[2] == mode)
+                .cloned()
+                .expect("a row")
+        };
+        // 100 M cookie sessions × 250 B = 25 GB: two 24 GB shards; 100k checks × 0.5 requests ×
+        // 5 µs = 0.25 of a Redis core.
+        assert_eq!(
+            row("100 M", "100k", "cookie")[3..],
+            ["25.00 GB", "2 (1.04, 0.25)", "1666667", "100 M, 80.00 GB", "0.8"]
+        );
+        // 1 M token sessions: 0.2 GB, one shard; a refresh every 600 s; 10k checks × 10 µs.
+        assert_eq!(row("1 M", "10k", "token")[3..], ["0.20 GB", "1 (0.01, 0.00)", "1667", "1 M, 0.70 GB", "0.1"]);
+        assert_eq!(section.table.len(), 1 + 3 * 2 * 2);
+        assert!(section.method.contains("250 B (cookie) / 200 B (token)"), "{}", section.method);
+    }
+}

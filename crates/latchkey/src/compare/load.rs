@@ -199,15 +199,18 @@ pub(crate) fn cpu_time(pids: &[u32]) -> Result<Duration, CompareError> {
     for pid in pids {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map_err(|err| CompareError::Run(format!("the CPU time of process {pid}: {err}")))?;
-        // The command name may hold spaces: the fields counted are those after its ')'.
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of proc(5), the 12th and 13th after the name.
-        for field in [11, 12] {
-            ticks += fields.get(field).and_then(|value| value.parse::<u64>().ok()).unwrap_or_default();
-        }
+        ticks += cpu_ticks(&stat);
     }
     Ok(Duration::from_secs_f64(ticks as f64 / ticks_per_second as f64))
+}
+
+/// User and system time, in clock ticks, from a `/proc/PID/stat` line.
+fn cpu_ticks(stat: &str) -> u64 {
+    // The command name may hold spaces and parentheses: the fields counted are those after its
+    // last ')'. utime and stime are fields 14 and 15 of proc(5), the 12th and 13th after it.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace().collect();
+    [11, 12].iter().filter_map(|&field| fields.get(field).and_then(|value| value.parse::<u64>().ok())).sum()
 }
 
 /// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on every Linux this runs on).
@@ -252,4 +255,27 @@ pub(crate) fn pin(pid: u32, cpus: &str) -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_after_a_command_name_with_spaces_and_parentheses() {
+        let stat = "4242 (tokio (worker) 1) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 123 456 789";
+        assert_eq!(cpu_ticks(stat), 325);
+        assert_eq!(cpu_ticks("garbage"), 0);
+    }
+
+    #[test]
+    fn the_cpu_time_of_this_process_grows_while_it_computes() {
+        let spent = cpu_time(&[std::process::id()]).expect("this process's stat");
+        let started = std::time::Instant::now();
+        let mut sum = 0_u64;
+        while cpu_time(&[std::process::id()]).expect("stat") <= spent {
+            sum = (0..100_000_u64).fold(sum, |sum, n| sum.wrapping_add(n.wrapping_mul(n)));
+            assert!(started.elapsed() < Duration::from_secs(10), "no CPU time counted after 10 s of work ({sum})");
+        }
+    }
 }

@@ -118,9 +118,10 @@ pub async fn run(args: &CompareArgs) -> Result<PathBuf, CompareError> {
     std::fs::create_dir_all(&args.out)?;
     let mut report = Report::new(args.quick);
     progress(started, "data on the wire: a server per signing algorithm");
-    report.push(wire::measure(&binary, started).await?);
+    let (section, wire) = wire::measure(&binary, started).await?;
+    report.push(section);
     progress(started, "server state: what a session of each kind costs on disk and in memory");
-    let (section, state) = state::measure(&binary, &effort, &stores, started).await?;
+    let (section, state) = state::measure(&binary, &effort, &stores, &wire, started).await?;
     report.push(section);
     progress(started, "server load: what a check costs for each kind of credential");
     let (section, checks) = checks::measure(&binary, &effort, started).await?;

@@ -169,6 +169,32 @@ pub(crate) async fn measure(binary: &Path, effort: &Effort, started: Instant) ->
                 ),
                 verdict: Verdict::HoldsWithMitigation,
             },
+            Assertion {
+                claim: "\"보안: 비교적 안전 (서버 통제 가능) / 탈취 시 위험\" (sessions are safer, the server is in \
+                        control; a stolen token is dangerous)"
+                    .into(),
+                figure: format!(
+                    "after the logout a stolen cookie worked for {} ms; a stolen bare JWT for up to {:.1} s, a token \
+                     checked by latchkey for {} ms (p99)",
+                    ms(cookie_after),
+                    bare.iter().copied().max().unwrap_or_default().as_secs_f64(),
+                    ms(p99(1))
+                ),
+                verdict: Verdict::HoldsWithMitigation,
+            },
+            Assertion {
+                claim: "\"유연성: 단일 서비스 환경 / 여러 서비스 간 통합 가능\" (sessions serve one service; tokens \
+                        work across services)"
+                    .into(),
+                figure: format!(
+                    "another service verified the access tokens itself (the embeddable verifier: the JWKS and the \
+                     revocation feed, no request to latchkey per check) and refused them {} ms (p99) after the \
+                     logout; a cookie session reaches other services through latchkey's check (`/v1/verify`, see \
+                     Server load) or single sign-on",
+                    ms(p99(2))
+                ),
+                verdict: Verdict::HoldsWithMitigation,
+            },
         ],
     })
 }

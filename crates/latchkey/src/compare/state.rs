@@ -12,6 +12,7 @@ use super::chart::BarChart;
 use super::local::{CHEAP_HASHING, LocalServer, expect};
 use super::report::{Assertion, Section, Verdict};
 use super::stores::{ScratchDatabase, ScratchPrefix, SharedStores, resident_bytes};
+use super::wire::WireFigures;
 use super::{CompareError, Effort, progress};
 
 /// Reads one figure from the embedded store in `data`.
@@ -229,6 +230,7 @@ pub(crate) async fn measure(
     binary: &Path,
     effort: &Effort,
     stores: &SharedStores,
+    wire: &WireFigures,
     started: Instant,
 ) -> Result<(Section, StateFigures), CompareError> {
     let [memory, iterations] = CHEAP_HASHING;
@@ -340,6 +342,21 @@ pub(crate) async fn measure(
             bars,
         }],
         assertions: vec![
+            Assertion {
+                claim: "\"저장 위치: 서버 (메모리, DB) / 클라이언트 (로컬 스토리지, 쿠키)\" (a session lives on the \
+                        server; a token lives with the client)"
+                    .into(),
+                figure: format!(
+                    "a cookie session: {} B at the client, {} at the server (this half holds); a token session: {}–{} B at the client \
+                     (its access token) and still {} at the server",
+                    wire.cookie,
+                    spread(|row| row.store_cookie),
+                    wire.smallest_token,
+                    wire.largest_token,
+                    spread(|row| row.store_token)
+                ),
+                verdict: Verdict::DoesNotHold,
+            },
             Assertion {
                 claim:
                     "\"서버 부하: 높음 (사용자 수만큼 메모리 점유)\" (sessions load the server: memory for every user)"

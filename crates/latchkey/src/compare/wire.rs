@@ -16,8 +16,20 @@ fn line_bytes(name: &str, value: &str) -> usize {
     name.len() + 2 + value.len() + 2
 }
 
+/// The bytes a credential adds to every request: the session cookie, and the smallest and the
+/// largest bearer access token (over the signing algorithms).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WireFigures {
+    /// The cookie session's `Cookie` line.
+    pub(crate) cookie: usize,
+    /// The smallest `Authorization` line.
+    pub(crate) smallest_token: usize,
+    /// The largest `Authorization` line.
+    pub(crate) largest_token: usize,
+}
+
 /// Measures the credentials of every kind and signing algorithm.
-pub(crate) async fn measure(binary: &Path, started: Instant) -> Result<Section, CompareError> {
+pub(crate) async fn measure(binary: &Path, started: Instant) -> Result<(Section, WireFigures), CompareError> {
     let mut rows: Vec<(String, usize)> = Vec::new();
     for alg in ["EdDSA", "ES256", "RS256", "HS256"] {
         progress(started, &format!("  an instance signing with {alg}"));
@@ -66,7 +78,8 @@ pub(crate) async fn measure(binary: &Path, started: Instant) -> Result<Section, 
     let (smallest, largest) =
         (bearers.iter().copied().min().unwrap_or_default(), bearers.iter().copied().max().unwrap_or_default());
     let verdict = if smallest > cookie { Verdict::Holds } else { Verdict::DoesNotHold };
-    Ok(Section {
+    let figures = WireFigures { cookie, smallest_token: smallest, largest_token: largest };
+    let section = Section {
         title: "Data on the wire".into(),
         method: "Each credential as the header line a client sends with every request (name, value, CRLF), \
                  issued by an instance of this build for each signing algorithm. A million requests carry a \
@@ -90,5 +103,6 @@ pub(crate) async fn measure(binary: &Path, started: Instant) -> Result<Section, 
             ),
             verdict,
         }],
-    })
+    };
+    Ok((section, figures))
 }

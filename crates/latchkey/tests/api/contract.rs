@@ -187,6 +187,47 @@ async fn health_readiness_and_metrics_answer() {
     assert!(metrics.contains("latchkey_http_request_duration_seconds_bucket"), "{metrics}");
 }
 
+/// The value of `latchkey_store_operations_total` for `store` in a metrics text.
+fn store_operations(metrics: &str, store: &str) -> Option<u64> {
+    let series = format!("latchkey_store_operations_total{{store=\"{store}\"}} ");
+    metrics.lines().find_map(|line| line.strip_prefix(series.as_str())).and_then(|count| count.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn the_metrics_count_the_operations_sent_to_each_store_and_a_cached_check_sends_none() {
+    let backend = std::env::var("LATCHKEY_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into());
+    let (sql, sessions) = match backend.as_str() {
+        "postgres" => ("postgres", "postgres"),
+        "redis" => ("postgres", "redis"),
+        _ => ("sqlite", "sqlite"),
+    };
+    // The same 20 checks of one cookie session, answered from the instance's cache and from
+    // the store: the first ask the session store (almost) nothing, the second once each. (The
+    // background tasks may ask a little meanwhile.)
+    let mut added = Vec::new();
+    for cache in ["5s", "0s"] {
+        let server = Server::with(&[("LATCHKEY_SESSION_CACHE_TTL", cache)]).await;
+        let metrics =
+            || async { server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+        let before = metrics().await;
+        server.sign_up("alice").await;
+        let web = server.cookie_login("alice").await;
+        let after_login = metrics().await;
+        for store in [sql, sessions] {
+            let (was, is) = (store_operations(&before, store), store_operations(&after_login, store));
+            assert!(was.is_some() && is > was, "a login asks {store}: {was:?} then {is:?}:\n{after_login}");
+        }
+        assert_eq!(server.status_of("/v1/verify", &Credential::Cookie(web.cookie.clone())).await, StatusCode::OK);
+        let warm = store_operations(&metrics().await, sessions).unwrap();
+        for _ in 0..20 {
+            assert_eq!(server.status_of("/v1/verify", &Credential::Cookie(web.cookie.clone())).await, StatusCode::OK);
+        }
+        added.push(store_operations(&metrics().await, sessions).unwrap() - warm);
+    }
+    assert!(added[0] < 5, "cached checks asked {sessions} {} times", added[0]);
+    assert!(added[1] >= 20, "uncached checks asked {sessions} only {} times", added[1]);
+}
+
 #[tokio::test]
 async fn secrets_never_reach_the_logs() {
     let server = Server::start().await;
