@@ -148,6 +148,7 @@ mod tests {
             redis_commands,
             redis_cpu_micros,
             postgres_transactions: 0.0,
+            postgres_cpu_micros: Some(1.0),
         };
         Inputs {
             cookie: ModeInputs { redis_bytes: 250.0, postgres_bytes: 800.0, latchkey_micros: 8.0 },

@@ -204,6 +204,23 @@ pub(crate) fn cpu_time(pids: &[u32]) -> Result<Duration, CompareError> {
     Ok(Duration::from_secs_f64(ticks as f64 / ticks_per_second as f64))
 }
 
+/// The CPU time (user and system) that every process of this machine named `command` (as
+/// `/proc/PID/comm` has it) has used so far; `None` when there is none (the server runs
+/// elsewhere). Processes that ended meanwhile are not counted.
+pub(crate) fn cpu_time_of_command(command: &str) -> Option<Duration> {
+    let mut ticks = 0_u64;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let path = entry.path();
+        let is_it = std::fs::read_to_string(path.join("comm")).is_ok_and(|comm| comm.trim_end() == command);
+        if let (true, Ok(stat)) = (is_it, std::fs::read_to_string(path.join("stat"))) {
+            found = true;
+            ticks += cpu_ticks(&stat);
+        }
+    }
+    found.then(|| Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
 /// User and system time, in clock ticks, from a `/proc/PID/stat` line.
 fn cpu_ticks(stat: &str) -> u64 {
     // The command name may hold spaces and parentheses: the fields counted are those after its

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::chart::BarChart;
-use super::load::{Credentials, LoadRun, Throughput};
+use super::load::{Credentials, LoadRun, Throughput, cpu_time_of_command};
 use super::local::{CHEAP_HASHING, LocalServer};
 use super::report::{Assertion, Section, Verdict};
 use super::stores::{ScratchDatabase, ScratchPrefix, SharedStores};
@@ -35,6 +35,9 @@ pub(crate) struct StoreWork {
     pub(crate) redis_cpu_micros: f64,
     /// PostgreSQL operations per check (queries or transactions).
     pub(crate) postgres_transactions: f64,
+    /// PostgreSQL's CPU time per check (its processes on this machine), in microseconds;
+    /// `None` when PostgreSQL runs elsewhere.
+    pub(crate) postgres_cpu_micros: Option<f64>,
 }
 
 /// What the capacity model takes from this section.
@@ -114,9 +117,11 @@ async fn measured_run(
     redis: &ScratchPrefix,
 ) -> Result<(Throughput, StoreWork), CompareError> {
     let redis_cpu = redis.cpu_micros().await?;
+    let postgres_cpu = cpu_time_of_command("postgres");
     let (commands, transactions) = (operations(instances, "redis").await?, operations(instances, "postgres").await?);
     let throughput = run.run().await?;
     let redis_cpu_after = redis.cpu_micros().await?;
+    let postgres_cpu_after = cpu_time_of_command("postgres");
     let commands_after = operations(instances, "redis").await?;
     let transactions_after = operations(instances, "postgres").await?;
     let checks = throughput.requests.max(1) as f64;
@@ -128,6 +133,9 @@ async fn measured_run(
             redis_commands: commands_after.saturating_sub(commands) as f64 / checks,
             redis_cpu_micros: redis_cpu_after.saturating_sub(redis_cpu) as f64 / checks,
             postgres_transactions: transactions_after.saturating_sub(transactions) as f64 / checks,
+            postgres_cpu_micros: postgres_cpu
+                .zip(postgres_cpu_after)
+                .map(|(before, after)| after.saturating_sub(before).as_secs_f64() * 1e6 / checks),
         },
     ))
 }
@@ -197,6 +205,7 @@ async fn measure_on(
             "Redis requests per 1,000 checks",
             "Redis CPU ms per 1,000 checks",
             "PostgreSQL operations per 1,000 checks",
+            "PostgreSQL CPU ms per 1,000 checks",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -264,8 +273,9 @@ async fn measure_on(
              load share this machine's {} cores, so checks/s shows what the shared stores allow rather than what more \
              machines would add. The stores' work is read before and after each run: the operations the instances sent to \
              each store from their metrics (`latchkey_store_operations_total`: a Redis request is a command, script \
-             or pipeline; a PostgreSQL operation a query or transaction), Redis's CPU time from `INFO cpu`; the \
-             instances' background work in that window (revocation and key sync) included. A last run turns the instance's cache off, so that every cookie \
+             or pipeline; a PostgreSQL operation a query or transaction), Redis's CPU time from `INFO cpu`, \
+             PostgreSQL's from /proc (every `postgres` process of this machine, when it runs here); the instances' \
+             background work in that window (revocation and key sync) included. A last run turns the instance's cache off, so that every cookie \
              check is a Redis read.",
             if through_nginx {
                 "behind nginx (the shipped `deploy/nginx.conf.template`, round robin, no affinity)"
@@ -324,5 +334,6 @@ fn row(instances: &str, label: &str, work: &StoreWork) -> Vec<String> {
         format!("{:.1}", work.redis_commands * 1000.0),
         format!("{:.2}", work.redis_cpu_micros),
         format!("{:.1}", work.postgres_transactions * 1000.0),
+        work.postgres_cpu_micros.map_or_else(|| "not on this machine".to_owned(), |micros| format!("{micros:.2}")),
     ]
 }
