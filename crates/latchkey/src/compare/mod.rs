@@ -4,11 +4,11 @@
 //! a Markdown report with SVG charts beside it. Every figure in the report is a measurement of
 //! this run; each assertion of the articles gets the figure that tests it and a verdict.
 //!
-//! Built so far: the data on the wire, the server's state per session (embedded store and
-//! memory), revocation, the cost of logging in and refreshing, and the attacks with the tests
-//! that prove latchkey's defences.
-//! The server's state per session, the load of a check and scale-out are sections still to
-//! come (issue 15).
+//! Its sections: the data on the wire; the server's state per session in each store and in
+//! memory; the load of a check against a bare handler; scale-out on shared PostgreSQL and Redis
+//! behind nginx, and a capacity model built from those figures; revocation; the cost of logging
+//! in and refreshing; and the attacks with the tests that prove latchkey's defences. PostgreSQL
+//! and Redis are measured when the caller names them (`--postgres`, `--redis`).
 
 mod capacity;
 mod ceiling;
