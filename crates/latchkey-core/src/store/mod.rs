@@ -44,11 +44,11 @@ pub struct Stores {
     pub consents: Arc<dyn ConsentStore>,
     /// Apps' sign-ins and their logout deliveries (single sign-on).
     pub sign_ins: Arc<dyn AppSignInStore>,
-    /// Whether the stores answer (for `/readyz`).
+    /// Whether the stores answer (for `/readyz`), and what they have been asked (`/metrics`).
     pub health: Arc<dyn StoreHealth>,
 }
 
-/// Readiness of a backend.
+/// Readiness of a backend, and how much it has been asked (for `/readyz` and `/metrics`).
 #[async_trait]
 pub trait StoreHealth: Send + Sync + 'static {
     /// `Ok` when the backend answers a trivial query.

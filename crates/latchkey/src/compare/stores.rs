@@ -48,24 +48,22 @@ impl ScratchDatabase {
         Ok(Self { admin: admin.to_owned(), name, url: url.to_string() })
     }
 
+    /// A size in bytes that `query` reads from the database.
+    async fn size(&self, query: &str) -> Result<u64, CompareError> {
+        let mut connection = PgConnection::connect(&self.url).await.map_err(|err| failed("PostgreSQL")(&err))?;
+        let size: i64 =
+            sqlx::query_scalar(query).fetch_one(&mut connection).await.map_err(|err| failed("PostgreSQL")(&err))?;
+        Ok(u64::try_from(size).unwrap_or_default())
+    }
+
     /// Its size: every table, index and TOAST file (`pg_database_size`).
     pub(crate) async fn bytes(&self) -> Result<u64, CompareError> {
-        let mut connection = PgConnection::connect(&self.url).await.map_err(|err| failed("PostgreSQL")(&err))?;
-        let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
-            .fetch_one(&mut connection)
-            .await
-            .map_err(|err| failed("PostgreSQL")(&err))?;
-        Ok(u64::try_from(size).unwrap_or_default())
+        self.size("SELECT pg_database_size(current_database())").await
     }
 
     /// The size of its revocation log (the denylist's durable home): the table and its indexes.
     pub(crate) async fn revocation_log_bytes(&self) -> Result<u64, CompareError> {
-        let mut connection = PgConnection::connect(&self.url).await.map_err(|err| failed("PostgreSQL")(&err))?;
-        let size: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('revocations')")
-            .fetch_one(&mut connection)
-            .await
-            .map_err(|err| failed("PostgreSQL")(&err))?;
-        Ok(u64::try_from(size).unwrap_or_default())
+        self.size("SELECT pg_total_relation_size('revocations')").await
     }
 
     /// Drops it (its connections first).
