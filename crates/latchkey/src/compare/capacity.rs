@@ -56,7 +56,7 @@ pub(crate) fn model(inputs: &Inputs) -> Section {
             "mode",
             "Redis memory",
             "Redis shards (memory, CPU)",
-            "session writes/s, all in use",
+            "session writes/s, at most",
             "PostgreSQL instead: rows, size",
             "latchkey cores",
         ]
@@ -67,7 +67,10 @@ pub(crate) fn model(inputs: &Inputs) -> Section {
         for checks in [1e4, 1e5] {
             for (mode, measured, work, write_every) in modes {
                 let memory = live * measured.redis_bytes;
-                let redis_cores = checks * work.redis_commands * redis_micros_per_request / 1e6;
+                // A session writes once per interval while it is in use, and only a check finds it
+                // in use: at most one write per session and interval, and per check.
+                let writes = (live / write_every).min(checks);
+                let redis_cores = (checks * work.redis_commands + writes) * redis_micros_per_request / 1e6;
                 let shards = (memory / SHARD_MEMORY_BYTES).ceil().max((redis_cores).ceil()).max(1.0);
                 table.push(vec![
                     format!("{:.0} M", live / 1e6),
@@ -75,7 +78,7 @@ pub(crate) fn model(inputs: &Inputs) -> Section {
                     mode.to_owned(),
                     gigabytes(memory),
                     format!("{shards:.0} ({:.2}, {redis_cores:.2})", memory / SHARD_MEMORY_BYTES),
-                    format!("{:.0}", live / write_every),
+                    format!("{writes:.0}"),
                     format!("{:.0} M, {}", live / 1e6, gigabytes(live * measured.postgres_bytes)),
                     format!("{:.1}", checks * measured.latchkey_micros / 1e6),
                 ]);
@@ -105,11 +108,12 @@ pub(crate) fn model(inputs: &Inputs) -> Section {
         inputs.access_ttl,
         SHARD_MEMORY_BYTES / 1e9,
     );
-    let formulas = "For L live sessions and C checks per second: Redis memory = L × r; Redis shards = max(⌈L × r / \
-                    shard memory⌉, ⌈C × q × k / 10⁶⌉) (a shard runs commands on one core); session writes per second, \
-                    with every live session in use (an upper bound) = L / touch interval (cookie) or L / access-token \
-                    lifetime (token); sessions kept in PostgreSQL instead of Redis: L rows, L × p bytes; latchkey \
-                    cores = C × c / 10⁶ (no headroom: add your own).";
+    let formulas = "For L live sessions and C checks per second: Redis memory = L × r; session writes per second \
+                    W = min(L / touch interval, C) for cookies and min(L / access-token lifetime, C) for tokens (a \
+                    session in use writes once per interval, and is in use only when checked: an upper bound); Redis \
+                    shards = max(⌈L × r / shard memory⌉, ⌈(C × q + W) × k / 10⁶⌉) (a shard runs requests on one \
+                    core; a write taken as one request); sessions kept in PostgreSQL instead of Redis: L rows, L × p \
+                    bytes, W writes a second; latchkey cores = C × c / 10⁶ (no headroom: add your own).";
     let big = 1e8;
     let cookie_memory = big * inputs.cookie.redis_bytes;
     let token_memory = big * inputs.token.redis_bytes;
@@ -170,14 +174,15 @@ mod tests {
                 .cloned()
                 .expect("a row")
         };
-        // 100 M cookie sessions × 250 B = 25 GB: two 24 GB shards; 100k checks × 0.5 requests ×
-        // 5 µs = 0.25 of a Redis core.
+        // 100 M cookie sessions × 250 B = 25 GB: two 24 GB shards; writes bounded by the 100k
+        // checks; (100k checks × 0.5 requests + 100k writes) × 5 µs = 0.75 of a Redis core.
         assert_eq!(
             row("100 M", "100k", "cookie")[3..],
-            ["25.00 GB", "2 (1.04, 0.25)", "1666667", "100 M, 80.00 GB", "0.8"]
+            ["25.00 GB", "2 (1.04, 0.75)", "100000", "100 M, 80.00 GB", "0.8"]
         );
-        // 1 M token sessions: 0.2 GB, one shard; a refresh every 600 s; 10k checks × 10 µs.
-        assert_eq!(row("1 M", "10k", "token")[3..], ["0.20 GB", "1 (0.01, 0.00)", "1667", "1 M, 0.70 GB", "0.1"]);
+        // 1 M token sessions: 0.2 GB, one shard; a refresh every 600 s each (1,667 a second,
+        // 0.008 of a Redis core); 10k checks × 10 µs.
+        assert_eq!(row("1 M", "10k", "token")[3..], ["0.20 GB", "1 (0.01, 0.01)", "1667", "1 M, 0.70 GB", "0.1"]);
         assert_eq!(section.table.len(), 1 + 3 * 2 * 2);
         assert!(section.method.contains("250 B (cookie) / 200 B (token)"), "{}", section.method);
     }
