@@ -15,36 +15,35 @@ use super::stores::{ScratchDatabase, ScratchPrefix, SharedStores, resident_bytes
 use super::wire::WireFigures;
 use super::{CompareError, Effort, progress};
 
-/// Reads one figure from the embedded store in `data`.
-async fn embedded_figure(data: &Path, query: &str) -> Result<i64, CompareError> {
+/// A size in bytes that `query` reads from the embedded store in `data`.
+async fn embedded_size(data: &Path, query: &str) -> Result<u64, CompareError> {
     use sqlx::ConnectOptions;
     let failed = |err: sqlx::Error| CompareError::Run(format!("reading the store: {err}"));
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(data.join("latchkey.db")).read_only(true);
     let mut connection = options.connect().await.map_err(failed)?;
-    sqlx::query_scalar(query).fetch_one(&mut connection).await.map_err(failed)
+    let bytes: i64 = sqlx::query_scalar(query).fetch_one(&mut connection).await.map_err(failed)?;
+    Ok(u64::try_from(bytes).unwrap_or_default())
 }
 
 /// The size of the embedded store's revocation log (the denylist's durable home): its table's
 /// and index's pages (SQLite's `dbstat`).
 async fn embedded_revocation_log_bytes(data: &Path) -> Result<u64, CompareError> {
-    let bytes = embedded_figure(
+    embedded_size(
         data,
         "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN ('revocations', 'revocations_by_active_until')",
     )
-    .await?;
-    Ok(u64::try_from(bytes).unwrap_or_default())
+    .await
 }
 
-/// The embedded store's size in bytes: its pages, as a reader sees them (the write-ahead log
-/// included), whatever the files' sizes on disk (SQLite reuses its log and grows the database
-/// file in steps).
+/// The embedded store's size in bytes: its pages in use (free pages left out), as a reader sees
+/// them (the write-ahead log included), whatever the files' sizes on disk (SQLite reuses its
+/// log and grows the database file in steps).
 async fn embedded_bytes(data: &Path) -> Result<u64, CompareError> {
-    let bytes = embedded_figure(
+    embedded_size(
         data,
         "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
     )
-    .await?;
-    Ok(u64::try_from(bytes).unwrap_or_default())
+    .await
 }
 
 /// Sessions per user: many users with a few devices each, as in life (a login lists its user's
