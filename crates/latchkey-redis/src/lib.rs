@@ -379,6 +379,12 @@ impl SessionStore for RedisSessionStore {
         Ok(live)
     }
 
+    /// The size of the user's index: every live session is in it, and so are ended ones until
+    /// a read or an insert sweeps them.
+    async fn count_live_of(&self, user: UserId, _now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.connection.clone().zcard(self.user_key(user)).await.map_err(fail)
+    }
+
     /// Not counted: Redis would need an index of every session by its end to count them,
     /// which would cost more memory than the session itself.
     async fn count_live(&self, _now: OffsetDateTime) -> Result<Option<u64>, StoreError> {

@@ -702,6 +702,19 @@ impl SessionStore for SqlStore {
         rows.iter().map(session_from).collect()
     }
 
+    async fn count_live_of(&self, user: UserId, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = micros(now);
+        let sql = self.sql(format!("SELECT count(*) FROM sessions WHERE user_id = ? AND {LIVE}"));
+        let count: i64 = sqlx::query_scalar(&sql)
+            .bind(user.to_string())
+            .bind(now)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     async fn count_live(&self, now: OffsetDateTime) -> Result<Option<u64>, StoreError> {
         let now = micros(now);
         let sql = self.sql(format!("SELECT count(*) FROM sessions WHERE {LIVE}"));

@@ -477,6 +477,11 @@ async fn live_lists_hide_revoked_and_expired_sessions(stores: Stores) -> CheckRe
     let live = stores.sessions.list_live(alice.id, now).await.map_err(store)?;
     let ids: Vec<SessionId> = live.iter().map(|s| s.id).collect();
     ensure!(ids == vec![new.id, old.id], "live list is {ids:?}");
+    let bound = stores.sessions.count_live_of(alice.id, now).await.map_err(store)?;
+    ensure!((2..=3).contains(&bound), "count_live_of says {bound} for 2 live sessions of 3");
+    let nobody = with_account(&stores, "nobody").await?;
+    let none = stores.sessions.count_live_of(nobody.id, now).await.map_err(store)?;
+    ensure!(none == 0, "count_live_of says {none} for a user without sessions");
     let count = stores.sessions.count_live(now).await.map_err(store)?;
     ensure!(count.is_none_or(|count| count == 2), "count_live says {count:?}");
     let idle_over = t0() + Duration::hours(12) + Duration::minutes(30);

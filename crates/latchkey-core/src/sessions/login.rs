@@ -85,7 +85,13 @@ impl Latchkey {
     /// Audited as revocations with the cause `session_limit`.
     pub(crate) async fn end_sessions_past_the_cap(&self, user: UserId, newest: &Session) -> Result<(), AuthError> {
         let cap = usize::try_from(self.inner.policy.max_sessions_per_user).unwrap_or(usize::MAX).max(1);
-        let mut live = self.inner.stores.sessions.list_live(user, self.now()).await?;
+        let now = self.now();
+        // A count first: most logins are within the cap, and then no session needs reading.
+        let at_most = self.inner.stores.sessions.count_live_of(user, now).await?;
+        if usize::try_from(at_most).is_ok_and(|count| count <= cap) {
+            return Ok(());
+        }
+        let mut live = self.inner.stores.sessions.list_live(user, now).await?;
         if live.len() <= cap {
             return Ok(());
         }

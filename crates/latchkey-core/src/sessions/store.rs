@@ -49,6 +49,10 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<Vec<Revocation>, StoreError>;
     /// A user's sessions that are neither revoked nor expired at `now`, newest first.
     async fn list_live(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError>;
+    /// At least the number of `user`'s sessions live at `now`, never fewer: exact where the
+    /// store can count them, else also counting ended sessions it has not yet swept. Tells
+    /// whether a user is within a cap without reading the sessions.
+    async fn count_live_of(&self, user: UserId, now: OffsetDateTime) -> Result<u64, StoreError>;
     /// Number of sessions live at `now`, both kinds; `None` from a store that cannot count
     /// them cheaply.
     async fn count_live(&self, now: OffsetDateTime) -> Result<Option<u64>, StoreError>;

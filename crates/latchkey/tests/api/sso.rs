@@ -811,8 +811,8 @@ async fn an_app_that_is_down_is_retried_with_the_same_token_id_until_it_accepts(
     assert_eq!(response.header("x-csrf-token", csrf).send().await.expect("logout").status(), StatusCode::NO_CONTENT);
     let first = channel.wait_for(1, std::time::Duration::from_secs(15)).await;
     assert_eq!(first.len(), 1);
-    let (ok, listed, _) = server.cli(&["client", "deliveries", &app.id, "--json"], "");
-    assert!(ok);
+    let (ok, listed, err) = server.cli(&["client", "deliveries", &app.id, "--json"], "");
+    assert!(ok, "{err}");
     let listed: Value = serde_json::from_str(listed.trim()).expect("json");
     assert_eq!(listed[0]["state"], "pending", "{listed}");
     assert!(listed[0]["next_attempt_at"].is_string(), "{listed}");
