@@ -87,12 +87,17 @@ async fn main() {
     let after = used_memory(&mut admin).await;
     let keys: u64 = redis::cmd("DBSIZE").query_async(&mut admin).await.unwrap();
 
-    // The same sessions with data of `data_bytes` each: first a cart (JSON of items, as apps
-    // keep), then text that does not compress (the worst case), each written through the store.
+    // The same sessions with data of `data_bytes` each, written through the store: a cart (JSON
+    // of items, as apps keep), then text that never repeats, from the likely to the worst case
+    // found for zstd (a mix of characters of every UTF-8 length).
     let mut costs = Vec::new();
-    for (version, (shape, data)) in
-        [("a cart", cart_of(data_bytes)), ("incompressible text", noise_of(data_bytes))].into_iter().enumerate()
-    {
+    let shapes = [
+        ("a cart", cart_of(data_bytes)),
+        ("random base64url", noise_of(data_bytes)),
+        ("random characters of every script", random_text_of(data_bytes, Alphabet::AnyScript)),
+        ("random characters of every UTF-8 length", random_text_of(data_bytes, Alphabet::EveryLength)),
+    ];
+    for (version, (shape, data)) in shapes.into_iter().enumerate() {
         assert_eq!(data.len(), data_bytes, "{shape} of the asked size");
         let data = Arc::new(data);
         let chunk = count.div_ceil(workers).max(1);
@@ -176,12 +181,52 @@ fn cart_of(size: usize) -> String {
     format!(r#"{{"cart":[{}],"note":"{}"}}"#, items.join(","), "-".repeat(size.saturating_sub(bare.len())))
 }
 
-/// Compact JSON of exactly `size` bytes whose text does not compress: one member of random
-/// base64url characters.
+/// Compact JSON of exactly `size` bytes whose text never repeats: one member of random
+/// base64url characters (ids, tokens, digests).
 fn noise_of(size: usize) -> String {
     let mut random = vec![0u8; size];
     latchkey_core::secret::fill_random(&mut random);
     let text: String =
         latchkey_core::secret::b64url(&random).chars().take(size.saturating_sub(r#"{"k":""}"#.len())).collect();
     format!(r#"{{"k":"{text}"}}"#)
+}
+
+/// Which characters [`random_text_of`] draws.
+#[derive(Clone, Copy)]
+enum Alphabet {
+    /// Any character of the Basic Multilingual Plane past ASCII: prose in any script.
+    AnyScript,
+    /// Half printable ASCII, the rest of two, three and four UTF-8 bytes: the mix that leaves
+    /// zstd the least to gain of those tried.
+    EveryLength,
+}
+
+/// Compact JSON of exactly `size` bytes: one member of random characters from `alphabet`,
+/// padded with spaces to the byte.
+fn random_text_of(size: usize, alphabet: Alphabet) -> String {
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |below: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % u64::from(below)) as u32
+    };
+    let mut text = String::new();
+    let room = size.saturating_sub(r#"{"k":""}"#.len());
+    loop {
+        let code_point = match (alphabet, next(100)) {
+            (Alphabet::EveryLength, 0..50) => 0x20 + next(0x5f),
+            (Alphabet::EveryLength, 50..70) => 0x80 + next(0x780),
+            (Alphabet::EveryLength, 85..100) => 0x1_0000 + next(0x10_0000),
+            _ => 0x80 + next(0xff80),
+        };
+        // Surrogates are not characters, and a quote or backslash would need escaping.
+        let Some(character) = char::from_u32(code_point).filter(|c| !matches!(c, '"' | '\\')) else { continue };
+        if text.len() + character.len_utf8() > room {
+            break;
+        }
+        text.push(character);
+    }
+    let padding = " ".repeat(room - text.len());
+    format!(r#"{{"k":"{text}{padding}"}}"#)
 }
