@@ -13,6 +13,7 @@ use crate::accounts::{UserId, Username};
 use crate::error::AuthError;
 use crate::latchkey::Latchkey;
 use crate::policy::Policy;
+use crate::secret::TokenDigest;
 use crate::sessions::{Caller, SessionId, SessionKind};
 
 /// The shortest time between two key reloads caused by tokens with an unknown `kid`. A key
@@ -26,33 +27,14 @@ struct BearerEntry {
     exp: i64,
 }
 
-/// Most bytes of token text the bearer cache holds (each entry weighs its token and
-/// [`ENTRY_OVERHEAD`]): about 90,000 of latchkey's tokens.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// What an entry costs besides its token's text: the entry, its caller and the cache's own
-/// bookkeeping, roughly.
-const ENTRY_OVERHEAD: u32 = 160;
-
 /// This instance's memory of bearer checks: each token verified once and answered from here
 /// until its `exp` (every hit checked against the denylist), and the bounded reload of keys for
 /// tokens naming an unknown `kid`.
-///
-/// The cache is keyed by the token's text, so a hit compares the whole token. Keying it by the
-/// token's SHA-256 cost a third of a bearer check's instructions (hashing some 500 bytes: 17,000
-/// of 44,600 per request, `scripts/request-profile`). Keeping the token itself adds little to
-/// what this process's memory already holds: only tokens that verified are kept, each until its
-/// `exp`, beside the keys that sign them.
 pub(crate) struct BearerChecks {
-    cache: Cache<Arc<str>, Arc<BearerEntry>>,
+    cache: Cache<TokenDigest, Arc<BearerEntry>>,
     // When a token with an unknown `kid` last reloaded the keys.
     unknown_kid_reload: AsyncMutex<Option<std::time::Instant>>,
     unknown_kid_reloads: AtomicU64,
-}
-
-/// What a cached token weighs against [`CACHE_BYTES`].
-fn weight_of(token: &str) -> u32 {
-    u32::try_from(token.len()).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD)
 }
 
 impl BearerChecks {
@@ -61,11 +43,7 @@ impl BearerChecks {
     pub(crate) fn new(policy: &Policy) -> Self {
         let lifetime = policy.access_token_ttl.unsigned_abs() + std::time::Duration::from_secs(5);
         Self {
-            cache: Cache::builder()
-                .max_capacity(CACHE_BYTES)
-                .weigher(|token: &Arc<str>, _| weight_of(token))
-                .time_to_live(lifetime)
-                .build(),
+            cache: Cache::builder().max_capacity(100_000).time_to_live(lifetime).build(),
             unknown_kid_reload: AsyncMutex::new(None),
             unknown_kid_reloads: AtomicU64::new(0),
         }
@@ -85,8 +63,9 @@ impl Latchkey {
         if token.len() > MAX_TOKEN_BYTES {
             return Ok(Err(TokenRejection::Malformed));
         }
+        let digest = TokenDigest::of(token.as_bytes());
         let now = self.now();
-        let entry = match self.inner.bearer.cache.get(token) {
+        let entry = match self.inner.bearer.cache.get(&digest) {
             Some(entry) => entry,
             None => {
                 let claims = match self.verify_access_token(token, now).await? {
@@ -102,12 +81,12 @@ impl Latchkey {
                 };
                 let caller = Caller { user_id, username, session_id, kind: SessionKind::Token };
                 let entry = Arc::new(BearerEntry { caller, exp: claims.exp });
-                self.inner.bearer.cache.insert(token.into(), Arc::clone(&entry));
+                self.inner.bearer.cache.insert(digest, Arc::clone(&entry));
                 entry
             }
         };
         if is_expired(entry.exp, now) {
-            self.inner.bearer.cache.invalidate(token);
+            self.inner.bearer.cache.invalidate(&digest);
             return Ok(Err(TokenRejection::Expired));
         }
         if self.inner.revocations.denylist.denies(entry.caller.session_id, now) {
