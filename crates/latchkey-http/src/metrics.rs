@@ -1,6 +1,8 @@
 //! Prometheus metrics: requests and latencies by route, logins by outcome, live sessions.
 //! One registry per application (no global recorder), so tests can build many apps.
 
+use std::sync::{PoisonError, RwLock};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -43,6 +45,52 @@ struct RouteLabels {
 struct LoginLabels {
     kind: &'static str,
     outcome: &'static str,
+}
+
+/// Counts the requests of one route. The route's latency histogram is resolved when the
+/// recorder is made, and the counters of the methods and statuses it has answered are kept at
+/// hand, so counting a request takes no hashed label lookup: it is the one cost every request
+/// pays, the hot path's included.
+pub struct RouteRecorder {
+    route: &'static str,
+    latency: Histogram,
+    /// The counters of this route by method and status, as they occur: a route answers a
+    /// handful of combinations, so a scan beats hashing the labels.
+    seen: RwLock<Vec<(&'static str, u16, Counter)>>,
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl RouteRecorder {
+    /// Combinations of method and status kept at hand; past them (never seen in practice: the
+    /// methods are a fixed set and the statuses the application's own) each count is looked
+    /// up by its labels.
+    const MAX_SEEN: usize = 64;
+
+    /// The route template this recorder counts.
+    pub fn route(&self) -> &'static str {
+        self.route
+    }
+
+    /// Counts a finished request: `method` is one of a fixed set ([`method_label`]), the
+    /// status one the application answered.
+    pub fn observe(&self, method: &'static str, status: u16, seconds: f64) {
+        self.latency.observe(seconds);
+        let matches = |(seen_method, seen_status, _): &&(&'static str, u16, Counter)| {
+            *seen_status == status && *seen_method == method
+        };
+        let seen = self.seen.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, counter)) = seen.iter().find(matches) {
+            counter.inc();
+            return;
+        }
+        drop(seen);
+        let counter = self.requests.get_or_create(&RequestLabels { route: self.route, method, status }).clone();
+        counter.inc();
+        let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() < Self::MAX_SEEN && !seen.iter().any(|entry| matches(&entry)) {
+            seen.push((method, status, counter));
+        }
+    }
 }
 
 /// The outcome of a login attempt, as counted.
@@ -178,12 +226,16 @@ impl Metrics {
         }
     }
 
-    /// Counts a finished request. `route` is the matched route template, never the raw path,
-    /// so ids and tokens in paths cannot reach the labels; `method` is one of a fixed set
-    /// ([`method_label`]); the status is one the application answered.
-    pub fn observe_request(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
-        self.requests.get_or_create(&RequestLabels { route, method, status }).inc();
-        self.latency.get_or_create(&RouteLabels { route }).observe(seconds);
+    /// The recorder of requests to `route`: a matched route template, never the raw path, so
+    /// ids and tokens in paths cannot reach the labels. Made once per route when the
+    /// application is built.
+    pub fn route_recorder(&self, route: &'static str) -> RouteRecorder {
+        RouteRecorder {
+            route,
+            latency: self.latency.get_or_create(&RouteLabels { route }).clone(),
+            seen: RwLock::new(Vec::new()),
+            requests: self.requests.clone(),
+        }
     }
 
     /// Counts a login attempt.
@@ -245,14 +297,35 @@ mod tests {
     fn made_up_methods_share_one_label() {
         use axum::http::Method;
         let metrics = Metrics::new();
+        let unmatched = metrics.route_recorder("unmatched");
         for n in 0..50 {
             let method = Method::from_bytes(format!("MADEUP{n}").as_bytes()).expect("a token");
-            metrics.observe_request("unmatched", method_label(&method), 405, 0.001);
+            unmatched.observe(method_label(&method), 405, 0.001);
         }
-        metrics.observe_request("/v1/me", method_label(&Method::GET), 200, 0.001);
+        metrics.route_recorder("/v1/me").observe(method_label(&Method::GET), 200, 0.001);
         let rendered = metrics.render(ServiceFigures::default());
         assert!(!rendered.contains("MADEUP"), "{rendered}");
         assert!(rendered.contains("method=\"other\",status=\"405\"} 50"), "{rendered}");
         assert!(rendered.contains("method=\"GET\""), "{rendered}");
+    }
+
+    #[test]
+    fn a_recorder_counts_every_status_even_past_those_it_keeps_at_hand() {
+        let metrics = Metrics::new();
+        let recorder = metrics.route_recorder("/v1/verify");
+        for status in 100..200 {
+            for _ in 0..3 {
+                recorder.observe("GET", status, 0.001);
+            }
+        }
+        let rendered = metrics.render(ServiceFigures::default());
+        for status in 100..200 {
+            let series = format!("route=\"/v1/verify\",method=\"GET\",status=\"{status}\"}} 3\n");
+            assert!(rendered.contains(&series), "{series} in {rendered}");
+        }
+        assert!(
+            rendered.contains("latchkey_http_request_duration_seconds_count{route=\"/v1/verify\"} 300"),
+            "{rendered}"
+        );
     }
 }

@@ -24,7 +24,7 @@ use pin_project_lite::pin_project;
 use tracing::{error, warn};
 
 use crate::error::{ApiError, ServerFault};
-use crate::metrics::method_label;
+use crate::metrics::{Metrics, RouteRecorder, method_label};
 use crate::state::AppState;
 
 /// The request-id header.
@@ -53,13 +53,22 @@ fn sane_request_id(value: &HeaderValue) -> bool {
 fn request_id_of(request: &Request<Body>) -> HeaderValue {
     match request.headers().get(&REQUEST_ID) {
         Some(value) if sane_request_id(value) => value.clone(),
-        _ => {
-            let id = format!("{}-{}", *INSTANCE_PREFIX, REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
-            // The prefix is base64url and the counter digits: always a valid header value, and
-            // taken without a second copy.
-            HeaderValue::from_maybe_shared(Bytes::from(id)).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-        }
+        _ => new_request_id(),
     }
+}
+
+/// A new request id: the instance prefix, `-`, and the next count, written without the
+/// formatting machinery (this runs for nearly every request).
+fn new_request_id() -> HeaderValue {
+    let mut count = itoa::Buffer::new();
+    let count = count.format(REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
+    let mut id = Vec::with_capacity(INSTANCE_PREFIX.len() + 1 + count.len());
+    id.extend_from_slice(INSTANCE_PREFIX.as_bytes());
+    id.push(b'-');
+    id.extend_from_slice(count.as_bytes());
+    // The prefix is base64url and the counter digits: always a valid header value, and taken
+    // without a second copy.
+    HeaderValue::from_maybe_shared(Bytes::from(id)).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// Most bytes of request headers, names and values, in all. Generous for browsers (whose
@@ -81,25 +90,38 @@ fn refusal_of(request: &Request<Body>) -> Option<ApiError> {
     }
 }
 
-/// The route templates requests are labelled with in the metrics: the same list the router is
-/// built from, matched the way axum matches it. A label is always a template, never the raw
-/// path, so ids and tokens in paths cannot reach the labels.
-struct RouteTemplates(matchit::Router<&'static str>);
+/// The recorders of requests by route template, found the way axum matches a path: the same
+/// list the router is built from, plus one for requests that matched no route. A label is
+/// always a template, never the raw path, so ids and tokens in paths cannot reach the labels.
+struct RouteRecorders {
+    by_template: matchit::Router<usize>,
+    matched: Vec<RouteRecorder>,
+    unmatched: RouteRecorder,
+}
 
-impl RouteTemplates {
-    fn new(templates: &[&'static str]) -> Self {
-        let mut router = matchit::Router::new();
+impl RouteRecorders {
+    fn new(metrics: &Metrics, templates: &[&'static str]) -> Self {
+        let mut by_template = matchit::Router::new();
+        let mut matched = Vec::with_capacity(templates.len());
         for template in templates {
             // The router was built from the same templates and refuses conflicting ones first,
             // so an insert here cannot fail; should it, that template's requests read as
             // unmatched in the metrics and nothing else changes.
-            let _ = router.insert(*template, *template);
+            if by_template.insert(*template, matched.len()).is_ok() {
+                matched.push(metrics.route_recorder(template));
+            }
         }
-        Self(router)
+        Self { by_template, matched, unmatched: metrics.route_recorder(UNMATCHED) }
     }
 
-    fn label(&self, path: &str) -> &'static str {
-        self.0.at(path).map_or(UNMATCHED, |matched| *matched.value)
+    /// Which route `path` matches, as [`Self::recorder`] takes it; `None` for no route.
+    fn of(&self, path: &str) -> Option<usize> {
+        self.by_template.at(path).ok().map(|matched| *matched.value)
+    }
+
+    /// The recorder of a route [`Self::of`] found.
+    fn recorder(&self, route: Option<usize>) -> &RouteRecorder {
+        route.and_then(|index| self.matched.get(index)).unwrap_or(&self.unmatched)
     }
 }
 
@@ -140,8 +162,7 @@ impl Routes {
 
 /// What every frame of one application shares.
 struct FrameParts {
-    state: AppState,
-    templates: RouteTemplates,
+    routes: RouteRecorders,
     /// `Strict-Transport-Security`, where the public URL is https (over plain http a browser
     /// ignores it anyway).
     hsts: Option<HeaderValue>,
@@ -156,10 +177,10 @@ pub struct Frame<S> {
 
 impl<S> Frame<S> {
     /// Frames `inner`, whose routes are `templates`.
-    pub(crate) fn new(inner: S, state: AppState, templates: &[&'static str]) -> Self {
+    pub(crate) fn new(inner: S, state: &AppState, templates: &[&'static str]) -> Self {
         let hsts =
             state.config.secure_cookies().then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
-        Self { inner, parts: Arc::new(FrameParts { state, templates: RouteTemplates::new(templates), hsts }) }
+        Self { inner, parts: Arc::new(FrameParts { routes: RouteRecorders::new(&state.metrics, templates), hsts }) }
     }
 }
 
@@ -178,7 +199,7 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let started = Instant::now();
         let request_id = request_id_of(&request);
-        let route = self.parts.templates.label(request.uri().path());
+        let route = self.parts.routes.of(request.uri().path());
         let method = method_label(request.method());
         let answer = match refusal_of(&request) {
             Some(refusal) => Answer::Refused { response: Some(refusal.into_response()) },
@@ -195,7 +216,8 @@ pin_project! {
         answer: Answer<F>,
         started: Instant,
         request_id: Option<HeaderValue>,
-        route: &'static str,
+        // The route the request matched, for its recorder.
+        route: Option<usize>,
         method: &'static str,
         parts: Arc<FrameParts>,
     }
@@ -225,8 +247,10 @@ where
             },
         };
         let status = response.status().as_u16();
-        let (route, method) = (*this.route, *this.method);
-        this.parts.state.metrics.observe_request(route, method, status, this.started.elapsed().as_secs_f64());
+        let method = *this.method;
+        let recorder = this.parts.routes.recorder(*this.route);
+        recorder.observe(method, status, this.started.elapsed().as_secs_f64());
+        let route = recorder.route();
         let request_id = this.request_id.take().unwrap_or_else(|| HeaderValue::from_static("unknown"));
         // Every server error is logged once, here, with its cause and without headers: no
         // credential reaches the log.
@@ -256,10 +280,12 @@ mod tests {
 
     #[test]
     fn labels_are_templates_never_raw_paths() {
-        let templates = RouteTemplates::new(&["/v1/me", "/v1/sessions/{id}", "/assets/{name}"]);
-        assert_eq!(templates.label("/v1/me"), "/v1/me");
-        assert_eq!(templates.label("/v1/sessions/0191b1f0-secret"), "/v1/sessions/{id}");
-        assert_eq!(templates.label("/v1/me/"), UNMATCHED);
-        assert_eq!(templates.label("/nowhere"), UNMATCHED);
+        let metrics = Metrics::new();
+        let routes = RouteRecorders::new(&metrics, &["/v1/me", "/v1/sessions/{id}", "/assets/{name}"]);
+        let label = |path: &str| routes.recorder(routes.of(path)).route();
+        assert_eq!(label("/v1/me"), "/v1/me");
+        assert_eq!(label("/v1/sessions/0191b1f0-secret"), "/v1/sessions/{id}");
+        assert_eq!(label("/v1/me/"), UNMATCHED);
+        assert_eq!(label("/nowhere"), UNMATCHED);
     }
 }

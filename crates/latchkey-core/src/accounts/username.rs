@@ -2,6 +2,7 @@
 //! look-alikes.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
@@ -25,9 +26,16 @@ pub enum UsernameError {
 
 /// A username, normalised (Unicode NFKC, then lowercase) so that look-alike spellings of the
 /// same name are one account. Valid by construction.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Username(String);
+///
+/// Shared, not copied, when cloned: every authenticated request hands its caller's name on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(Arc<str>);
+
+impl Serialize for Username {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl Username {
     /// Shortest accepted username, in Unicode scalar values.
@@ -50,7 +58,7 @@ impl Username {
         if normalised.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(UsernameError::ForbiddenCharacter);
         }
-        Ok(Self(normalised))
+        Ok(Self(normalised.into()))
     }
 
     /// Normalises and checks the username of a new account: [`Self::parse`], and then every
@@ -77,7 +85,7 @@ impl Username {
 
     /// Rebuilds a username a store wrote; it was valid when written.
     pub fn from_trusted(stored: String) -> Self {
-        Self(stored)
+        Self(stored.into())
     }
 
     /// The normalised text.

@@ -74,7 +74,7 @@ pub fn router(state: AppState) -> App {
         .merge(crate::pages::routes(&state.config));
     let (router, templates) = routes.into_parts();
     let router = router.fallback(|| async { ApiError::NotFound }).with_state(state.clone());
-    Frame::new(router, state, &templates)
+    Frame::new(router, &state, &templates)
 }
 
 /// The whole description of the contract: each operation is declared beside its handler, the

@@ -14,13 +14,15 @@ static USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
 static USERNAME: HeaderName = HeaderName::from_static("x-auth-username");
 static SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
 static KIND: HeaderName = HeaderName::from_static("x-auth-kind");
+static FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+static ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
 /// Whether the request the proxy is asking about was unsafe. Proxies name its method in
 /// `X-Forwarded-Method` (Traefik, Caddy) or `X-Original-Method` (nginx); a proxy that sets one
 /// may pass the other through from the client, so the request counts as unsafe when any of
 /// them names an unsafe method — a client cannot talk its way out of the CSRF rule.
 fn original_method_is_unsafe(headers: &HeaderMap) -> bool {
-    ["x-forwarded-method", "x-original-method"]
+    [&FORWARDED_METHOD, &ORIGINAL_METHOD]
         .into_iter()
         .flat_map(|name| headers.get_all(name))
         .any(|value| Method::from_bytes(value.as_bytes()).map_or(true, |method| is_unsafe(&method)))
@@ -38,7 +40,9 @@ fn username_header(username: &str) -> Result<HeaderValue, ApiError> {
             encoded.extend_from_slice(&[b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]]);
         }
     }
-    HeaderValue::from_bytes(&encoded).map_err(|_| ApiError::Internal("unrepresentable header".into()))
+    // Taken as it is, without the copy `from_bytes` would make.
+    HeaderValue::from_maybe_shared(axum::body::Bytes::from(encoded))
+        .map_err(|_| ApiError::Internal("unrepresentable header".into()))
 }
 
 /// `200` with the caller in `X-Auth-*` headers, `401` without a valid credential, `403` when a
