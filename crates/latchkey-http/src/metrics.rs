@@ -1,7 +1,7 @@
 //! Prometheus metrics: requests and latencies by route, logins by outcome, live sessions.
 //! One registry per application (no global recorder), so tests can build many apps.
 
-use std::sync::{PoisonError, RwLock};
+use std::sync::{OnceLock, PoisonError, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -47,13 +47,14 @@ struct LoginLabels {
     outcome: &'static str,
 }
 
-/// Counts the requests of one route. The route's latency histogram is resolved when the
-/// recorder is made, and the counters of the methods and statuses it has answered are kept at
-/// hand, so counting a request takes no hashed label lookup: it is the one cost every request
-/// pays, the hot path's included.
+/// Counts the requests of one route. The route's latency histogram and the counters of the
+/// methods and statuses it has answered are kept at hand once first used, so counting a request
+/// takes no hashed label lookup: it is the one cost every request pays, the hot path's included.
+/// A route's series still appear in `/metrics` only once it has been asked for.
 pub struct RouteRecorder {
     route: &'static str,
-    latency: Histogram,
+    latency: OnceLock<Histogram>,
+    latencies: HistogramFamily,
     /// The counters of this route by method and status, as they occur: a route answers a
     /// handful of combinations, so a scan beats hashing the labels.
     seen: RwLock<Vec<(&'static str, u16, Counter)>>,
@@ -74,7 +75,9 @@ impl RouteRecorder {
     /// Counts a finished request: `method` is one of a fixed set ([`method_label`]), the
     /// status one the application answered.
     pub fn observe(&self, method: &'static str, status: u16, seconds: f64) {
-        self.latency.observe(seconds);
+        let latency =
+            self.latency.get_or_init(|| self.latencies.get_or_create(&RouteLabels { route: self.route }).clone());
+        latency.observe(seconds);
         let matches = |(seen_method, seen_status, _): &&(&'static str, u16, Counter)| {
             *seen_status == status && *seen_method == method
         };
@@ -232,7 +235,8 @@ impl Metrics {
     pub fn route_recorder(&self, route: &'static str) -> RouteRecorder {
         RouteRecorder {
             route,
-            latency: self.latency.get_or_create(&RouteLabels { route }).clone(),
+            latency: OnceLock::new(),
+            latencies: self.latency.clone(),
             seen: RwLock::new(Vec::new()),
             requests: self.requests.clone(),
         }
@@ -307,6 +311,17 @@ mod tests {
         assert!(!rendered.contains("MADEUP"), "{rendered}");
         assert!(rendered.contains("method=\"other\",status=\"405\"} 50"), "{rendered}");
         assert!(rendered.contains("method=\"GET\""), "{rendered}");
+    }
+
+    #[test]
+    fn a_route_shows_in_the_metrics_only_once_asked_for() {
+        let metrics = Metrics::new();
+        let recorder = metrics.route_recorder("/v1/verify");
+        let _unused = metrics.route_recorder("/v1/me");
+        recorder.observe("GET", 200, 0.001);
+        let rendered = metrics.render(ServiceFigures::default());
+        assert!(rendered.contains("route=\"/v1/verify\""), "{rendered}");
+        assert!(!rendered.contains("route=\"/v1/me\""), "{rendered}");
     }
 
     #[test]
