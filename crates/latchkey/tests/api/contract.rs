@@ -163,7 +163,9 @@ async fn cors_is_granted_to_allowed_origins_only_and_never_reflected() {
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
     let server = Server::start().await;
-    assert_eq!(server.client.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    for _ in 0..3 {
+        assert_eq!(server.client.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    }
     let ready: Value = server.client.get(server.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     server.sign_up("alice").await;
@@ -185,6 +187,15 @@ async fn health_readiness_and_metrics_answer() {
     assert!(metrics.contains(r#"route="/v1/sessions/{id}""#), "route templates, never raw paths: {metrics}");
     assert!(!metrics.contains("00000000-0000-4000"), "{metrics}");
     assert!(metrics.contains("latchkey_http_request_duration_seconds_bucket"), "{metrics}");
+    // Every request is counted once, under its route, method and status.
+    for series in [
+        r#"latchkey_http_requests_total{route="/healthz",method="GET",status="200"} 3"#,
+        r#"latchkey_http_request_duration_seconds_count{route="/healthz"} 3"#,
+        r#"latchkey_http_requests_total{route="/readyz",method="GET",status="200"} 1"#,
+        r#"latchkey_http_requests_total{route="/v1/sessions/{id}",method="GET",status="405"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|line| line == series), "{series} in {metrics}");
+    }
 }
 
 /// The value of `latchkey_store_operations_total` for `store` in a metrics text.
